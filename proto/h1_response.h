@@ -1,0 +1,80 @@
+/*
+ * HTTP/1.1 response parsing for one upstream connection: llhttp in strict
+ * mode underneath, events above that are ready for HTTP/2 (names lowercased,
+ * connection-specific fields removed, 1xx consumed).
+ */
+#ifndef PROTO_H1_RESPONSE_H
+#define PROTO_H1_RESPONSE_H
+
+#include <llhttp.h>
+#include <sys/types.h>
+
+#include "proto.h"
+
+/* Every callback returns 0 to go on or a negative value to stop parsing
+ * (proto_h1_response_feed() then returns PROTO_E_CALLBACK). Header pointers
+ * are valid only during the call. */
+typedef struct proto_h1_response_cbs {
+    /* Final head (status 200..999). Fields lowercased, in arrival order,
+     * connection-specific ones (and those the Connection header names)
+     * removed; content-length kept. */
+    int (*on_head)(void *ud, int status, const proto_header_t *headers, size_t n);
+    int (*on_body)(void *ud, const uint8_t *data, size_t len);
+    /* Chunked trailer fields, same filtering as the head. Not called when
+     * there are none. */
+    int (*on_trailers)(void *ud, const proto_header_t *headers, size_t n);
+    int (*on_complete)(void *ud);
+} proto_h1_response_cbs_t;
+
+typedef struct proto_h1_field {
+    size_t name_off, name_len, value_off, value_len; /* offsets into hbuf */
+} proto_h1_field_t;
+
+typedef struct proto_h1_response {
+    llhttp_t parser;
+    llhttp_settings_t settings;
+    const proto_h1_response_cbs_t *cbs;
+    void *ud;
+    size_t max_head_bytes;
+    int is_head_request;
+    char *hbuf; /* field bytes of the head (or trailers) being read */
+    size_t hlen, hcap;
+    proto_h1_field_t *fields;
+    size_t nfields, fields_cap;
+    int in_value;     /* last data callback was a value (next field name starts a new field) */
+    int head_done;    /* final head delivered; later fields are trailers */
+    int is_complete;  /* final response fully read */
+    int is_started;   /* at least one byte of a response was parsed */
+    int keep_alive;   /* valid once complete */
+    int err;          /* PROTO_E_* recorded by a callback */
+    const char *why;  /* short static reason of the last error */
+} proto_h1_response_t;
+
+/* Prepares r. Heads (status line + fields, or trailers) over max_head_bytes
+ * are refused with PROTO_E_TOO_LARGE. Returns 0 or PROTO_E_NOMEM. */
+int proto_h1_response_init(proto_h1_response_t *r, const proto_h1_response_cbs_t *cbs, void *ud,
+                           size_t max_head_bytes);
+
+/* Readies r for the next response on the same connection. A response to
+ * HEAD has no body whatever its fields say. */
+void proto_h1_response_reset(proto_h1_response_t *r, int is_head_request);
+
+/* Parses up to len bytes. Stops right after the final response completes and
+ * returns how many bytes it consumed (bytes past the end are not consumed:
+ * a caller that sees consumed < len knows the backend sent extra bytes).
+ * Returns PROTO_E_BAD_RESPONSE, PROTO_E_UNSAFE_RESPONSE (e.g. 101, or a field
+ * value HTTP/2 cannot carry), PROTO_E_TOO_LARGE or PROTO_E_CALLBACK. */
+ssize_t proto_h1_response_feed(proto_h1_response_t *r, const uint8_t *data, size_t len);
+
+/* The backend closed its side. Completes a close-delimited body (calling
+ * on_complete) and returns 0, or returns PROTO_E_BAD_RESPONSE when the
+ * response was cut short (no head, short Content-Length, unfinished chunked). */
+int proto_h1_response_finish(proto_h1_response_t *r);
+
+/* After completion: 1 when the connection may carry another request (not
+ * close-delimited, no "Connection: close", HTTP/1.0 only with keep-alive). */
+int proto_h1_response_can_reuse(const proto_h1_response_t *r);
+
+void proto_h1_response_free(proto_h1_response_t *r);
+
+#endif

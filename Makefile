@@ -15,7 +15,9 @@ OPT      ?= -O2 -g
 INCLUDES := -I. -I$(LLHTTP_INC_DIR)
 CFLAGS_ALL = $(CSTD) $(WARN) $(OPT) $(INCLUDES) $(PKG_CFLAGS) $(EXTRA_CFLAGS)
 # llhttp's generated C builds with -Wall but not -Wextra (unused parameters).
-CFLAGS_LLHTTP = $(CSTD) -Wall -Wno-unused-parameter $(OPT) -I$(LLHTTP_INC_DIR) $(EXTRA_CFLAGS)
+# Strict mode: a bare CR is not a line end and chunk data must end in CRLF
+# (both are request-smuggling vectors in loose mode).
+CFLAGS_LLHTTP = $(CSTD) -DLLHTTP_STRICT_MODE=1 -Wall -Wno-unused-parameter $(OPT) -I$(LLHTTP_INC_DIR) $(EXTRA_CFLAGS)
 LDLIBS_ALL = $(PKG_LIBS) -lpthread $(EXTRA_LDFLAGS)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
@@ -33,6 +35,7 @@ objs = $(patsubst %.c,$(1)/obj/%.o,$(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC)) \
 LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC)) \
            $(patsubst %.c,build/obj/llhttp/%.o,$(LLHTTP_SRC))
 
+.SECONDARY:
 .PHONY: all deps test unit integration integration-asan asan run bench clean format check-format
 all: build/h2gw build/origin
 

@@ -48,6 +48,10 @@ typedef struct proto_h1_response {
     int keep_alive;   /* valid once complete */
     int err;          /* PROTO_E_* recorded by a callback */
     const char *why;  /* short static reason of the last error */
+    /* Telling an obs-fold from a value split across feed() calls: */
+    const char *feed_data; /* bytes of the feed() in progress; NULL between calls */
+    const char *feed_end;
+    int is_value_cut; /* the last value piece ended where its feed() bytes did */
 } proto_h1_response_t;
 
 /* Prepares r. Heads (status line + fields, or trailers) over max_head_bytes

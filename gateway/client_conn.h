@@ -1,0 +1,70 @@
+/*
+ * A client connection's transport: the TCP handle, the peer address, and the
+ * write side (output gathered once per loop turn, one write in flight). The
+ * protocol on top (HTTP/2 now; HTTP/1.1 and TLS slot in beside it) plugs in
+ * through gw_client_proto_t, chosen after the first bytes are sniffed.
+ */
+#ifndef GW_CLIENT_CONN_H
+#define GW_CLIENT_CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "gateway/queue.h"
+
+struct gw_worker;
+typedef struct gw_client_conn gw_client_conn_t;
+
+typedef struct gw_client_proto {
+    const char *name;
+    /* Bytes from the client. Returns 0, or negative to close the connection. */
+    int (*on_read)(gw_client_conn_t *c, const uint8_t *data, size_t len);
+    /* Called once per loop turn while the connection is dirty and no write is
+     * in flight: append output with gw_client_conn_out(). Returns 1 while the
+     * connection should stay open, 0 when it is done (closed once the output
+     * is written), negative on error (closed at once). */
+    int (*on_flush)(gw_client_conn_t *c);
+    /* A graceful drain started. */
+    void (*on_drain)(gw_client_conn_t *c);
+    /* The connection is being freed: release every exchange and the state. */
+    void (*on_destroy)(gw_client_conn_t *c);
+} gw_client_proto_t;
+
+struct gw_client_conn {
+    uv_tcp_t tcp;
+    struct gw_worker *w;
+    const gw_client_proto_t *proto;
+    void *proto_state;
+    char peer_addr[64]; /* numeric, without port */
+    int peer_port;
+    gw_queue_t dirty_node;
+    gw_queue_t all_node;
+    uint8_t *out; /* output gathered this turn; the write in flight owns it */
+    size_t out_len, out_cap;
+    uv_write_t wreq;
+    unsigned is_writing : 1;
+    unsigned is_closing : 1;
+    unsigned is_done : 1; /* protocol finished: close when the output is written */
+    uint8_t sniff[24];    /* first bytes, kept until the protocol is known */
+    size_t sniff_len;
+};
+
+/* Takes an accepted connection and starts reading; the protocol is chosen by
+ * the first bytes. Returns 0 or a negative uv error. */
+int gw_client_conn_start(struct gw_worker *w, uv_stream_t *server);
+
+/* Appends output for the next write. Returns 0 or -ENOMEM. */
+int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len);
+
+/* Asks for a flush at the end of this loop turn. */
+void gw_client_conn_mark_dirty(gw_client_conn_t *c);
+
+/* Flushes every dirty connection of the worker (the worker's prepare hook). */
+void gw_client_conn_flush_all(struct gw_worker *w);
+
+/* Closes now; pending output is dropped. Safe to call twice. Never call it
+ * from inside the protocol's own callbacks: return an error instead. */
+void gw_client_conn_close(gw_client_conn_t *c);
+
+#endif

@@ -1,0 +1,110 @@
+/*
+ * One proxied request/response. An exchange is owned by its client
+ * connection (the frontend); an upstream connection only borrows it while
+ * busy, and gw_exchange_detach() clears both links at once.
+ */
+#ifndef GW_EXCHANGE_H
+#define GW_EXCHANGE_H
+
+#include <stdint.h>
+
+#include "gateway/queue.h"
+#include "proto/buf.h"
+#include "proto/h1_request.h"
+#include "proto/headers.h"
+#include "proto/proto.h"
+
+struct gw_worker;
+struct gw_pool;
+struct gw_upconn;
+typedef struct gw_exchange gw_exchange_t;
+
+/* What the backend side tells the client side. Implemented by h2_client
+ * (and by the HTTP/1.1 frontend later). */
+typedef struct gw_frontend_ops {
+    /* The final response head arrived. Fields are valid during the call only.
+     * has_body is 0 when the response cannot have content (HEAD, 204, 304,
+     * Content-Length: 0). Returns 0, or negative to fail the exchange. */
+    int (*on_head)(gw_exchange_t *x, int status, const proto_header_t *fields, size_t n,
+                   int has_body);
+    /* Body bytes were appended to x->resp_body or x->is_resp_done was set. */
+    void (*on_body)(gw_exchange_t *x);
+    /* The exchange failed. status > 0: answer with that status and the text
+     * in why (the head was not sent); status 0: reset the stream. */
+    void (*on_fail)(gw_exchange_t *x, int status, const char *why);
+    /* n request body bytes reached the backend: let the client send more. */
+    void (*on_req_body_written)(gw_exchange_t *x, size_t n);
+} gw_frontend_ops_t;
+
+struct gw_exchange {
+    struct gw_worker *w;
+    const gw_frontend_ops_t *fe;
+    void *fe_conn;     /* the frontend's connection object */
+    void *fe_req;      /* the frontend's request being read; freed once the head is built */
+    int32_t stream_id; /* for logs and the HTTP/2 frontend */
+    gw_queue_t fe_node; /* in the frontend connection's list of exchanges */
+    gw_queue_t sched_node;
+    struct gw_pool *pool;
+    struct gw_upconn *upconn; /* borrowed while busy; NULL otherwise */
+    uint64_t start_ms;
+
+    /* request */
+    proto_h1_head_t head;
+    int is_head_method;
+    proto_buf_t req_body;        /* received, not yet handed to the backend */
+    uint64_t req_body_written;   /* bytes handed to backend writes so far */
+    unsigned is_started : 1;     /* head built and submitted to the pool */
+    unsigned is_req_end : 1;     /* the client sent its last body byte */
+    unsigned is_req_head_written : 1;
+    unsigned is_req_sent : 1;    /* head, body and terminator all written */
+    unsigned is_retried : 1;
+
+    /* response */
+    int resp_status;
+    proto_buf_t resp_body;       /* backend bytes not yet taken by the client */
+    proto_header_t *trailers;    /* one allocation holding fields and bytes */
+    size_t ntrailers;
+    unsigned is_resp_head_sent : 1;
+    unsigned is_resp_done : 1;   /* the whole response body is in resp_body */
+    unsigned is_failed : 1;
+    unsigned is_deferred : 1;    /* the frontend's body reader waits for bytes */
+};
+
+/* Creates an exchange owned by fe_conn. Returns NULL when out of memory. */
+gw_exchange_t *gw_exchange_new(struct gw_worker *w, const gw_frontend_ops_t *fe, void *fe_conn,
+                               int32_t stream_id);
+
+/* Frees x: takes it out of the queue, and closes a borrowed upstream
+ * connection whose exchange was not finished (its state is unknown). */
+void gw_exchange_free(gw_exchange_t *x);
+
+/* Hands x (whose head is built) to its backend's pool. */
+void gw_exchange_start(gw_exchange_t *x, struct gw_pool *pool);
+
+/* Request body bytes from the client. Returns 1 when they were taken for the
+ * backend (the window reopens through on_req_body_written), 0 when the
+ * exchange no longer needs them (the caller reopens the window itself), or
+ * PROTO_E_NOMEM. */
+int gw_exchange_req_body(gw_exchange_t *x, const uint8_t *data, size_t len);
+
+/* The client finished its request body. */
+void gw_exchange_req_end(gw_exchange_t *x);
+
+/* Copies up to max response body bytes for the client, and lets the backend
+ * send again once the buffer has drained. Returns the count copied. */
+size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max);
+
+/* Clears the links between x and its upstream connection. */
+void gw_exchange_detach(gw_exchange_t *x);
+
+/* The one exit for a failed exchange. Retries when gw_exchange_can_retry()
+ * says so, else tells the frontend (status before the head, reset after). */
+void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int is_retryable);
+
+/* Called by the upstream side as the response arrives. */
+int gw_exchange_on_resp_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n);
+int gw_exchange_on_resp_body(gw_exchange_t *x, const uint8_t *data, size_t len);
+int gw_exchange_on_resp_trailers(gw_exchange_t *x, const proto_header_t *f, size_t n);
+void gw_exchange_on_resp_done(gw_exchange_t *x);
+
+#endif

@@ -1,0 +1,555 @@
+#include "gateway/h2_client.h"
+
+#include <nghttp2/nghttp2.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/exchange.h"
+#include "gateway/log.h"
+#include "gateway/worker.h"
+#include "proto/headers.h"
+
+/* Gathering stops at this much output per write; the rest follows when the
+ * write completes, so a fast stream cannot grow the buffer without bound. */
+#define MAX_GATHER (128 * 1024)
+
+/* The connection window only paces the client; memory is bounded by the
+ * per-stream windows, so it is consumed on receipt and kept large. */
+#define CONNECTION_WINDOW (16 * 1024 * 1024)
+
+typedef struct h2_client {
+    gw_client_conn_t *conn;
+    nghttp2_session *session;
+    gw_queue_t exchanges;
+} h2_client_t;
+
+/* A request's fields as nghttp2 hands them over, copied because nghttp2's
+ * buffers do not outlive the callback. Bounded by max_header_list_size. */
+typedef struct h2_field {
+    size_t name_off, name_len, value_off, value_len;
+} h2_field_t;
+
+typedef struct h2_request {
+    char *buf;
+    size_t len, cap;
+    h2_field_t *fields;
+    size_t nfields, cap_fields;
+    h2_field_t method, scheme, authority, path;
+    int has_authority;
+    size_t list_size; /* RFC 9113 §6.5.2: name + value + 32 per field */
+    int is_too_large;
+} h2_request_t;
+
+static const gw_frontend_ops_t h2_frontend_ops;
+
+static h2_client_t *client_of(const gw_exchange_t *x)
+{
+    return x->fe_conn;
+}
+
+static void request_free(gw_exchange_t *x)
+{
+    h2_request_t *r = x->fe_req;
+    if (r == NULL)
+        return;
+    free(r->buf);
+    free(r->fields);
+    free(r);
+    x->fe_req = NULL;
+}
+
+static int request_append(h2_request_t *r, const uint8_t *data, size_t len, size_t *off)
+{
+    if (r->len + len > r->cap) {
+        size_t cap = r->cap ? r->cap : 1024;
+        while (cap < r->len + len)
+            cap *= 2;
+        char *p = realloc(r->buf, cap);
+        if (p == NULL)
+            return -1;
+        r->buf = p;
+        r->cap = cap;
+    }
+    memcpy(r->buf + r->len, data, len);
+    *off = r->len;
+    r->len += len;
+    return 0;
+}
+
+static int request_add_field(h2_request_t *r, const uint8_t *name, size_t name_len,
+                             const uint8_t *value, size_t value_len)
+{
+    h2_field_t f = {.name_len = name_len, .value_len = value_len};
+    if (request_append(r, name, name_len, &f.name_off) != 0 ||
+        request_append(r, value, value_len, &f.value_off) != 0)
+        return -1;
+
+    if (name_len > 0 && name[0] == ':') {
+        if (name_len == 7 && memcmp(name, ":method", 7) == 0)
+            r->method = f;
+        else if (name_len == 7 && memcmp(name, ":scheme", 7) == 0)
+            r->scheme = f;
+        else if (name_len == 5 && memcmp(name, ":path", 5) == 0)
+            r->path = f;
+        else if (name_len == 10 && memcmp(name, ":authority", 10) == 0) {
+            r->authority = f;
+            r->has_authority = 1;
+        }
+        return 0;
+    }
+    if (r->nfields == r->cap_fields) {
+        size_t cap = r->cap_fields ? r->cap_fields * 2 : 16;
+        h2_field_t *p = realloc(r->fields, cap * sizeof(*p));
+        if (p == NULL)
+            return -1;
+        r->fields = p;
+        r->cap_fields = cap;
+    }
+    r->fields[r->nfields++] = f;
+    return 0;
+}
+
+/* ---- responses to the client ---- */
+
+static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                               size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud);
+
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 400: return "Bad Request";
+    case 413: return "Content Too Large";
+    case 431: return "Request Header Fields Too Large";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Error";
+    }
+}
+
+/* Answers x with a short text error. The body goes through the same data
+ * provider as a backend body, so there is one way a response leaves. */
+static void reply_error(gw_exchange_t *x, int status)
+{
+    h2_client_t *h = client_of(x);
+    char body[96], status_str[8], len_str[24];
+    int body_len = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
+    snprintf(status_str, sizeof(status_str), "%d", status);
+    snprintf(len_str, sizeof(len_str), "%d", body_len);
+    proto_buf_free(&x->resp_body);
+    x->resp_status = status;
+    x->is_resp_done = 1;
+    x->is_resp_head_sent = 1;
+    if (proto_buf_append(&x->resp_body, body, (size_t)body_len) != 0) {
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    nghttp2_nv nv[] = {
+        {(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0},
+        {(uint8_t *)"content-type", (uint8_t *)"text/plain; charset=utf-8", 12, 25, 0},
+        {(uint8_t *)"content-length", (uint8_t *)len_str, 14, strlen(len_str), 0},
+    };
+    nghttp2_data_provider dp = {.source.ptr = x, .read_callback = h2_on_data_read};
+    if (nghttp2_submit_response(h->session, x->stream_id, nv, 3, &dp) != 0)
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+}
+
+static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n,
+                      int has_body)
+{
+    h2_client_t *h = client_of(x);
+    char status_str[8];
+    snprintf(status_str, sizeof(status_str), "%d", status);
+
+    nghttp2_nv stack_nv[64];
+    nghttp2_nv *nv = n + 1 <= 64 ? stack_nv : malloc((n + 1) * sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0};
+    for (size_t i = 0; i < n; i++)
+        nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
+                                 f[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    nghttp2_data_provider dp = {.source.ptr = x, .read_callback = h2_on_data_read};
+    int rv = nghttp2_submit_response(h->session, x->stream_id, nv, n + 1, has_body ? &dp : NULL);
+    if (nv != stack_nv)
+        free(nv);
+    if (rv != 0)
+        return -1;
+    gw_client_conn_mark_dirty(h->conn);
+    return 0;
+}
+
+static void fe_on_body(gw_exchange_t *x)
+{
+    h2_client_t *h = client_of(x);
+    if (!x->is_deferred)
+        return;
+    x->is_deferred = 0;
+    nghttp2_session_resume_data(h->session, x->stream_id);
+    gw_client_conn_mark_dirty(h->conn);
+}
+
+static void fe_on_fail(gw_exchange_t *x, int status, const char *why)
+{
+    h2_client_t *h = client_of(x);
+    (void)why;
+    if (status > 0)
+        reply_error(x, status);
+    else
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+    gw_client_conn_mark_dirty(h->conn);
+}
+
+static void fe_on_req_body_written(gw_exchange_t *x, size_t n)
+{
+    h2_client_t *h = client_of(x);
+    nghttp2_session_consume_stream(h->session, x->stream_id, n);
+    gw_client_conn_mark_dirty(h->conn);
+}
+
+static const gw_frontend_ops_t h2_frontend_ops = {
+    .on_head = fe_on_head,
+    .on_body = fe_on_body,
+    .on_fail = fe_on_fail,
+    .on_req_body_written = fe_on_req_body_written,
+};
+
+static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
+{
+    nghttp2_nv stack_nv[32] = {0};
+    nghttp2_nv *nv = x->ntrailers <= 32 ? stack_nv : malloc(x->ntrailers * sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    for (size_t i = 0; i < x->ntrailers; i++) {
+        const proto_header_t *f = &x->trailers[i];
+        nv[i] = (nghttp2_nv){(uint8_t *)f->name, (uint8_t *)f->value, f->name_len, f->value_len,
+                             NGHTTP2_NV_FLAG_NONE};
+    }
+    int rv = nghttp2_submit_trailer(session, x->stream_id, nv, x->ntrailers);
+    if (nv != stack_nv)
+        free(nv);
+    return rv;
+}
+
+static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                               size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud)
+{
+    (void)stream_id, (void)ud;
+    gw_exchange_t *x = src->ptr;
+    size_t n = gw_exchange_resp_read(x, buf, len);
+    if (n == 0 && !x->is_resp_done) {
+        x->is_deferred = 1; /* resumed by fe_on_body() */
+        return NGHTTP2_ERR_DEFERRED;
+    }
+    if (x->is_resp_done && proto_buf_len(&x->resp_body) == 0) {
+        *flags |= NGHTTP2_DATA_FLAG_EOF;
+        if (x->ntrailers > 0 && submit_trailers(session, x) == 0)
+            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
+    }
+    return (ssize_t)n;
+}
+
+/* ---- requests from the client ---- */
+
+static gw_exchange_t *stream_exchange(nghttp2_session *session, int32_t stream_id)
+{
+    return nghttp2_session_get_stream_user_data(session, stream_id);
+}
+
+static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    h2_client_t *h = ud;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0;
+    gw_exchange_t *x = gw_exchange_new(h->conn->w, &h2_frontend_ops, h, frame->hd.stream_id);
+    h2_request_t *r = calloc(1, sizeof(*r));
+    if (x == NULL || r == NULL) {
+        free(x);
+        free(r);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    x->fe_req = r;
+    gw_queue_insert_tail(&h->exchanges, &x->fe_node);
+    nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, x);
+    return 0;
+}
+
+static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, const uint8_t *name,
+                        size_t name_len, const uint8_t *value, size_t value_len, uint8_t flags,
+                        void *ud)
+{
+    h2_client_t *h = ud;
+    (void)flags;
+    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+        return 0; /* request trailers are not forwarded */
+    gw_exchange_t *x = stream_exchange(session, frame->hd.stream_id);
+    if (x == NULL || x->fe_req == NULL)
+        return 0;
+    h2_request_t *r = x->fe_req;
+    r->list_size += name_len + value_len + 32;
+    if (r->list_size > h->conn->w->cfg->max_header_list_size)
+        r->is_too_large = 1;
+    if (r->is_too_large)
+        return 0;
+    if (request_add_field(r, name, name_len, value, value_len) != 0)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    return 0;
+}
+
+static void field_view(const h2_request_t *r, const h2_field_t *f, const char **p, size_t *len)
+{
+    *p = r->buf + f->value_off;
+    *len = f->value_len;
+}
+
+/* The request head is complete: translate it, or answer the client when it
+ * cannot be forwarded. Nothing reaches a backend before this passes. */
+static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
+{
+    h2_request_t *r = x->fe_req;
+    gw_client_conn_t *c = h->conn;
+
+    if (r->is_too_large) {
+        GW_LOG_INFO("client %s:%d stream %d: header list over %u bytes: 431", c->peer_addr,
+                    c->peer_port, (int)x->stream_id, c->w->cfg->max_header_list_size);
+        request_free(x);
+        x->is_failed = 1;
+        reply_error(x, 431);
+        return;
+    }
+
+    proto_header_t stack_hdrs[64];
+    proto_header_t *hdrs = r->nfields <= 64 ? stack_hdrs : malloc(r->nfields * sizeof(*hdrs));
+    if (hdrs == NULL) {
+        request_free(x);
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+        return;
+    }
+    for (size_t i = 0; i < r->nfields; i++) {
+        hdrs[i] = (proto_header_t){r->buf + r->fields[i].name_off, r->fields[i].name_len,
+                                   r->buf + r->fields[i].value_off, r->fields[i].value_len};
+    }
+    proto_request_t req = {
+        .headers = hdrs,
+        .nheaders = r->nfields,
+        .client_addr = c->peer_addr,
+        .has_body = !is_end_stream,
+    };
+    field_view(r, &r->method, &req.method, &req.method_len);
+    field_view(r, &r->scheme, &req.scheme, &req.scheme_len);
+    field_view(r, &r->path, &req.path, &req.path_len);
+    if (r->has_authority)
+        field_view(r, &r->authority, &req.authority, &req.authority_len);
+
+    const char *why = NULL;
+    int rv = proto_h1_request_build(&req, &x->head, &why);
+    x->is_head_method = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+    if (hdrs != stack_hdrs)
+        free(hdrs);
+    request_free(x);
+
+    if (rv != 0) {
+        int status = rv == PROTO_E_NOT_IMPLEMENTED ? 501 : 400;
+        if (rv == PROTO_E_NOMEM) {
+            nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                      NGHTTP2_INTERNAL_ERROR);
+            return;
+        }
+        GW_LOG_INFO("client %s:%d stream %d: request refused with %d: %s", c->peer_addr,
+                    c->peer_port, (int)x->stream_id, status, why ? why : proto_strerror(rv));
+        x->is_failed = 1;
+        reply_error(x, status);
+        return;
+    }
+    x->is_req_end = is_end_stream;
+    gw_exchange_start(x, &c->w->pool);
+}
+
+static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    h2_client_t *h = ud;
+    int is_end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
+    gw_exchange_t *x;
+
+    switch (frame->hd.type) {
+    case NGHTTP2_HEADERS:
+        x = stream_exchange(session, frame->hd.stream_id);
+        if (x == NULL)
+            break;
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && x->fe_req != NULL)
+            start_exchange(h, x, is_end_stream);
+        else if (is_end_stream && x->is_started)
+            gw_exchange_req_end(x);
+        break;
+    case NGHTTP2_DATA:
+        x = stream_exchange(session, frame->hd.stream_id);
+        if (x != NULL && is_end_stream && x->is_started)
+            gw_exchange_req_end(x);
+        break;
+    default:
+        break;
+    }
+    return 0;
+}
+
+static int h2_on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                                 const uint8_t *data, size_t len, void *ud)
+{
+    (void)flags, (void)ud;
+    nghttp2_session_consume_connection(session, len);
+    gw_exchange_t *x = stream_exchange(session, stream_id);
+    int taken = x != NULL && x->is_started ? gw_exchange_req_body(x, data, len) : 0;
+    if (taken < 0) {
+        nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_INTERNAL_ERROR);
+        taken = 0;
+    }
+    if (taken == 0)
+        nghttp2_session_consume_stream(session, stream_id, len);
+    return 0;
+}
+
+static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
+                              void *ud)
+{
+    (void)ud, (void)error_code;
+    gw_exchange_t *x = stream_exchange(session, stream_id);
+    if (x == NULL)
+        return 0;
+    nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+    request_free(x);
+    gw_exchange_free(x);
+    return 0;
+}
+
+/* ---- the connection ---- */
+
+static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
+{
+    h2_client_t *h = c->proto_state;
+    ssize_t rv = nghttp2_session_mem_recv(h->session, data, len);
+    if (rv < 0) {
+        GW_LOG_DEBUG("client %s:%d: HTTP/2 error: %s", c->peer_addr, c->peer_port,
+                     nghttp2_strerror((int)rv));
+        return -1;
+    }
+    return 0;
+}
+
+static int h2_conn_on_flush(gw_client_conn_t *c)
+{
+    h2_client_t *h = c->proto_state;
+    while (c->out_len < MAX_GATHER) {
+        const uint8_t *data;
+        ssize_t n = nghttp2_session_mem_send(h->session, &data);
+        if (n < 0) {
+            GW_LOG_DEBUG("client %s:%d: HTTP/2 send error: %s", c->peer_addr, c->peer_port,
+                         nghttp2_strerror((int)n));
+            return -1;
+        }
+        if (n == 0)
+            break;
+        if (gw_client_conn_out(c, data, (size_t)n) != 0)
+            return -1;
+    }
+    if (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session))
+        return 0;
+    return 1;
+}
+
+static void h2_conn_on_drain(gw_client_conn_t *c)
+{
+    h2_client_t *h = c->proto_state;
+    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h->session), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    gw_client_conn_mark_dirty(c);
+}
+
+static void h2_conn_on_destroy(gw_client_conn_t *c)
+{
+    h2_client_t *h = c->proto_state;
+    if (h == NULL)
+        return;
+    gw_queue_t *n;
+    while ((n = gw_queue_first(&h->exchanges)) != NULL) {
+        gw_exchange_t *x = gw_container_of(n, gw_exchange_t, fe_node);
+        request_free(x);
+        gw_exchange_free(x);
+    }
+    nghttp2_session_del(h->session);
+    free(h);
+    c->proto_state = NULL;
+}
+
+const gw_client_proto_t gw_h2_client_proto = {
+    .name = "h2",
+    .on_read = h2_conn_on_read,
+    .on_flush = h2_conn_on_flush,
+    .on_drain = h2_conn_on_drain,
+    .on_destroy = h2_conn_on_destroy,
+};
+
+int gw_h2_client_attach(gw_client_conn_t *c)
+{
+    const cfg_t *cfg = c->w->cfg;
+    h2_client_t *h = calloc(1, sizeof(*h));
+    nghttp2_session_callbacks *cbs = NULL;
+    nghttp2_option *opt = NULL;
+    if (h == NULL)
+        return -1;
+    h->conn = c;
+    gw_queue_init(&h->exchanges);
+
+    if (nghttp2_session_callbacks_new(&cbs) != 0)
+        goto fail;
+    nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, h2_on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(cbs, h2_on_header);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame_recv);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data_chunk_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
+
+    if (nghttp2_option_new(&opt) != 0)
+        goto fail;
+    /* Window updates follow what the backend has taken (backpressure). */
+    nghttp2_option_set_no_auto_window_update(opt, 1);
+    /* CVE-2023-44487 (Rapid Reset) and CVE-2024-27316 (CONTINUATION flood). */
+    nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
+    nghttp2_option_set_max_continuations(opt, 8);
+
+    if (nghttp2_session_server_new2(&h->session, cbs, h, opt) != 0)
+        goto fail;
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    opt = NULL;
+    cbs = NULL;
+
+    nghttp2_settings_entry settings[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, cfg->max_concurrent_streams},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->request_buffer_size},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->max_header_list_size},
+        {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+    };
+    if (nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, settings,
+                                sizeof(settings) / sizeof(settings[0])) != 0 ||
+        nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0,
+                                              CONNECTION_WINDOW) != 0)
+        goto fail_session;
+
+    c->proto_state = h;
+    gw_client_conn_mark_dirty(c);
+    return 0;
+
+fail_session:
+    nghttp2_session_del(h->session);
+fail:
+    nghttp2_option_del(opt);
+    nghttp2_session_callbacks_del(cbs);
+    free(h);
+    return -1;
+}

@@ -1,0 +1,113 @@
+/*
+ * Header field rules shared by request and response translation.
+ */
+#include "proto/headers.h"
+
+#include <string.h>
+
+/* RFC 9110 §5.6.2 tchar, as a table so the hot loop is one load per byte. */
+static const unsigned char tchar[256] = {
+    ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
+    ['-'] = 1, ['.'] = 1, ['^'] = 1, ['_'] = 1, ['`'] = 1, ['|'] = 1,  ['~'] = 1, ['0'] = 1,
+    ['1'] = 1, ['2'] = 1, ['3'] = 1, ['4'] = 1, ['5'] = 1, ['6'] = 1,  ['7'] = 1, ['8'] = 1,
+    ['9'] = 1, ['a'] = 1, ['b'] = 1, ['c'] = 1, ['d'] = 1, ['e'] = 1,  ['f'] = 1, ['g'] = 1,
+    ['h'] = 1, ['i'] = 1, ['j'] = 1, ['k'] = 1, ['l'] = 1, ['m'] = 1,  ['n'] = 1, ['o'] = 1,
+    ['p'] = 1, ['q'] = 1, ['r'] = 1, ['s'] = 1, ['t'] = 1, ['u'] = 1,  ['v'] = 1, ['w'] = 1,
+    ['x'] = 1, ['y'] = 1, ['z'] = 1, ['A'] = 2, ['B'] = 2, ['C'] = 2,  ['D'] = 2, ['E'] = 2,
+    ['F'] = 2, ['G'] = 2, ['H'] = 2, ['I'] = 2, ['J'] = 2, ['K'] = 2,  ['L'] = 2, ['M'] = 2,
+    ['N'] = 2, ['O'] = 2, ['P'] = 2, ['Q'] = 2, ['R'] = 2, ['S'] = 2,  ['T'] = 2, ['U'] = 2,
+    ['V'] = 2, ['W'] = 2, ['X'] = 2, ['Y'] = 2, ['Z'] = 2,
+};
+
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+int proto_headers_name_eq(const char *a, size_t a_len, const char *b, size_t b_len)
+{
+    if (a_len != b_len)
+        return 0;
+    for (size_t i = 0; i < a_len; i++) {
+        if (lower((unsigned char)a[i]) != lower((unsigned char)b[i]))
+            return 0;
+    }
+    return 1;
+}
+
+int proto_headers_is_connection_specific(const char *name, size_t len)
+{
+    static const struct {
+        const char *s;
+        size_t len;
+    } names[] = {
+        {"connection", 10},        {"keep-alive", 10}, {"proxy-connection", 16},
+        {"transfer-encoding", 17}, {"upgrade", 7},     {"http2-settings", 14},
+    };
+
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (proto_headers_name_eq(name, len, names[i].s, names[i].len))
+            return 1;
+    }
+    return 0;
+}
+
+int proto_headers_valid_name(const char *name, size_t len, int lowercase_only)
+{
+    if (len == 0)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char t = tchar[(unsigned char)name[i]];
+        if (t == 0 || (t == 2 && lowercase_only))
+            return 0;
+    }
+    return 1;
+}
+
+int proto_headers_valid_value(const char *value, size_t len)
+{
+    if (len == 0)
+        return 1;
+    if (value[0] == ' ' || value[0] == '\t' || value[len - 1] == ' ' || value[len - 1] == '\t')
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = value[i];
+        if (c == '\0' || c == '\r' || c == '\n')
+            return 0;
+    }
+    return 1;
+}
+
+int proto_headers_is_idempotent_method(const char *method, size_t len)
+{
+    static const char *const methods[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strlen(methods[i]) == len && memcmp(methods[i], method, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int proto_headers_list_contains(const char *list, size_t list_len, const char *name,
+                                size_t name_len)
+{
+    size_t i = 0;
+
+    while (i < list_len) {
+        size_t start, end;
+
+        while (i < list_len && (list[i] == ' ' || list[i] == '\t'))
+            i++;
+        start = i;
+        while (i < list_len && list[i] != ',')
+            i++;
+        end = i;
+        while (end > start && (list[end - 1] == ' ' || list[end - 1] == '\t'))
+            end--;
+        if (end > start && proto_headers_name_eq(list + start, end - start, name, name_len))
+            return 1;
+        i++; /* skip the comma */
+    }
+    return 0;
+}

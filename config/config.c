@@ -17,7 +17,7 @@ typedef enum opt_type {
     OPT_DURATION_MS, /* uint64_t milliseconds */
     OPT_SIZE32,      /* uint32_t bytes, k/m/g suffixes */
     OPT_BOOL,        /* int 0/1 */
-    OPT_LOG_LEVEL,   /* int, enum cfg_log_level */
+    OPT_ENUM,        /* int: index of the value in the option's names[] */
     OPT_PATH,        /* char[4096] */
     OPT_FLAG_NOARG,  /* int set to 1 by the bare flag */
     OPT_HELP,        /* handled by cfg_from_args, no storage */
@@ -33,6 +33,8 @@ typedef struct cfg_option {
     const char *def; /* default as a user would write it; NULL for none */
     uint64_t min, max;
     const char *help;
+    const char *const *names; /* OPT_ENUM: the accepted words, NULL-terminated */
+    const char *what;         /* OPT_ENUM: what a value is, for errors ("log level") */
 } cfg_option_t;
 
 #define MS_PER_DAY (24ULL * 3600 * 1000)
@@ -40,46 +42,58 @@ typedef struct cfg_option {
 #define MIB (1024ULL * 1024)
 #define GIB (1024ULL * 1024 * 1024)
 
+static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const scheduling_modes[] = {"priority", "fifo", NULL};
+
 static const cfg_option_t options[] = {
     {"listen", "listen", "address", OPT_ADDR, offsetof(cfg_t, listen), NULL, 0, 0,
-     "address to accept clients on (required)"},
+     "address to accept clients on (required)", NULL, NULL},
     {"backend", "backend", "server", OPT_ADDR, offsetof(cfg_t, backend), NULL, 0, 0,
-     "HTTP/1.1 server to forward requests to (required)"},
+     "HTTP/1.1 server to forward requests to (required)", NULL, NULL},
     {"backend-max-connections", "backend", "max_connections", OPT_UINT32,
      offsetof(cfg_t, backend_max_connections), "100", 1, 100000,
-     "keep-alive connections per backend server, busy or idle"},
+     "keep-alive connections per backend server, busy or idle", NULL, NULL},
     {"backend-idle-timeout", "backend", "idle_timeout", OPT_DURATION_MS,
      offsetof(cfg_t, backend_idle_timeout_ms), "4s", 1, MS_PER_DAY,
-     "how long an idle pooled connection is kept"},
+     "how long an idle pooled connection is kept", NULL, NULL},
     {"backend-connect-timeout", "backend", "connect_timeout", OPT_DURATION_MS,
      offsetof(cfg_t, backend_connect_timeout_ms), "3s", 1, MS_PER_DAY,
-     "time allowed to connect to a backend"},
+     "time allowed to connect to a backend", NULL, NULL},
     {"backend-response-timeout", "backend", "response_timeout", OPT_DURATION_MS,
      offsetof(cfg_t, backend_response_timeout_ms), "60s", 1, MS_PER_DAY,
-     "time from the request fully sent to the response head"},
+     "time from the request fully sent to the response head", NULL, NULL},
     {"max-concurrent-streams", "gateway", "max_concurrent_streams", OPT_UINT32,
      offsetof(cfg_t, max_concurrent_streams), "100", 1, INT32_MAX,
-     "HTTP/2 streams a client may open at once"},
+     "HTTP/2 streams a client may open at once", NULL, NULL},
     {"max-header-list-size", "gateway", "max_header_list_size", OPT_SIZE32,
      offsetof(cfg_t, max_header_list_size), "64k", KIB, 16 * MIB,
-     "largest request header list, and largest backend response head"},
+     "largest request header list, and largest backend response head", NULL, NULL},
     /* Becomes the HTTP/2 stream window, which cannot exceed 2^31-1. */
     {"request-buffer-size", "gateway", "request_buffer_size", OPT_SIZE32,
      offsetof(cfg_t, request_buffer_size), "64k", 16 * KIB, 16 * MIB,
-     "request body bytes buffered per stream (the HTTP/2 stream window)"},
+     "request body bytes buffered per stream (the HTTP/2 stream window)", NULL, NULL},
     {"response-buffer-size", "gateway", "response_buffer_size", OPT_SIZE32,
      offsetof(cfg_t, response_buffer_size), "256k", 16 * KIB, GIB,
-     "response body bytes buffered per stream before backend reads pause"},
+     "response body bytes buffered per stream before backend reads pause", NULL, NULL},
     {"max-connections", "gateway", "max_connections", OPT_UINT32, offsetof(cfg_t, max_connections),
-     "10000", 1, 10000000, "client connections open at once"},
-    {"log-level", "gateway", "log_level", OPT_LOG_LEVEL, offsetof(cfg_t, log_level), "warn", 0, 0,
-     "error, warn, info or debug"},
+     "10000", 1, 10000000, "client connections open at once", NULL, NULL},
+    {"log-level", "gateway", "log_level", OPT_ENUM, offsetof(cfg_t, log_level), "warn", 0, 0,
+     "error, warn, info or debug", log_levels, "log level"},
+    {"backend-scheduling", "backend", "scheduling", OPT_ENUM, offsetof(cfg_t, backend_scheduling),
+     "priority", 0, 0, "order of requests waiting for a connection: priority or fifo",
+     scheduling_modes, "scheduling"},
+    {"priority-max-wait", "backend", "priority_max_wait", OPT_DURATION_MS,
+     offsetof(cfg_t, priority_max_wait_ms), "1s", 1, MS_PER_DAY,
+     "a waiting request older than this goes first, whatever its urgency", NULL, NULL},
+    {"priority-reserved-connections", "backend", "priority_reserved_connections", OPT_UINT32,
+     offsetof(cfg_t, priority_reserved_connections), "0", 0, 100000,
+     "connections per server kept for urgency 0-2 requests", NULL, NULL},
     {"config", NULL, NULL, OPT_PATH, offsetof(cfg_t, config_file), NULL, 0, 0,
-     "INI file to read first; flags override it"},
+     "INI file to read first; flags override it", NULL, NULL},
     {"check", NULL, NULL, OPT_FLAG_NOARG, offsetof(cfg_t, check_only), NULL, 0, 0,
-     "validate the configuration and exit"},
-    {"help", NULL, NULL, OPT_HELP, 0, NULL, 0, 0, "print this help and exit"},
-    {"version", NULL, NULL, OPT_VERSION, 0, NULL, 0, 0, "print the version and exit"},
+     "validate the configuration and exit", NULL, NULL},
+    {"help", NULL, NULL, OPT_HELP, 0, NULL, 0, 0, "print this help and exit", NULL, NULL},
+    {"version", NULL, NULL, OPT_VERSION, 0, NULL, 0, 0, "print the version and exit", NULL, NULL},
 };
 
 #define NOPTIONS (sizeof(options) / sizeof(options[0]))
@@ -250,7 +264,6 @@ int cfg_parse_addr(const char *s, cfg_addr_t *out)
     return 0;
 }
 
-static const char *const log_levels[] = {"error", "warn", "info", "debug"};
 
 const char *cfg_log_level_str(int level)
 {
@@ -352,15 +365,20 @@ static int set_option(cfg_t *cfg, const cfg_option_t *o, const char *s, char *ms
         }
         *(int *)(void *)field = b;
         return 0;
-    case OPT_LOG_LEVEL:
-        for (int i = CFG_LOG_ERROR; i <= CFG_LOG_DEBUG; i++) {
-            if (strcasecmp(s, log_levels[i]) == 0) {
+    case OPT_ENUM: {
+        char expected[128] = "";
+        for (int i = 0; o->names[i] != NULL; i++) {
+            if (strcasecmp(s, o->names[i]) == 0) {
                 *(int *)(void *)field = i;
                 return 0;
             }
+            size_t len = strlen(expected);
+            snprintf(expected + len, sizeof(expected) - len, "%s%s",
+                     i == 0 ? "" : o->names[i + 1] == NULL ? " or " : ", ", o->names[i]);
         }
-        snprintf(msg, cap, "invalid log level '%s' (expected error, warn, info or debug)", s);
+        snprintf(msg, cap, "invalid %s '%s' (expected %s)", o->what, s, expected);
         return -1;
+    }
     case OPT_PATH:
         if (s[0] == '\0' || strlen(s) >= sizeof(cfg->config_file)) {
             snprintf(msg, cap, "invalid path '%s'", s);
@@ -610,8 +628,6 @@ static const char *metavar(opt_type_t t)
         return " SIZE";
     case OPT_BOOL:
         return " BOOL";
-    case OPT_LOG_LEVEL:
-        return " LEVEL";
     case OPT_PATH:
         return " FILE";
     default:
@@ -630,7 +646,10 @@ static void print_usage(FILE *out)
     for (size_t i = 0; i < NOPTIONS; i++) {
         const cfg_option_t *o = &options[i];
 
-        fprintf(out, "  --%s%s\n      %s", o->flag, metavar(o->type), o->help);
+        fprintf(out, "  --%s%s", o->flag, metavar(o->type));
+        for (int k = 0; o->type == OPT_ENUM && o->names[k] != NULL; k++)
+            fprintf(out, "%c%s", k == 0 ? ' ' : '|', o->names[k]);
+        fprintf(out, "\n      %s", o->help);
         if (o->def != NULL)
             fprintf(out, " (default %s)", o->def);
         if (o->section != NULL)

@@ -17,6 +17,7 @@ typedef struct cfg_addr {
 } cfg_addr_t;
 
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+enum cfg_scheduling { CFG_SCHED_PRIORITY, CFG_SCHED_FIFO };
 
 typedef struct cfg {
     cfg_addr_t listen;
@@ -30,6 +31,9 @@ typedef struct cfg {
     uint32_t request_buffer_size;        /* per-stream HTTP/2 receive window = request body buffer */
     uint32_t response_buffer_size;       /* per-stream response body buffer before backend reads stop */
     uint32_t max_connections;            /* client connections at once */
+    int backend_scheduling;              /* enum cfg_scheduling */
+    uint64_t priority_max_wait_ms;       /* aging: older waiting requests go first */
+    uint32_t priority_reserved_connections; /* kept for urgency 0..2 */
     int log_level;                       /* enum cfg_log_level */
     char config_file[4096];
     int check_only;                      /* --check: validate and exit */

@@ -20,7 +20,10 @@ gw_exchange_t *gw_exchange_new(gw_worker_t *w, const gw_frontend_ops_t *fe, void
     x->start_ms = gw_worker_now_ms(w);
     x->head.content_length = -1;
     gw_queue_init(&x->fe_node);
-    gw_queue_init(&x->sched_node);
+    gw_sched_entry_init(&x->sched);
+    x->sched.owner = fe_conn;
+    x->sched.urgency = 3;
+    x->sched.weight = 16;
     proto_buf_init(&x->req_body);
     proto_buf_init(&x->resp_body);
     return x;
@@ -50,6 +53,16 @@ void gw_exchange_free(gw_exchange_t *x)
     proto_buf_free(&x->resp_body);
     free(x->trailers);
     free(x);
+}
+
+void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight)
+{
+    if (x->pool != NULL && gw_sched_is_queued(&x->sched)) {
+        gw_pool_reprioritize(x->pool, x, urgency, weight);
+        return;
+    }
+    x->sched.urgency = (uint8_t)urgency;
+    x->sched.weight = (uint16_t)weight;
 }
 
 void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool)

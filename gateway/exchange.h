@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "gateway/queue.h"
+#include "gateway/scheduler.h"
 #include "proto/buf.h"
 #include "proto/h1_request.h"
 #include "proto/headers.h"
@@ -34,6 +35,9 @@ typedef struct gw_frontend_ops {
     void (*on_fail)(gw_exchange_t *x, int status, const char *why);
     /* n request body bytes reached the backend: let the client send more. */
     void (*on_req_body_written)(gw_exchange_t *x, size_t n);
+    /* The exchange of x's parent stream (RFC 7540 dependency), or NULL. May
+     * be NULL itself for frontends without a dependency tree. */
+    gw_exchange_t *(*parent_of)(gw_exchange_t *x);
 } gw_frontend_ops_t;
 
 struct gw_exchange {
@@ -43,7 +47,9 @@ struct gw_exchange {
     void *fe_req;      /* the frontend's request being read; freed once the head is built */
     int32_t stream_id; /* for logs and the HTTP/2 frontend */
     gw_queue_t fe_node; /* in the frontend connection's list of exchanges */
-    gw_queue_t sched_node;
+    gw_sched_entry_t sched; /* while waiting for a connection; owner, urgency and
+                               weight are set by the frontend before start */
+    int is_incremental;     /* RFC 9218 i: kept for the client-side send order */
     struct gw_pool *pool;
     struct gw_upconn *upconn; /* borrowed while busy; NULL otherwise */
     uint64_t start_ms;
@@ -93,6 +99,10 @@ void gw_exchange_req_end(gw_exchange_t *x);
 /* Copies up to max response body bytes for the client, and lets the backend
  * send again once the buffer has drained. Returns the count copied. */
 size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max);
+
+/* The frontend learned a new priority for x (PRIORITY_UPDATE, PRIORITY):
+ * a waiting x moves in its queue. */
+void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight);
 
 /* Clears the links between x and its upstream connection. */
 void gw_exchange_detach(gw_exchange_t *x);

@@ -9,6 +9,7 @@
 #include "gateway/log.h"
 #include "gateway/worker.h"
 #include "proto/headers.h"
+#include "proto/priority.h"
 
 /* Gathering stops at this much output per write; the rest follows when the
  * write completes, so a fast stream cannot grow the buffer without bound. */
@@ -212,12 +213,69 @@ static void fe_on_req_body_written(gw_exchange_t *x, size_t n)
     gw_client_conn_mark_dirty(h->conn);
 }
 
+/* RFC 7540 mode: the client did not announce SETTINGS_NO_RFC7540_PRIORITIES,
+ * so nghttp2 keeps the dependency tree (server fallback). */
+static int uses_rfc7540_tree(nghttp2_session *session)
+{
+    return nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES) !=
+           1;
+}
+
+static gw_exchange_t *fe_parent_of(gw_exchange_t *x)
+{
+    h2_client_t *h = client_of(x);
+    if (!uses_rfc7540_tree(h->session))
+        return NULL;
+    nghttp2_stream *stream = nghttp2_session_find_stream(h->session, x->stream_id);
+    nghttp2_stream *parent = stream != NULL ? nghttp2_stream_get_parent(stream) : NULL;
+    int32_t parent_id = parent != NULL ? nghttp2_stream_get_stream_id(parent) : 0;
+    if (parent_id == 0)
+        return NULL;
+    return nghttp2_session_get_stream_user_data(h->session, parent_id);
+}
+
 static const gw_frontend_ops_t h2_frontend_ops = {
     .on_head = fe_on_head,
     .on_body = fe_on_body,
     .on_fail = fe_on_fail,
     .on_req_body_written = fe_on_req_body_written,
+    .parent_of = fe_parent_of,
 };
+
+/*
+ * The urgency and weight the scheduler orders x by.
+ *
+ * RFC 9218 (the priority field, or a PRIORITY_UPDATE) sets the urgency when
+ * present: it is the newer scheme and the client chose to send it. Otherwise
+ * an RFC 7540 client's tree decides: the weight of the stream's root-level
+ * ancestor gives the urgency (proto_priority_urgency_from_weight), so a
+ * subtree shares its root's level, and the stream's own weight shares that
+ * level with its siblings.
+ */
+static void tree_priority(nghttp2_session *session, int32_t stream_id, int *urgency,
+                          int *weight)
+{
+    nghttp2_stream *stream = nghttp2_session_find_stream(session, stream_id);
+    if (stream == NULL || !uses_rfc7540_tree(session))
+        return;
+    *weight = nghttp2_stream_get_weight(stream);
+    nghttp2_stream *top = stream;
+    for (int depth = 0; depth < 64; depth++) {
+        nghttp2_stream *parent = nghttp2_stream_get_parent(top);
+        if (parent == NULL || nghttp2_stream_get_stream_id(parent) == 0)
+            break;
+        top = parent;
+    }
+    *urgency = proto_priority_urgency_from_weight(nghttp2_stream_get_weight(top));
+}
+
+/* Makes nghttp2 send the response DATA of urgent streams first too. Only
+ * meaningful once RFC 9218 was negotiated; nghttp2 ignores it otherwise. */
+static void apply_send_priority(h2_client_t *h, gw_exchange_t *x)
+{
+    nghttp2_extpri extpri = {.urgency = x->sched.urgency, .inc = x->is_incremental};
+    nghttp2_session_change_extpri_stream_priority(h->session, x->stream_id, &extpri, 0);
+}
 
 static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
 {
@@ -331,10 +389,20 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
                                   NGHTTP2_INTERNAL_ERROR);
         return;
     }
+    proto_priority_t pri = proto_priority_default();
+    int has_priority_field = 0;
     for (size_t i = 0; i < r->nfields; i++) {
         hdrs[i] = (proto_header_t){r->buf + r->fields[i].name_off, r->fields[i].name_len,
                                    r->buf + r->fields[i].value_off, r->fields[i].value_len};
+        if (hdrs[i].name_len == 8 && memcmp(hdrs[i].name, "priority", 8) == 0) {
+            proto_priority_parse(hdrs[i].value, hdrs[i].value_len, &pri);
+            has_priority_field = 1;
+        }
     }
+    int urgency = pri.urgency, weight = PROTO_WEIGHT_DEFAULT;
+    tree_priority(h->session, x->stream_id, &urgency, &weight);
+    if (has_priority_field)
+        urgency = pri.urgency;
     proto_request_t req = {
         .headers = hdrs,
         .nheaders = r->nfields,
@@ -368,7 +436,39 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         return;
     }
     x->is_req_end = is_end_stream;
+    x->sched.urgency = (uint8_t)urgency;
+    x->sched.weight = (uint16_t)weight;
+    x->is_incremental = pri.incremental;
+    apply_send_priority(h, x);
     gw_exchange_start(x, &c->w->pool);
+}
+
+/* RFC 9218 §7: a PRIORITY_UPDATE re-prioritizes a stream that still waits
+ * for a backend connection (and what nghttp2 sends next). */
+static void on_priority_update(h2_client_t *h, const nghttp2_ext_priority_update *pu)
+{
+    gw_exchange_t *x = stream_exchange(h->session, pu->stream_id);
+    if (x == NULL || !x->is_started)
+        return;
+    proto_priority_t pri = {x->sched.urgency, (uint8_t)x->is_incremental};
+    proto_priority_parse((const char *)pu->field_value, pu->field_value_len, &pri);
+    x->is_incremental = pri.incremental;
+    gw_exchange_reprioritize(x, pri.urgency, x->sched.weight);
+    apply_send_priority(h, x);
+}
+
+/* RFC 7540 PRIORITY: the tree changed; the stream and every waiting stream
+ * below it may have a new weight or root. Only the named stream is
+ * re-read: its descendants follow it when they are dispatched (the
+ * scheduler walks up to waiting parents). */
+static void on_priority_frame(h2_client_t *h, int32_t stream_id)
+{
+    gw_exchange_t *x = stream_exchange(h->session, stream_id);
+    if (x == NULL || !x->is_started)
+        return;
+    int urgency = x->sched.urgency, weight = x->sched.weight;
+    tree_priority(h->session, stream_id, &urgency, &weight);
+    gw_exchange_reprioritize(x, urgency, weight);
 }
 
 static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
@@ -391,6 +491,12 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
         x = stream_exchange(session, frame->hd.stream_id);
         if (x != NULL && is_end_stream && x->is_started)
             gw_exchange_req_end(x);
+        break;
+    case NGHTTP2_PRIORITY_UPDATE:
+        on_priority_update(h, frame->ext.payload);
+        break;
+    case NGHTTP2_PRIORITY:
+        on_priority_frame(h, frame->hd.stream_id);
         break;
     default:
         break;
@@ -521,6 +627,9 @@ int gw_h2_client_attach(gw_client_conn_t *c)
     /* CVE-2023-44487 (Rapid Reset) and CVE-2024-27316 (CONTINUATION flood). */
     nghttp2_option_set_stream_reset_rate_limit(opt, 1000, 33);
     nghttp2_option_set_max_continuations(opt, 8);
+    /* RFC 9218 for clients that announce it, the RFC 7540 tree for the rest. */
+    nghttp2_option_set_builtin_recv_extension_type(opt, NGHTTP2_PRIORITY_UPDATE);
+    nghttp2_option_set_server_fallback_rfc7540_priorities(opt, 1);
 
     if (nghttp2_session_server_new2(&h->session, cbs, h, opt) != 0)
         goto fail;
@@ -534,6 +643,7 @@ int gw_h2_client_attach(gw_client_conn_t *c)
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, cfg->request_buffer_size},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->max_header_list_size},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, settings,
                                 sizeof(settings) / sizeof(settings[0])) != 0 ||

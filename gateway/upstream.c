@@ -12,6 +12,10 @@
  * fast client cannot make one write allocation arbitrarily large. */
 #define MAX_BODY_PER_WRITE (256 * 1024)
 
+/* Reserved connections (priority_reserved_connections) serve urgency 0..2:
+ * what a browser marks as render-blocking (HTML, CSS, fonts). */
+#define URGENT_MAX 2
+
 static void on_connect(uv_connect_t *req, int status);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_write(uv_write_t *req, int status);
@@ -31,6 +35,16 @@ static const proto_h1_response_cbs_t resp_cbs = {
     .on_complete = resp_on_complete,
 };
 
+/* The scheduler's view of the RFC 7540 tree: a waiting parent goes first. */
+static gw_sched_entry_t *sched_parent_of(gw_sched_entry_t *e)
+{
+    gw_exchange_t *x = gw_container_of(e, gw_exchange_t, sched);
+    if (x->fe->parent_of == NULL)
+        return NULL;
+    gw_exchange_t *parent = x->fe->parent_of(x);
+    return parent != NULL && parent->pool == x->pool ? &parent->sched : NULL;
+}
+
 int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_addr_t *addr)
 {
     memset(p, 0, sizeof(*p));
@@ -38,7 +52,11 @@ int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_addr_t *addr)
     p->cfg = w->cfg;
     gw_queue_init(&p->idle);
     gw_queue_init(&p->all);
-    gw_sched_init(&p->sched);
+    if (gw_sched_init(&p->sched,
+                      w->cfg->backend_scheduling == CFG_SCHED_FIFO ? GW_SCHED_FIFO
+                                                                   : GW_SCHED_PRIORITY,
+                      w->cfg->priority_max_wait_ms, sched_parent_of) != 0)
+        return UV_ENOMEM;
     snprintf(p->name, sizeof(p->name), "%s:%u", addr->host, addr->port);
 
     /* Resolved once before the loop runs, so blocking here is harmless;
@@ -71,6 +89,8 @@ static void upconn_close(gw_upconn_t *u, int keep_slot)
     gw_pool_t *p = u->pool;
     if (u->x != NULL)
         gw_exchange_detach(u->x);
+    if (u->state == GW_UP_IDLE)
+        p->nidle--;
     gw_queue_remove(&u->idle_node);
     gw_queue_remove(&u->all_node);
     u->state = GW_UP_CLOSING;
@@ -140,6 +160,18 @@ static void upconn_open(gw_pool_t *p, gw_exchange_t *x)
     upconn_start_timer(u, p->cfg->backend_connect_timeout_ms);
 }
 
+/* The most urgent waiting exchange that may take a connection now: once
+ * only the reserved connections are left, only urgency 0..2 may. */
+static gw_exchange_t *pool_next(gw_pool_t *p)
+{
+    uint32_t nbusy = p->nconns - p->nidle;
+    uint32_t reserved = p->cfg->priority_reserved_connections;
+    uint32_t max = p->cfg->backend_max_connections;
+    int max_urgency = reserved > 0 && nbusy + reserved >= max ? URGENT_MAX : GW_SCHED_LEVELS - 1;
+    gw_sched_entry_t *e = gw_sched_dequeue(&p->sched, gw_worker_now_ms(p->w), max_urgency);
+    return e != NULL ? gw_container_of(e, gw_exchange_t, sched) : NULL;
+}
+
 static void pool_dispatch(gw_pool_t *p)
 {
     /* A synchronous failure inside the loop closes a connection, which
@@ -149,15 +181,19 @@ static void pool_dispatch(gw_pool_t *p)
     p->is_dispatching = 1;
     while (gw_sched_len(&p->sched) > 0) {
         gw_queue_t *idle = gw_queue_first(&p->idle);
+        if (idle == NULL && p->nconns >= p->cfg->backend_max_connections)
+            break;
+        gw_exchange_t *x = pool_next(p);
+        if (x == NULL)
+            break;
         if (idle != NULL) {
             gw_upconn_t *u = gw_container_of(idle, gw_upconn_t, idle_node);
             gw_queue_remove(idle);
-            upconn_assign(u, gw_sched_dequeue(&p->sched));
-        } else if (p->nconns < p->cfg->backend_max_connections) {
-            p->nconns++;
-            upconn_open(p, gw_sched_dequeue(&p->sched));
+            p->nidle--;
+            upconn_assign(u, x);
         } else {
-            break;
+            p->nconns++;
+            upconn_open(p, x);
         }
     }
     p->is_dispatching = 0;
@@ -165,8 +201,16 @@ static void pool_dispatch(gw_pool_t *p)
 
 void gw_pool_submit(gw_pool_t *p, gw_exchange_t *x)
 {
-    gw_sched_enqueue(&p->sched, x);
+    if (gw_sched_enqueue(&p->sched, &x->sched, gw_worker_now_ms(p->w)) != 0) {
+        gw_exchange_fail(x, 503, "out of memory queueing the request", 0);
+        return;
+    }
     pool_dispatch(p);
+}
+
+void gw_pool_reprioritize(gw_pool_t *p, gw_exchange_t *x, int urgency, int weight)
+{
+    gw_sched_update(&p->sched, &x->sched, urgency, weight);
 }
 
 void gw_pool_retry(gw_pool_t *p, gw_upconn_t *u, gw_exchange_t *x)
@@ -180,7 +224,7 @@ void gw_pool_retry(gw_pool_t *p, gw_upconn_t *u, gw_exchange_t *x)
 
 void gw_pool_cancel(gw_pool_t *p, gw_exchange_t *x)
 {
-    gw_sched_remove(&p->sched, x);
+    gw_sched_remove(&p->sched, &x->sched);
 }
 
 void gw_pool_close_idle(gw_pool_t *p)
@@ -201,6 +245,7 @@ void gw_pool_close_all(gw_pool_t *p)
         else
             gw_upconn_close(u);
     }
+    gw_sched_free(&p->sched);
 }
 
 static void upconn_start_reading(gw_upconn_t *u)
@@ -344,14 +389,13 @@ static void on_response_complete(gw_upconn_t *u, int has_extra_bytes)
         u->is_read_paused = 0;
         upconn_start_reading(u);
     }
-    gw_exchange_t *next = gw_sched_dequeue(&p->sched);
-    if (next != NULL) {
-        upconn_assign(u, next);
-        return;
-    }
+    /* Idle first, then dispatch: a waiting exchange takes it back at once,
+     * through the same reserved-capacity rule as every other dispatch. */
     u->state = GW_UP_IDLE;
     gw_queue_insert_head(&p->idle, &u->idle_node);
+    p->nidle++;
     upconn_start_timer(u, p->cfg->backend_idle_timeout_ms);
+    pool_dispatch(p);
 }
 
 /* A reused connection that dies before any response byte most likely hit the

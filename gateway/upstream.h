@@ -27,6 +27,7 @@ typedef struct gw_pool {
     gw_queue_t all;              /* every open connection, for a drain */
     gw_sched_t sched;            /* exchanges waiting for a connection */
     uint32_t nconns;             /* open or opening; bounded by max_connections */
+    uint32_t nidle;
     uint64_t nopened;
     int is_dispatching;
 } gw_pool_t;
@@ -67,13 +68,16 @@ int gw_pool_init(gw_pool_t *p, struct gw_worker *w, const cfg_addr_t *addr);
 void gw_pool_submit(gw_pool_t *p, struct gw_exchange *x);
 
 
+/* Moves a waiting x to its new priority. */
+void gw_pool_reprioritize(gw_pool_t *p, struct gw_exchange *x, int urgency, int weight);
+
 /* Takes a waiting x out of the queue (client went away). */
 void gw_pool_cancel(gw_pool_t *p, struct gw_exchange *x);
 
 /* Closes idle connections now and busy ones as they finish (drain). */
 void gw_pool_close_idle(gw_pool_t *p);
 
-/* Closes every connection at once (shutdown). */
+/* Closes every connection at once and frees the pool's memory (shutdown). */
 void gw_pool_close_all(gw_pool_t *p);
 
 /* Sends x again on a new connection, never a pooled one: the one retry after

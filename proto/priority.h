@@ -46,9 +46,13 @@ static inline proto_priority_t proto_priority_default(void)
 /*
  * Maps an RFC 7540 weight (1..256, clamped) to an urgency on a log scale:
  * the default weight 16 is urgency 3, and each doubling of the weight is one
- * level more urgent: 256 -> 0 (actually 128..256 -> 0 after clamping),
- * 32 -> 2, 16 -> 3, 8 -> 4, 4 -> 5, 2 -> 6, 1 -> 7. Weights between powers of
- * two round to the nearer level on the log scale.
+ * level more urgent: 256 -> 0, 32 -> 2, 16 -> 3, 8 -> 4, 4 -> 5, 2 -> 6,
+ * 1 -> 7. Weights between powers of two round to the nearer level on the
+ * log scale (22 -> 3, 23 -> 2), so every weight from 91 up is urgency 0.
+ * The reason: RFC 7540 weights are shares, RFC 9218 urgencies are ranks;
+ * a client that gives a root stream 16x the default weight (256, as
+ * browsers do for HTML and CSS) means "much more important", which on a
+ * rank scale is the top of it.
  */
 uint8_t proto_priority_urgency_from_weight(int weight);
 

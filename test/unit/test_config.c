@@ -437,7 +437,8 @@ static void test_help_version_check(void **state)
     assert_non_null(strstr(cap.out_buf, "[backend] max_connections"));
     assert_non_null(strstr(cap.out_buf, "--response-buffer-size SIZE"));
     assert_non_null(strstr(cap.out_buf, "(default 256k)"));
-    assert_non_null(strstr(cap.out_buf, "--log-level LEVEL"));
+    assert_non_null(strstr(cap.out_buf, "--log-level error|warn|info|debug"));
+    assert_non_null(strstr(cap.out_buf, "--backend-scheduling priority|fifo"));
     assert_non_null(strstr(cap.out_buf, "--config FILE"));
     assert_non_null(strstr(cap.out_buf, "--check\n"));
     assert_non_null(strstr(cap.out_buf, "--version\n"));

@@ -58,6 +58,18 @@ static void bucket_free(gw_sched_bucket_t *b)
 
 void gw_sched_free(gw_sched_t *s)
 {
+    /* Detach the entries still waiting: left linked, they would still look
+     * queued and a later gw_sched_remove() (an exchange freed after its
+     * pool) would use the flows freed below. table is NULL when init failed
+     * or after a first free; there is nothing to detach then. */
+    gw_queue_t *n;
+    while (s->table != NULL && (n = gw_queue_first(&s->age)) != NULL) {
+        gw_sched_entry_t *e = gw_container_of(n, gw_sched_entry_t, age_node);
+        gw_queue_remove(&e->age_node);
+        gw_queue_init(&e->flow_node);
+        e->flow = NULL;
+    }
+    s->len = 0;
     for (size_t i = 0; s->table != NULL && i < s->table_size; i++) {
         gw_sched_bucket_t *b = s->table[i];
         while (b != NULL) {

@@ -50,6 +50,9 @@ struct gw_exchange {
     gw_sched_entry_t sched; /* while waiting for a connection; owner, urgency and
                                weight are set by the frontend before start */
     int is_incremental;     /* RFC 9218 i: kept for the client-side send order */
+    int has_priority_field; /* RFC 9218 field present: it decides the urgency */
+    int32_t parent_stream_id; /* RFC 7540 dependency, 0 for the root */
+    uint16_t weight;          /* RFC 7540 weight, 1..256 */
     struct gw_pool *pool;
     struct gw_upconn *upconn; /* borrowed while busy; NULL otherwise */
     uint64_t start_ms;

@@ -221,17 +221,16 @@ static int uses_rfc7540_tree(nghttp2_session *session)
            1;
 }
 
+/* The parent is the stream the client named in HEADERS or a later PRIORITY
+ * frame, looked up when needed. nghttp2's own tree is not used for this: it
+ * re-parents the children of an idle stream when that stream opens, which
+ * would let a child sent before its parent overtake it. */
 static gw_exchange_t *fe_parent_of(gw_exchange_t *x)
 {
     h2_client_t *h = client_of(x);
-    if (!uses_rfc7540_tree(h->session))
+    if (x->parent_stream_id == 0 || !uses_rfc7540_tree(h->session))
         return NULL;
-    nghttp2_stream *stream = nghttp2_session_find_stream(h->session, x->stream_id);
-    nghttp2_stream *parent = stream != NULL ? nghttp2_stream_get_parent(stream) : NULL;
-    int32_t parent_id = parent != NULL ? nghttp2_stream_get_stream_id(parent) : 0;
-    if (parent_id == 0)
-        return NULL;
-    return nghttp2_session_get_stream_user_data(h->session, parent_id);
+    return nghttp2_session_get_stream_user_data(h->session, x->parent_stream_id);
 }
 
 static const gw_frontend_ops_t h2_frontend_ops = {
@@ -252,21 +251,26 @@ static const gw_frontend_ops_t h2_frontend_ops = {
  * subtree shares its root's level, and the stream's own weight shares that
  * level with its siblings.
  */
-static void tree_priority(nghttp2_session *session, int32_t stream_id, int *urgency,
-                          int *weight)
+static void tree_priority(h2_client_t *h, gw_exchange_t *x, int *urgency, int *weight)
 {
-    nghttp2_stream *stream = nghttp2_session_find_stream(session, stream_id);
-    if (stream == NULL || !uses_rfc7540_tree(session))
+    if (!uses_rfc7540_tree(h->session))
         return;
-    *weight = nghttp2_stream_get_weight(stream);
-    nghttp2_stream *top = stream;
+    *weight = x->weight;
+    gw_exchange_t *top = x;
     for (int depth = 0; depth < 64; depth++) {
-        nghttp2_stream *parent = nghttp2_stream_get_parent(top);
-        if (parent == NULL || nghttp2_stream_get_stream_id(parent) == 0)
+        gw_exchange_t *parent = fe_parent_of(top);
+        if (parent == NULL)
             break;
         top = parent;
     }
-    *urgency = proto_priority_urgency_from_weight(nghttp2_stream_get_weight(top));
+    *urgency = proto_priority_urgency_from_weight(top->weight);
+}
+
+/* Records what an RFC 7540 priority specification says about x. */
+static void note_priority_spec(gw_exchange_t *x, const nghttp2_priority_spec *spec)
+{
+    x->parent_stream_id = spec->stream_id != x->stream_id ? spec->stream_id : 0;
+    x->weight = (uint16_t)spec->weight;
 }
 
 /* Makes nghttp2 send the response DATA of urgent streams first too. Only
@@ -332,6 +336,9 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     x->fe_req = r;
+    x->weight = PROTO_WEIGHT_DEFAULT;
+    if (frame->hd.flags & NGHTTP2_FLAG_PRIORITY)
+        note_priority_spec(x, &frame->headers.pri_spec);
     gw_queue_insert_tail(&h->exchanges, &x->fe_node);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, x);
     return 0;
@@ -400,9 +407,10 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         }
     }
     int urgency = pri.urgency, weight = PROTO_WEIGHT_DEFAULT;
-    tree_priority(h->session, x->stream_id, &urgency, &weight);
+    tree_priority(h, x, &urgency, &weight);
     if (has_priority_field)
         urgency = pri.urgency;
+    x->has_priority_field = has_priority_field;
     proto_request_t req = {
         .headers = hdrs,
         .nheaders = r->nfields,
@@ -461,13 +469,16 @@ static void on_priority_update(h2_client_t *h, const nghttp2_ext_priority_update
  * below it may have a new weight or root. Only the named stream is
  * re-read: its descendants follow it when they are dispatched (the
  * scheduler walks up to waiting parents). */
-static void on_priority_frame(h2_client_t *h, int32_t stream_id)
+static void on_priority_frame(h2_client_t *h, const nghttp2_frame *frame)
 {
-    gw_exchange_t *x = stream_exchange(h->session, stream_id);
-    if (x == NULL || !x->is_started)
+    gw_exchange_t *x = stream_exchange(h->session, frame->hd.stream_id);
+    if (x == NULL)
+        return;
+    note_priority_spec(x, &frame->priority.pri_spec);
+    if (!x->is_started || x->has_priority_field)
         return;
     int urgency = x->sched.urgency, weight = x->sched.weight;
-    tree_priority(h->session, stream_id, &urgency, &weight);
+    tree_priority(h, x, &urgency, &weight);
     gw_exchange_reprioritize(x, urgency, weight);
 }
 
@@ -496,7 +507,7 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
         on_priority_update(h, frame->ext.payload);
         break;
     case NGHTTP2_PRIORITY:
-        on_priority_frame(h, frame->hd.stream_id);
+        on_priority_frame(h, frame);
         break;
     default:
         break;

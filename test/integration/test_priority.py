@@ -211,3 +211,21 @@ def test_invalid_priority_is_not_an_error(origin, gateway):
     for value in ("u=9", "u=-1", "u=x", "i=5", "@@@", "u=1.5"):
         r = c.get("/echo", headers=[("priority", value)])
         r.assert_ok()
+
+
+def test_reserved_connection_serves_urgent_requests_only(origin, gateway):
+    """Two connections, one reserved for urgency 0..2: background requests
+    queue behind one connection while an urgent request goes at once."""
+    gw = gateway(origin, "--backend-max-connections", "2", "--priority-reserved-connections", "1")
+    c = OrderClient(gw.port, rfc9218=True)
+    low = [c.request("GET", "/delay/200", headers=[("priority", "u=7")]) for _ in range(4)]
+    c.run_until(lambda: True, timeout=0.1)
+    urgent = c.request("GET", "/delay/200", headers=[("priority", "u=0")])
+    r = c.run([urgent], timeout=30)[0]
+    r.assert_ok()
+    # Background requests share one connection, so at most one finished
+    # before the urgent one, which did not wait for them.
+    assert sum(c.responses[s].done for s in low) <= 1, c.finished
+    run_all(c, low)
+    # The background requests were served one after another.
+    assert c.finished.index(low[-1]) == len(c.finished) - 1, c.finished

@@ -32,8 +32,8 @@ UNIT_SRC    := $(wildcard test/unit/test_*.c)
 # $(1) = output dir (build or build/asan)
 objs = $(patsubst %.c,$(1)/obj/%.o,$(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC)) \
        $(patsubst %.c,$(1)/obj/llhttp/%.o,$(LLHTTP_SRC))
-# The scheduler is plain data-structure code, unit-tested like proto/.
-LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/scheduler.c) \
+# The scheduler and router are plain code without I/O, unit-tested like proto/.
+LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/scheduler.c gateway/router.c) \
            $(patsubst %.c,build/obj/llhttp/%.o,$(LLHTTP_SRC))
 
 .SECONDARY:

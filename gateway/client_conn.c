@@ -7,22 +7,45 @@
 #include "gateway/listener.h"
 #include "gateway/log.h"
 #include "gateway/worker.h"
+#include "proto/proxy_protocol.h"
 
+/* An idle connection keeps only a small buffer: ten thousand mostly idle
+ * clients must not each hold a full gather buffer. */
 #define KEEP_OUT_CAP (16 * 1024)
+
+/* Plaintext is decrypted in pieces of one TLS record at most. */
+#define TLS_READ_CHUNK (16 * 1024)
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_write(uv_write_t *req, int status);
 static void on_close(uv_handle_t *handle);
+static void on_handshake_timeout(uv_timer_t *timer);
 
-int gw_client_conn_start(gw_worker_t *w, uv_stream_t *server)
+static void set_peer(gw_client_conn_t *c, const struct sockaddr_storage *ss)
 {
+    if (ss->ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)ss;
+        uv_ip6_name(a6, c->peer_addr, sizeof(c->peer_addr));
+        c->peer_port = ntohs(a6->sin6_port);
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)ss;
+        uv_ip4_name(a4, c->peer_addr, sizeof(c->peer_addr));
+        c->peer_port = ntohs(a4->sin_port);
+    }
+}
+
+int gw_client_conn_start(gw_listener_t *l, uv_stream_t *server)
+{
+    gw_worker_t *w = l->w;
     gw_client_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return UV_ENOMEM;
     uv_tcp_init(&w->loop, &c->tcp);
-    c->tcp.data = c;
-    c->wreq.data = c;
+    uv_timer_init(&w->loop, &c->timer);
+    c->nhandles_open = 2;
+    c->tcp.data = c->timer.data = c->wreq.data = c;
     c->w = w;
+    c->listener = l;
     gw_queue_init(&c->dirty_node);
     gw_queue_insert_tail(&w->clients, &c->all_node);
     w->nclients++;
@@ -31,21 +54,23 @@ int gw_client_conn_start(gw_worker_t *w, uv_stream_t *server)
     if (rv == 0) {
         struct sockaddr_storage ss;
         int len = sizeof(ss);
-        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0) {
-            if (ss.ss_family == AF_INET6) {
-                struct sockaddr_in6 *a6 = (struct sockaddr_in6 *)&ss;
-                uv_ip6_name(a6, c->peer_addr, sizeof(c->peer_addr));
-                c->peer_port = ntohs(a6->sin6_port);
+        if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+            set_peer(c, &ss);
+        uv_tcp_nodelay(&c->tcp, 1);
+        c->is_proxy_pending = l->cfg->proxy_protocol != 0;
+        if (l->tls != NULL) {
+            if (gw_tls_conn_init(&c->tls, l->tls) != 0) {
+                rv = UV_ENOMEM;
             } else {
-                struct sockaddr_in *a4 = (struct sockaddr_in *)&ss;
-                uv_ip4_name(a4, c->peer_addr, sizeof(c->peer_addr));
-                c->peer_port = ntohs(a4->sin_port);
+                c->is_tls = 1;
+                uv_timer_start(&c->timer, on_handshake_timeout,
+                               w->cfg->tls_handshake_timeout_ms, 0);
             }
         }
-        uv_tcp_nodelay(&c->tcp, 1);
         gw_listener_select_protocol(c);
-        rv = uv_read_start((uv_stream_t *)&c->tcp, gw_worker_alloc_cb, on_read);
     }
+    if (rv == 0)
+        rv = uv_read_start((uv_stream_t *)&c->tcp, gw_worker_alloc_cb, on_read);
     if (rv != 0) {
         gw_client_conn_close(c);
         return rv;
@@ -53,21 +78,28 @@ int gw_client_conn_start(gw_worker_t *w, uv_stream_t *server)
     return 0;
 }
 
-int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len)
+static int append(uint8_t **buf, size_t *len, size_t *cap, const void *data, size_t n)
 {
-    if (c->out_len + len > c->out_cap) {
-        size_t cap = c->out_cap ? c->out_cap : 16384;
-        while (cap < c->out_len + len)
-            cap *= 2;
-        uint8_t *p = realloc(c->out, cap);
+    if (*len + n > *cap) {
+        size_t ncap = *cap ? *cap : 16384;
+        while (ncap < *len + n)
+            ncap *= 2;
+        uint8_t *p = realloc(*buf, ncap);
         if (p == NULL)
             return -ENOMEM;
-        c->out = p;
-        c->out_cap = cap;
+        *buf = p;
+        *cap = ncap;
     }
-    memcpy(c->out + c->out_len, data, len);
-    c->out_len += len;
+    memcpy(*buf + *len, data, n);
+    *len += n;
     return 0;
+}
+
+int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len)
+{
+    if (c->is_tls)
+        return append(&c->plain, &c->plain_len, &c->plain_cap, data, len);
+    return append(&c->out, &c->out_len, &c->out_cap, data, len);
 }
 
 void gw_client_conn_mark_dirty(gw_client_conn_t *c)
@@ -75,6 +107,35 @@ void gw_client_conn_mark_dirty(gw_client_conn_t *c)
     if (c->is_closing || gw_queue_is_linked(&c->dirty_node))
         return;
     gw_queue_insert_tail(&c->w->dirty, &c->dirty_node);
+}
+
+/* TLS: what the protocol wrote this turn becomes records (one SSL_write for
+ * all of it, so records are full), then everything OpenSSL has for the
+ * socket (handshake messages included) joins the output. */
+static int seal_tls_output(gw_client_conn_t *c)
+{
+    if (c->plain_len > 0) {
+        if (gw_tls_conn_write(&c->tls, c->plain, c->plain_len) != 0)
+            return -1;
+        c->plain_len = 0;
+        if (c->plain_cap > KEEP_OUT_CAP) {
+            free(c->plain);
+            c->plain = NULL;
+            c->plain_cap = 0;
+        }
+    }
+    size_t pending = gw_tls_conn_pending(&c->tls);
+    if (pending == 0)
+        return 0;
+    if (c->out_len + pending > c->out_cap) {
+        uint8_t *p = realloc(c->out, c->out_len + pending);
+        if (p == NULL)
+            return -1;
+        c->out = p;
+        c->out_cap = c->out_len + pending;
+    }
+    c->out_len += gw_tls_conn_take(&c->tls, c->out + c->out_len, pending);
+    return 0;
 }
 
 static void flush_one(gw_client_conn_t *c)
@@ -89,6 +150,10 @@ static void flush_one(gw_client_conn_t *c)
         }
         if (rv == 0)
             c->is_done = 1;
+    }
+    if (c->is_tls && seal_tls_output(c) != 0) {
+        gw_client_conn_close(c);
+        return;
     }
     if (c->out_len == 0) {
         if (c->is_done)
@@ -120,8 +185,6 @@ static void on_write(uv_write_t *req, int status)
     gw_client_conn_t *c = req->data;
     c->is_writing = 0;
     c->out_len = 0;
-    /* An idle connection keeps only a small buffer: ten thousand mostly idle
-     * clients must not each hold a full gather buffer. */
     if (c->out_cap > KEEP_OUT_CAP) {
         free(c->out);
         c->out = NULL;
@@ -140,6 +203,94 @@ static void on_write(uv_write_t *req, int status)
     gw_client_conn_mark_dirty(c);
 }
 
+static void on_handshake_timeout(uv_timer_t *timer)
+{
+    gw_client_conn_t *c = timer->data;
+    if (c->is_tls && !c->tls.is_handshake_done) {
+        GW_LOG_DEBUG("client %s:%d: TLS handshake timed out", c->peer_addr, c->peer_port);
+        gw_client_conn_close(c);
+    }
+}
+
+/* TLS: ciphertext in, handshake or plaintext out to the protocol. */
+static int deliver_tls(gw_client_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (gw_tls_conn_put_cipher(&c->tls, data, len) != 0)
+        return -1;
+    if (!c->tls.is_handshake_done) {
+        const char *why = NULL;
+        int rv = gw_tls_conn_handshake(&c->tls, &why);
+        if (rv < 0) {
+            /* Scanners and broken clients are routine at the edge: debug,
+             * not an error flood. */
+            GW_LOG_DEBUG("client %s:%d: TLS handshake failed: %s", c->peer_addr, c->peer_port,
+                         why);
+            return -1;
+        }
+        if (rv == 0)
+            return 0;
+        uv_timer_stop(&c->timer);
+        char alpn[16];
+        gw_tls_conn_alpn(&c->tls, alpn, sizeof(alpn));
+        if (gw_listener_start_application(c, alpn) != 0)
+            return -1;
+    }
+    uint8_t buf[TLS_READ_CHUNK];
+    for (;;) {
+        int n = gw_tls_conn_read(&c->tls, buf, sizeof(buf));
+        if (n < 0)
+            return -1;
+        if (n == 0)
+            return 0;
+        int rv = c->proto->on_read(c, buf, (size_t)n);
+        if (rv < 0 || c->is_closing)
+            return rv;
+    }
+}
+
+static int deliver(gw_client_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->is_tls)
+        return deliver_tls(c, data, len);
+    return c->proto->on_read(c, data, len);
+}
+
+/* PROXY protocol: the header comes before anything else (TLS included) and
+ * replaces the peer address; what follows it is the client's own bytes. */
+static int deliver_after_proxy(gw_client_conn_t *c, const uint8_t *data, size_t len)
+{
+    if (c->proxy_buf == NULL && (c->proxy_buf = malloc(PROTO_PROXY_MAX_HEADER)) == NULL)
+        return -1;
+    size_t take = PROTO_PROXY_MAX_HEADER - c->proxy_len;
+    if (take > len)
+        take = len;
+    memcpy(c->proxy_buf + c->proxy_len, data, take);
+    c->proxy_len += take;
+
+    proto_proxy_info_t info;
+    int hlen = proto_proxy_parse(c->proxy_buf, c->proxy_len, &info);
+    if (hlen < 0) {
+        GW_LOG_DEBUG("client %s:%d: invalid PROXY protocol header", c->peer_addr, c->peer_port);
+        return -1;
+    }
+    if (hlen == 0)
+        return 0;
+    if (!info.is_local) {
+        snprintf(c->peer_addr, sizeof(c->peer_addr), "%s", info.src_addr);
+        c->peer_port = info.src_port;
+    }
+    c->is_proxy_pending = 0;
+    int rv = 0;
+    size_t rest = c->proxy_len - (size_t)hlen;
+    if (rest > 0)
+        rv = deliver(c, c->proxy_buf + hlen, rest);
+    if (rv >= 0 && take < len && !c->is_closing)
+        rv = deliver(c, data + take, len - take);
+    free(c->proxy_buf);
+    c->proxy_buf = NULL;
+    return rv;
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     gw_client_conn_t *c = stream->data;
@@ -152,7 +303,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         gw_client_conn_close(c);
         return;
     }
-    if (c->proto->on_read(c, (const uint8_t *)buf->base, (size_t)nread) < 0) {
+    const uint8_t *data = (const uint8_t *)buf->base;
+    int rv = c->is_proxy_pending ? deliver_after_proxy(c, data, (size_t)nread)
+                                 : deliver(c, data, (size_t)nread);
+    if (rv < 0) {
         gw_client_conn_close(c);
         return;
     }
@@ -167,16 +321,32 @@ void gw_client_conn_close(gw_client_conn_t *c)
     gw_queue_remove(&c->dirty_node);
     gw_queue_remove(&c->all_node);
     uv_close((uv_handle_t *)&c->tcp, on_close);
+    uv_close((uv_handle_t *)&c->timer, on_close);
 }
 
 static void on_close(uv_handle_t *handle)
 {
     gw_client_conn_t *c = handle->data;
+    if (--c->nhandles_open > 0)
+        return;
     gw_worker_t *w = c->w;
     if (c->proto->on_destroy != NULL)
         c->proto->on_destroy(c);
+    if (c->is_tls)
+        gw_tls_conn_free(&c->tls);
     free(c->out);
+    free(c->plain);
+    free(c->proxy_buf);
     free(c);
     w->nclients--;
     gw_worker_on_client_closed(w);
+}
+
+void gw_client_conn_peer_subject(const gw_client_conn_t *c, char *out, size_t cap)
+{
+    if (!c->is_tls) {
+        out[0] = '\0';
+        return;
+    }
+    gw_tls_conn_peer_subject(&c->tls, out, cap);
 }

@@ -1,8 +1,9 @@
 /*
- * A client connection's transport: the TCP handle, the peer address, and the
- * write side (output gathered once per loop turn, one write in flight). The
- * protocol on top (HTTP/2 now; HTTP/1.1 and TLS slot in beside it) plugs in
- * through gw_client_proto_t, chosen after the first bytes are sniffed.
+ * A client connection's transport: the TCP handle, the peer address, an
+ * optional PROXY protocol header, optional TLS, and the write side (output
+ * gathered once per loop turn, one write in flight). The protocol on top
+ * (HTTP/2 or HTTP/1.1) plugs in through gw_client_proto_t and sees only
+ * plaintext.
  */
 #ifndef GW_CLIENT_CONN_H
 #define GW_CLIENT_CONN_H
@@ -12,20 +13,23 @@
 #include <uv.h>
 
 #include "gateway/queue.h"
+#include "gateway/tls.h"
 
 struct gw_worker;
+struct gw_listener;
 typedef struct gw_client_conn gw_client_conn_t;
 
 typedef struct gw_client_proto {
     const char *name;
-    /* Bytes from the client. Returns 0, or negative to close the connection. */
+    /* Plaintext bytes from the client. Returns 0, or negative to close the
+     * connection. */
     int (*on_read)(gw_client_conn_t *c, const uint8_t *data, size_t len);
     /* Called once per loop turn while the connection is dirty and no write is
      * in flight: append output with gw_client_conn_out(). Returns 1 while the
      * connection should stay open, 0 when it is done (closed once the output
      * is written), negative on error (closed at once). */
     int (*on_flush)(gw_client_conn_t *c);
-    /* A graceful drain started. */
+    /* A graceful drain started. NULL: the connection closes at once. */
     void (*on_drain)(gw_client_conn_t *c);
     /* The connection is being freed: release every exchange and the state. */
     void (*on_destroy)(gw_client_conn_t *c);
@@ -33,16 +37,26 @@ typedef struct gw_client_proto {
 
 struct gw_client_conn {
     uv_tcp_t tcp;
+    uv_timer_t timer; /* TLS handshake timeout, then the protocol's idle timeout */
     struct gw_worker *w;
+    struct gw_listener *listener;
     const gw_client_proto_t *proto;
     void *proto_state;
-    char peer_addr[64]; /* numeric, without port */
+    char peer_addr[64]; /* numeric, without port; from PROXY protocol when used */
     int peer_port;
     gw_queue_t dirty_node;
     gw_queue_t all_node;
-    uint8_t *out; /* output gathered this turn; the write in flight owns it */
+    uint8_t *out; /* bytes for the socket; the write in flight owns them */
     size_t out_len, out_cap;
+    uint8_t *plain; /* TLS: plaintext gathered this turn, encrypted at flush */
+    size_t plain_len, plain_cap;
+    uint8_t *proxy_buf; /* PROXY protocol header being read */
+    size_t proxy_len;
+    gw_tls_conn_t tls;
     uv_write_t wreq;
+    int nhandles_open;
+    unsigned is_tls : 1;
+    unsigned is_proxy_pending : 1;
     unsigned is_writing : 1;
     unsigned is_closing : 1;
     unsigned is_done : 1; /* protocol finished: close when the output is written */
@@ -50,11 +64,12 @@ struct gw_client_conn {
     size_t sniff_len;
 };
 
-/* Takes an accepted connection and starts reading; the protocol is chosen by
- * the first bytes. Returns 0 or a negative uv error. */
-int gw_client_conn_start(struct gw_worker *w, uv_stream_t *server);
+/* Takes an accepted connection of listener l and starts reading. Returns 0
+ * or a negative uv error. */
+int gw_client_conn_start(struct gw_listener *l, uv_stream_t *server);
 
-/* Appends output for the next write. Returns 0 or -ENOMEM. */
+/* Appends output for the next write (encrypted first on TLS). Returns 0 or
+ * -ENOMEM. */
 int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len);
 
 /* Asks for a flush at the end of this loop turn. */
@@ -66,5 +81,8 @@ void gw_client_conn_flush_all(struct gw_worker *w);
 /* Closes now; pending output is dropped. Safe to call twice. Never call it
  * from inside the protocol's own callbacks: return an error instead. */
 void gw_client_conn_close(gw_client_conn_t *c);
+
+/* The verified TLS client certificate's subject, or "" (none, or no TLS). */
+void gw_client_conn_peer_subject(const gw_client_conn_t *c, char *out, size_t cap);
 
 #endif

@@ -426,6 +426,9 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     const char *why = NULL;
     int rv = proto_h1_request_build(&req, &x->head, &why);
     x->is_head_method = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
+    /* Routed now: req points into the request's buffer, freed below. */
+    gw_pool_t *pool = gw_worker_pool_for(c->w, req.authority, req.authority_len, req.path,
+                                         req.path_len);
     if (hdrs != stack_hdrs)
         free(hdrs);
     request_free(x);
@@ -448,7 +451,7 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     x->sched.weight = (uint16_t)weight;
     x->is_incremental = pri.incremental;
     apply_send_priority(h, x);
-    gw_exchange_start(x, &c->w->pool);
+    gw_exchange_start(x, pool);
 }
 
 /* RFC 9218 §7: a PRIORITY_UPDATE re-prioritizes a stream that still waits

@@ -1,15 +1,21 @@
 #include "gateway/listener.h"
 
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/client_conn.h"
 #include "gateway/h2_client.h"
 #include "gateway/log.h"
 #include "gateway/worker.h"
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN (sizeof(h2_preface) - 1)
+
+/* A burst of file events (a Secret update swaps several links) becomes one
+ * reload this long after the last event. */
+#define RELOAD_DEBOUNCE_MS 200
 
 static void on_refused_close(uv_handle_t *handle)
 {
@@ -18,9 +24,10 @@ static void on_refused_close(uv_handle_t *handle)
 
 static void on_connection(uv_stream_t *server, int status)
 {
-    gw_worker_t *w = server->data;
+    gw_listener_t *l = server->data;
+    gw_worker_t *w = l->w;
     if (status != 0) {
-        GW_LOG_WARN("accept failed: %s", uv_strerror(status));
+        GW_LOG_WARN("listener %s: accept failed: %s", l->name, uv_strerror(status));
         return;
     }
     if (w->nclients >= w->cfg->max_connections) {
@@ -36,62 +43,164 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)t, on_refused_close);
         return;
     }
-    int rv = gw_client_conn_start(w, server);
+    int rv = gw_client_conn_start(l, server);
     if (rv != 0)
-        GW_LOG_WARN("cannot start client connection: %s", uv_strerror(rv));
+        GW_LOG_WARN("listener %s: cannot start client connection: %s", l->name,
+                    uv_strerror(rv));
 }
 
-int gw_listener_start(gw_worker_t *w)
+/* ---- TLS material: load, reload, watch ---- */
+
+static int load_tls(gw_listener_t *l)
 {
-    const cfg_addr_t *a = &w->cfg->listen;
+    char err[512];
+    gw_tls_ctx_t *ctx = gw_tls_ctx_new(l->cfg, err, sizeof(err));
+    if (ctx == NULL) {
+        GW_LOG_ERROR("listener %s: %s", l->name, err);
+        return -1;
+    }
+    gw_tls_ctx_unref(l->tls);
+    l->tls = ctx;
+    return 0;
+}
+
+void gw_listener_reload_tls(gw_listener_t *l)
+{
+    if (l->tls == NULL || !l->is_listening)
+        return;
+    if (load_tls(l) == 0)
+        GW_LOG_INFO("listener %s: certificates reloaded (%s)", l->name,
+                    gw_tls_ctx_subject(l->tls, NULL));
+    else
+        GW_LOG_ERROR("listener %s: reload failed; keeping the previous certificates", l->name);
+}
+
+static void on_reload_timer(uv_timer_t *timer)
+{
+    gw_listener_reload_tls(timer->data);
+}
+
+static void on_file_event(uv_fs_event_t *handle, const char *filename, int events, int status)
+{
+    (void)filename, (void)events;
+    gw_listener_t *l = handle->data;
+    if (status == 0)
+        uv_timer_start(&l->reload_timer, on_reload_timer, RELOAD_DEBOUNCE_MS, 0);
+}
+
+/* Kubernetes updates a mounted Secret by swapping a symlink in the mount
+ * directory, so the directories are watched, not the files. */
+static void watch_certificates(gw_listener_t *l)
+{
+    const cfg_listener_t *cfg = l->cfg;
+    size_t max = cfg->ncerts * 2 + 2;
+    l->watches = calloc(max, sizeof(*l->watches));
+    if (l->watches == NULL)
+        return;
+    char dirs[64][1024];
+    size_t ndirs = 0;
+    for (size_t i = 0; i < cfg->ncerts * 2 + 1 && ndirs < 64; i++) {
+        const char *file = i < cfg->ncerts * 2
+                               ? (i % 2 ? cfg->certs[i / 2].key_file : cfg->certs[i / 2].cert_file)
+                               : cfg->tls_ticket_key_file;
+        if (file == NULL)
+            continue;
+        char copy[1024];
+        snprintf(copy, sizeof(copy), "%s", file);
+        const char *dir = dirname(copy);
+        int seen = 0;
+        for (size_t k = 0; k < ndirs; k++)
+            seen |= strcmp(dirs[k], dir) == 0;
+        if (seen)
+            continue;
+        snprintf(dirs[ndirs++], sizeof(dirs[0]), "%s", dir);
+        uv_fs_event_t *ev = &l->watches[l->nwatches];
+        uv_fs_event_init(&l->w->loop, ev);
+        ev->data = l;
+        int rv = uv_fs_event_start(ev, on_file_event, dir, 0);
+        if (rv != 0) {
+            GW_LOG_WARN("listener %s: cannot watch %s: %s", l->name, dir, uv_strerror(rv));
+            uv_close((uv_handle_t *)ev, NULL);
+            continue;
+        }
+        l->nwatches++;
+    }
+}
+
+/* ---- accepting ---- */
+
+int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cfg)
+{
+    memset(l, 0, sizeof(*l));
+    l->w = w;
+    l->cfg = cfg;
+    const cfg_addr_t *a = &cfg->addr;
+    snprintf(l->name, sizeof(l->name), "%s%s%s:%u", cfg->name, cfg->name[0] ? " " : "",
+             a->host[0] ? a->host : "0.0.0.0", a->port);
+    if (cfg->ncerts > 0 && load_tls(l) != 0)
+        return -1;
+
     struct sockaddr_storage ss;
     int rv = strchr(a->host, ':') != NULL
                  ? uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss)
                  : uv_ip4_addr(a->host[0] ? a->host : "0.0.0.0", a->port,
                                (struct sockaddr_in *)&ss);
     if (rv != 0) {
-        GW_LOG_ERROR("listen %s:%u: not a numeric address: %s", a->host, a->port,
-                     uv_strerror(rv));
+        GW_LOG_ERROR("listener %s: not a numeric address: %s", l->name, uv_strerror(rv));
         return rv;
     }
-    uv_tcp_init(&w->loop, &w->listener);
-    w->listener.data = w;
-    rv = uv_tcp_bind(&w->listener, (const struct sockaddr *)&ss, 0);
+    uv_tcp_init(&w->loop, &l->tcp);
+    l->tcp.data = l;
+    l->is_listening = 1; /* the handle exists from here on and must be closed */
+    rv = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
     if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&w->listener, 1024, on_connection);
+        rv = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
     if (rv != 0) {
-        GW_LOG_ERROR("listen %s:%u: %s", a->host, a->port, uv_strerror(rv));
-        uv_close((uv_handle_t *)&w->listener, NULL);
+        GW_LOG_ERROR("listener %s: %s", l->name, uv_strerror(rv));
         return rv;
     }
-    w->is_listening = 1;
+
+    if (l->tls != NULL) {
+        uv_timer_init(&w->loop, &l->reload_timer);
+        l->reload_timer.data = l;
+        l->has_reload_timer = 1;
+        if (cfg->watch_certificates)
+            watch_certificates(l);
+    }
 
     int len = sizeof(ss);
-    uv_tcp_getsockname(&w->listener, (struct sockaddr *)&ss, &len);
+    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len);
     char host[64] = "";
-    int port;
     if (ss.ss_family == AF_INET6) {
         uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-        port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-        printf("listening on [%s]:%d\n", host, port);
+        printf("listening on [%s]:%d%s\n", host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port),
+               l->tls ? " (tls)" : "");
     } else {
         uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-        port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-        printf("listening on %s:%d\n", host, port);
+        printf("listening on %s:%d%s\n", host, ntohs(((struct sockaddr_in *)&ss)->sin_port),
+               l->tls ? " (tls)" : "");
     }
     fflush(stdout);
     return 0;
 }
 
-void gw_listener_stop(gw_worker_t *w)
+void gw_listener_stop(gw_listener_t *l)
 {
-    if (!w->is_listening)
+    if (!l->is_listening)
         return;
-    w->is_listening = 0;
-    uv_close((uv_handle_t *)&w->listener, NULL);
+    l->is_listening = 0;
+    uv_close((uv_handle_t *)&l->tcp, NULL);
+    for (size_t i = 0; i < l->nwatches; i++)
+        uv_close((uv_handle_t *)&l->watches[i], NULL);
+    if (l->has_reload_timer)
+        uv_close((uv_handle_t *)&l->reload_timer, NULL);
+    l->has_reload_timer = 0;
+    l->nwatches = 0;
 }
 
-#define REFUSAL_BODY "this listener speaks HTTP/2 with prior knowledge (h2c)\n"
+/* ---- protocols ---- */
+
+#define REFUSAL_BODY "this listener speaks HTTP/2 (h2, or h2c with prior knowledge)\n"
 static const char h1_refusal[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
                                  "content-type: text/plain\r\n"
                                  "connection: close\r\n"
@@ -151,7 +260,9 @@ static int sniff_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
     return switch_protocol(c, &gw_h2_client_proto, data, len);
 }
 
-static int sniff_on_flush(gw_client_conn_t *c)
+/* Before the protocol is known there is nothing of ours to write (TLS
+ * handshake bytes are added by the transport). */
+static int waiting_on_flush(gw_client_conn_t *c)
 {
     (void)c;
     return 1;
@@ -160,10 +271,29 @@ static int sniff_on_flush(gw_client_conn_t *c)
 static const gw_client_proto_t sniff_proto = {
     .name = "sniff",
     .on_read = sniff_on_read,
-    .on_flush = sniff_on_flush,
+    .on_flush = waiting_on_flush,
+};
+
+static int handshake_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
+{
+    (void)c, (void)data, (void)len;
+    return -1; /* unreachable: the transport delivers nothing before ALPN */
+}
+
+static const gw_client_proto_t handshake_proto = {
+    .name = "tls-handshake",
+    .on_read = handshake_on_read,
+    .on_flush = waiting_on_flush,
 };
 
 void gw_listener_select_protocol(gw_client_conn_t *c)
 {
-    c->proto = &sniff_proto;
+    c->proto = c->is_tls ? &handshake_proto : &sniff_proto;
+}
+
+int gw_listener_start_application(gw_client_conn_t *c, const char *alpn)
+{
+    if (strcmp(alpn, "h2") == 0)
+        return switch_protocol(c, &gw_h2_client_proto, NULL, 0);
+    return switch_protocol(c, &refusal_proto, NULL, 0);
 }

@@ -1,23 +1,48 @@
 /*
- * Accepting client connections and choosing their protocol. A cleartext
- * connection is sniffed: the HTTP/2 connection preface selects HTTP/2 with
- * prior knowledge; anything else is answered as HTTP/1.1 (until the HTTP/1.1
- * frontend exists, with a 505 that says to use HTTP/2).
+ * Listeners: accept client connections, and choose each connection's
+ * protocol. A TLS listener picks it by ALPN after the handshake (h2, else
+ * HTTP/1.1); a cleartext one sniffs the first bytes (the HTTP/2 preface
+ * means HTTP/2 with prior knowledge, anything else HTTP/1.1).
  */
 #ifndef GW_LISTENER_H
 #define GW_LISTENER_H
 
-#include "gateway/client_conn.h"
+#include <uv.h>
+
+#include "config/config.h"
+#include "gateway/tls.h"
 
 struct gw_worker;
+struct gw_client_conn;
 
-/* Binds and listens on the configured address. Returns 0 or a uv error. */
-int gw_listener_start(struct gw_worker *w);
+typedef struct gw_listener {
+    uv_tcp_t tcp;
+    struct gw_worker *w;
+    const cfg_listener_t *cfg;
+    char name[CFG_NAME_MAX + CFG_HOST_MAX + 16]; /* for logs: section name and address */
+    gw_tls_ctx_t *tls;            /* NULL for cleartext; swapped on reload */
+    int is_listening;
+    uv_fs_event_t *watches;       /* watch_certificates: one per directory */
+    size_t nwatches;
+    uv_timer_t reload_timer;      /* gathers a burst of file events into one reload */
+    int has_reload_timer;
+} gw_listener_t;
 
-/* Stops accepting (drain or shutdown). */
-void gw_listener_stop(struct gw_worker *w);
+/* Loads TLS material, binds and listens. Returns 0 or a negative error. */
+int gw_listener_start(gw_listener_t *l, struct gw_worker *w, const cfg_listener_t *cfg);
 
-/* Gives a new connection its first protocol: the preface sniffer. */
-void gw_listener_select_protocol(gw_client_conn_t *c);
+/* Stops accepting (drain or shutdown); closes the listener's handles. */
+void gw_listener_stop(gw_listener_t *l);
+
+/* Reloads certificates and ticket keys (SIGHUP, or a watched file changed).
+ * New connections get the new material; on failure the old stays. */
+void gw_listener_reload_tls(gw_listener_t *l);
+
+/* Gives a new connection its first protocol: the PROXY header reader, the
+ * TLS handshake or the preface sniffer. */
+void gw_listener_select_protocol(struct gw_client_conn *c);
+
+/* Chooses the application protocol once TLS is up, by ALPN. */
+int gw_listener_start_application(struct gw_client_conn *c, const char *alpn);
 
 #endif

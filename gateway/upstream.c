@@ -45,17 +45,18 @@ static gw_sched_entry_t *sched_parent_of(gw_sched_entry_t *e)
     return parent != NULL && parent->pool == x->pool ? &parent->sched : NULL;
 }
 
-int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_addr_t *addr)
+int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_backend_t *bcfg)
 {
+    const cfg_addr_t *addr = &bcfg->servers[0].addr;
     memset(p, 0, sizeof(*p));
     p->w = w;
     p->cfg = w->cfg;
+    p->bcfg = bcfg;
     gw_queue_init(&p->idle);
     gw_queue_init(&p->all);
     if (gw_sched_init(&p->sched,
-                      w->cfg->backend_scheduling == CFG_SCHED_FIFO ? GW_SCHED_FIFO
-                                                                   : GW_SCHED_PRIORITY,
-                      w->cfg->priority_max_wait_ms, sched_parent_of) != 0)
+                      bcfg->scheduling == CFG_SCHED_FIFO ? GW_SCHED_FIFO : GW_SCHED_PRIORITY,
+                      bcfg->priority_max_wait_ms, sched_parent_of) != 0)
         return UV_ENOMEM;
     snprintf(p->name, sizeof(p->name), "%s:%u", addr->host, addr->port);
 
@@ -157,7 +158,7 @@ static void upconn_open(gw_pool_t *p, gw_exchange_t *x)
         gw_exchange_fail(x, 502, uv_strerror(rv), 0);
         return;
     }
-    upconn_start_timer(u, p->cfg->backend_connect_timeout_ms);
+    upconn_start_timer(u, p->bcfg->connect_timeout_ms);
 }
 
 /* The most urgent waiting exchange that may take a connection now: once
@@ -165,8 +166,8 @@ static void upconn_open(gw_pool_t *p, gw_exchange_t *x)
 static gw_exchange_t *pool_next(gw_pool_t *p)
 {
     uint32_t nbusy = p->nconns - p->nidle;
-    uint32_t reserved = p->cfg->priority_reserved_connections;
-    uint32_t max = p->cfg->backend_max_connections;
+    uint32_t reserved = p->bcfg->priority_reserved_connections;
+    uint32_t max = p->bcfg->max_connections;
     int max_urgency = reserved > 0 && nbusy + reserved >= max ? URGENT_MAX : GW_SCHED_LEVELS - 1;
     gw_sched_entry_t *e = gw_sched_dequeue(&p->sched, gw_worker_now_ms(p->w), max_urgency);
     return e != NULL ? gw_container_of(e, gw_exchange_t, sched) : NULL;
@@ -181,7 +182,7 @@ static void pool_dispatch(gw_pool_t *p)
     p->is_dispatching = 1;
     while (gw_sched_len(&p->sched) > 0) {
         gw_queue_t *idle = gw_queue_first(&p->idle);
-        if (idle == NULL && p->nconns >= p->cfg->backend_max_connections)
+        if (idle == NULL && p->nconns >= p->bcfg->max_connections)
             break;
         gw_exchange_t *x = pool_next(p);
         if (x == NULL)
@@ -333,7 +334,7 @@ void gw_upconn_flush(gw_upconn_t *u)
     }
     u->is_writing = 1;
     if (is_last && !u->resp.is_started)
-        upconn_start_timer(u, u->pool->cfg->backend_response_timeout_ms);
+        upconn_start_timer(u, u->pool->bcfg->response_timeout_ms);
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -394,7 +395,7 @@ static void on_response_complete(gw_upconn_t *u, int has_extra_bytes)
     u->state = GW_UP_IDLE;
     gw_queue_insert_head(&p->idle, &u->idle_node);
     p->nidle++;
-    upconn_start_timer(u, p->cfg->backend_idle_timeout_ms);
+    upconn_start_timer(u, p->bcfg->idle_timeout_ms);
     pool_dispatch(p);
 }
 
@@ -464,7 +465,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         u->is_reading = 0;
         u->is_read_paused = 1;
     } else {
-        upconn_start_timer(u, u->pool->cfg->backend_response_timeout_ms);
+        /* Before the head the backend is thinking (response timeout); after
+         * it, silence between body bytes is the io timeout. */
+        upconn_start_timer(u, u->resp.head_done ? u->pool->bcfg->io_timeout_ms
+                                                : u->pool->bcfg->response_timeout_ms);
     }
 }
 
@@ -474,7 +478,7 @@ void gw_upconn_resume_read(gw_upconn_t *u)
         return;
     u->is_read_paused = 0;
     upconn_start_reading(u);
-    upconn_start_timer(u, u->pool->cfg->backend_response_timeout_ms);
+    upconn_start_timer(u, u->pool->bcfg->io_timeout_ms);
 }
 
 static void on_timer(uv_timer_t *timer)

@@ -21,6 +21,7 @@ struct gw_exchange;
 typedef struct gw_pool {
     struct gw_worker *w;
     const cfg_t *cfg;
+    const cfg_backend_t *bcfg;
     struct sockaddr_storage addr;
     char name[CFG_HOST_MAX + 8]; /* host:port, for logs */
     gw_queue_t idle;             /* LIFO: the most recently used is warmest */
@@ -59,9 +60,9 @@ typedef struct gw_upconn {
     unsigned is_read_paused : 1; /* the exchange's response buffer is full */
 } gw_upconn_t;
 
-/* Resolves addr (once, at start) and prepares an empty pool. Returns 0 or a
- * negative uv error. */
-int gw_pool_init(gw_pool_t *p, struct gw_worker *w, const cfg_addr_t *addr);
+/* Resolves the backend's server (once, at start) and prepares an empty
+ * pool. Returns 0 or a negative uv error. */
+int gw_pool_init(gw_pool_t *p, struct gw_worker *w, const cfg_backend_t *bcfg);
 
 /* Queues x and dispatches: an idle connection, or a new one while under the
  * limit, takes the next waiting exchange. */

@@ -1,10 +1,11 @@
 #include "gateway/worker.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "gateway/client_conn.h"
-#include "gateway/listener.h"
 #include "gateway/log.h"
+#include "gateway/router.h"
 
 /* How long a graceful drain may take before open connections are cut. */
 #define DRAIN_TIMEOUT_MS 10000
@@ -17,6 +18,12 @@ static void on_flush(uv_prepare_t *prepare)
 static void on_signal(uv_signal_t *sig, int signum)
 {
     gw_worker_t *w = sig->data;
+    if (signum == SIGHUP) {
+        GW_LOG_INFO("SIGHUP: reloading certificates");
+        for (size_t i = 0; i < w->nlisteners; i++)
+            gw_listener_reload_tls(&w->listeners[i]);
+        return;
+    }
     if (w->is_draining) {
         GW_LOG_WARN("signal %d during drain: closing everything now", signum);
         uv_stop(&w->loop);
@@ -45,6 +52,13 @@ uint64_t gw_worker_now_ms(const gw_worker_t *w)
     return uv_now(&w->loop);
 }
 
+static void start_signal(gw_worker_t *w, uv_signal_t *sig, int signum)
+{
+    uv_signal_init(&w->loop, sig);
+    sig->data = w;
+    uv_signal_start(sig, on_signal, signum);
+}
+
 int gw_worker_init(gw_worker_t *w, const cfg_t *cfg)
 {
     memset(w, 0, sizeof(*w));
@@ -59,17 +73,33 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg)
     uv_prepare_init(&w->loop, &w->flush);
     w->flush.data = w;
     uv_prepare_start(&w->flush, on_flush);
-    uv_signal_init(&w->loop, &w->sig_term);
-    uv_signal_init(&w->loop, &w->sig_int);
-    w->sig_term.data = w->sig_int.data = w;
-    uv_signal_start(&w->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&w->sig_int, on_signal, SIGINT);
+    start_signal(w, &w->sig_term, SIGTERM);
+    start_signal(w, &w->sig_int, SIGINT);
+    start_signal(w, &w->sig_hup, SIGHUP);
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
 
-    if ((rv = gw_pool_init(&w->pool, w, &cfg->backend)) != 0)
-        return rv;
-    return gw_listener_start(w);
+    w->pools = calloc(cfg->nbackends, sizeof(*w->pools));
+    w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+    if (w->pools == NULL || w->listeners == NULL)
+        return UV_ENOMEM;
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        if ((rv = gw_pool_init(&w->pools[i], w, &cfg->backends[i])) != 0)
+            return rv;
+        w->npools++;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        w->nlisteners++;
+        if ((rv = gw_listener_start(&w->listeners[i], w, &cfg->listeners[i])) != 0)
+            return rv;
+    }
+    return 0;
+}
+
+gw_pool_t *gw_worker_pool_for(gw_worker_t *w, const char *authority, size_t authority_len,
+                              const char *path, size_t path_len)
+{
+    return &w->pools[gw_route_pick(w->cfg, authority, authority_len, path, path_len)];
 }
 
 void gw_worker_drain(gw_worker_t *w)
@@ -77,14 +107,18 @@ void gw_worker_drain(gw_worker_t *w)
     if (w->is_draining)
         return;
     w->is_draining = 1;
-    gw_listener_stop(w);
-    gw_pool_close_idle(&w->pool);
+    for (size_t i = 0; i < w->nlisteners; i++)
+        gw_listener_stop(&w->listeners[i]);
+    for (size_t i = 0; i < w->npools; i++)
+        gw_pool_close_idle(&w->pools[i]);
     for (gw_queue_t *n = w->clients.next; n != &w->clients; n = n->next) {
         gw_client_conn_t *c = gw_container_of(n, gw_client_conn_t, all_node);
-        if (c->proto->on_drain != NULL)
+        if (c->proto->on_drain != NULL) {
             c->proto->on_drain(c);
-        else
-            c->is_done = 1, gw_client_conn_mark_dirty(c);
+        } else {
+            c->is_done = 1;
+            gw_client_conn_mark_dirty(c);
+        }
     }
     uv_timer_start(&w->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
     gw_worker_on_client_closed(w);
@@ -106,17 +140,32 @@ static void on_walk_close(uv_handle_t *handle, void *arg)
 int gw_worker_run(gw_worker_t *w)
 {
     uv_run(&w->loop, UV_RUN_DEFAULT);
+    return gw_worker_teardown(w);
+}
 
+int gw_worker_teardown(gw_worker_t *w)
+{
+    if (w->loop.data != w)
+        return 0; /* the loop never started */
     /* Orderly teardown: connections first (their close callbacks free them),
-     * then the worker's own handles, which have no close callbacks. */
-    gw_listener_stop(w);
+     * then pools, then the worker's own handles, which have no callbacks. */
+    for (size_t i = 0; i < w->nlisteners; i++)
+        gw_listener_stop(&w->listeners[i]);
     gw_queue_t *n;
     while ((n = gw_queue_first(&w->clients)) != NULL)
         gw_client_conn_close(gw_container_of(n, gw_client_conn_t, all_node));
     uv_run(&w->loop, UV_RUN_NOWAIT);
-    gw_pool_close_all(&w->pool);
+    for (size_t i = 0; i < w->npools; i++)
+        gw_pool_close_all(&w->pools[i]);
     uv_run(&w->loop, UV_RUN_NOWAIT);
     uv_walk(&w->loop, on_walk_close, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
-    return uv_loop_close(&w->loop);
+    int rv = uv_loop_close(&w->loop);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        gw_tls_ctx_unref(w->listeners[i].tls);
+        free(w->listeners[i].watches);
+    }
+    free(w->listeners);
+    free(w->pools);
+    return rv;
 }

@@ -1,5 +1,5 @@
 /*
- * A worker: one uv loop, its listener, its client connections and its
+ * A worker: one uv loop, its listeners, its client connections and its
  * backend pools. Everything a worker owns is touched only by its thread.
  */
 #ifndef GW_WORKER_H
@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "gateway/listener.h"
 #include "gateway/queue.h"
 #include "gateway/upstream.h"
 
@@ -16,27 +17,33 @@
 typedef struct gw_worker {
     uv_loop_t loop;
     const cfg_t *cfg;
-    uv_tcp_t listener;
-    int is_listening;
-    uv_prepare_t flush;      /* writes every dirty client connection once per loop turn */
-    uv_signal_t sig_term, sig_int;
-    uv_timer_t drain_timer;  /* bounds a graceful drain */
-    gw_queue_t dirty;        /* client connections with output to gather */
-    gw_queue_t clients;      /* every open client connection */
+    gw_listener_t *listeners; /* one per configured listener */
+    size_t nlisteners;
+    gw_pool_t *pools;         /* one per configured backend */
+    size_t npools;
+    uv_prepare_t flush;       /* writes every dirty client connection once per loop turn */
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_timer_t drain_timer;   /* bounds a graceful drain */
+    gw_queue_t dirty;         /* client connections with output to gather */
+    gw_queue_t clients;       /* every open client connection */
     uint32_t nclients;
-    gw_pool_t pool;          /* the backend server's keep-alive pool */
     int is_draining;
     /* Every reader copies or parses its bytes before its read callback
      * returns, so one buffer serves all connections of the loop. */
     char read_buf[GW_READ_BUF_SIZE];
 } gw_worker_t;
 
-/* Binds the listener and sets up the pool. Returns 0 or a negative uv error
- * (logged). The printed "listening on" line names the bound port. */
+/* Binds every listener, loads TLS material and sets up the pools. Returns 0
+ * or a negative error (logged). */
 int gw_worker_init(gw_worker_t *w, const cfg_t *cfg);
 
-/* Runs the loop until a drain finishes, then closes every handle. */
+/* Runs the loop until a drain finishes, then closes every handle and frees
+ * what the worker allocated. */
 int gw_worker_run(gw_worker_t *w);
+
+/* Closes every handle and frees what the worker allocated; also after a
+ * failed gw_worker_init(). Returns uv_loop_close()'s result. */
+int gw_worker_teardown(gw_worker_t *w);
 
 /* Starts a graceful drain: stop accepting, GOAWAY to every client, finish
  * what is in flight, exit when nothing is left or the drain timer fires. */
@@ -44,6 +51,10 @@ void gw_worker_drain(gw_worker_t *w);
 
 /* Called by a client connection when it is gone; ends a drain when last. */
 void gw_worker_on_client_closed(gw_worker_t *w);
+
+/* The pool of the backend a request goes to. */
+gw_pool_t *gw_worker_pool_for(gw_worker_t *w, const char *authority, size_t authority_len,
+                              const char *path, size_t path_len);
 
 /* libuv alloc callback handing out the worker's shared read buffer. */
 void gw_worker_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);

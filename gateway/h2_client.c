@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/exchange.h"
+#include "gateway/listener.h"
 #include "gateway/log.h"
 #include "gateway/worker.h"
 #include "proto/headers.h"
@@ -417,6 +418,17 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         .client_addr = c->peer_addr,
         .has_body = !is_end_stream,
     };
+    /* mTLS: the verified subject goes to the backend under the configured
+     * name; without a certificate the name is only stripped. */
+    char subject[512] = "";
+    const char *cert_header = c->listener->cfg->client_cert_header;
+    proto_header_t extra;
+    if (cert_header != NULL) {
+        gw_client_conn_peer_subject(c, subject, sizeof(subject));
+        extra = (proto_header_t){cert_header, strlen(cert_header), subject, strlen(subject)};
+        req.extra = &extra;
+        req.nextra = 1;
+    }
     field_view(r, &r->method, &req.method, &req.method_len);
     field_view(r, &r->scheme, &req.scheme, &req.scheme_len);
     field_view(r, &r->path, &req.path, &req.path_len);

@@ -176,9 +176,19 @@ typedef struct build_ctx {
                            per-field Connection scan is skipped in the common case */
 } build_ctx_t;
 
+static int is_extra_name(const proto_request_t *req, const proto_header_t *h)
+{
+    for (size_t i = 0; i < req->nextra; i++) {
+        if (proto_headers_name_eq(req->extra[i].name, req->extra[i].name_len, h->name,
+                                  h->name_len))
+            return 1;
+    }
+    return 0;
+}
+
 static int is_dropped(const build_ctx_t *ctx, const proto_header_t *h)
 {
-    if (proto_headers_is_connection_specific(h->name, h->name_len))
+    if (proto_headers_is_connection_specific(h->name, h->name_len) || is_extra_name(ctx->req, h))
         return 1;
     if (name_is(h, "te"))
         return !proto_headers_name_eq(h->value, h->value_len, "trailers", 8);
@@ -401,6 +411,17 @@ int proto_h1_request_build(const proto_request_t *req, proto_h1_head_t *out, con
     }
 
     write_forwarding(&sb, &ctx);
+    for (size_t i = 0; i < req->nextra; i++) {
+        const proto_header_t *h = &req->extra[i];
+        if (!proto_headers_valid_value(h->value, h->value_len)) {
+            free(sb.data);
+            memset(out, 0, sizeof(*out));
+            out->content_length = -1;
+            return fail(why, "invalid gateway-added field value");
+        }
+        if (h->value_len > 0) /* empty: only strip what the client sent */
+            sb_field(&sb, h->name, h->name_len, h->value, h->value_len);
+    }
     sb_add(&sb, "\r\n", 2);
 
     if (sb.is_oom) {

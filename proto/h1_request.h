@@ -22,6 +22,13 @@ typedef struct proto_request {
     size_t nheaders;
     const char *client_addr; /* NUL-terminated numeric IPv4 or IPv6 address */
     int has_body;            /* 0 when END_STREAM came with HEADERS */
+    /* Fields the gateway itself vouches for (e.g. the verified client
+     * certificate subject): appended after the forwarded ones, and any
+     * incoming field of the same name is dropped, so a client cannot forge
+     * them. Names lowercase; values must pass proto_headers_valid_value; an
+     * empty value only strips the incoming field. */
+    const proto_header_t *extra;
+    size_t nextra;
 } proto_request_t;
 
 typedef struct proto_h1_head {

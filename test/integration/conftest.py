@@ -329,7 +329,7 @@ def gateway(tmp_path):
     H2Client.close_all()
     failures = []
     for gw in started:
-        code = gw.proc.stop(15 * (2 if SANITIZED else 1))
+        code = gw.proc.stop(15)
         err = gw.stderr_text()
         if code != 0:
             failures.append("gateway %s exited with %r after SIGTERM (want 0 within 15 s); "

@@ -66,3 +66,30 @@ def test_sigterm_drains_inflight_request(origin, gateway):
     # No second signal: the first one must be enough.
     code = gw.proc.wait(15)
     assert code == 0, "exit %r after SIGTERM; stderr:\n%s" % (code, gw.stderr_text())
+
+
+def test_backend_response_timeout_gives_504(origin, gateway):
+    gw = gateway(origin, "--backend-response-timeout", "500ms")
+    with gw.client() as c:
+        slow = c.request("GET", "/delay/5000")
+        fast = c.request("GET", "/delay/100")
+        r, f = c.run([slow, fast], timeout=10)
+        f.assert_ok()
+        assert bytes(f.body) == b"delayed 100\n"
+        assert r.ended and r.status == 504, r.describe()
+        c.get("/echo?after").assert_ok()
+
+
+def test_advertised_settings(origin, gateway):
+    gw = gateway(origin, "--max-concurrent-streams", "7", "--max-header-list-size", "4k",
+                 "--request-buffer-size", "128k")
+    with gw.client() as c:
+        c.get("/echo").assert_ok()  # the server's SETTINGS have arrived
+        rs = c.conn.remote_settings
+        assert rs.max_concurrent_streams == 7
+        assert rs.max_header_list_size == 4096
+        assert rs.initial_window_size == 128 * 1024
+        sids = [c.request("GET", "/delay/300", headers=[("x-tag", str(i))]) for i in range(7)]
+        for i, r in enumerate(c.run(sids)):
+            r.assert_ok()
+            assert bytes(r.body) == b"delayed 300 tag=%d\n" % i

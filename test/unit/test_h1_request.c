@@ -461,6 +461,44 @@ static void test_large_head(void **state)
     proto_h1_head_free(&out);
 }
 
+/* Gateway-added fields (the verified client certificate subject): appended
+ * last, and a client's own field of that name never gets through. */
+static void test_extra_fields(void **state)
+{
+    (void)state;
+    proto_header_t hs[] = {
+        {"x-client-subject", 16, "CN=forged", 9},
+        {"accept", 6, "*/*", 3},
+    };
+    proto_header_t extra[] = {{"x-client-subject", 16, "CN=alice,O=Example", 18}};
+    proto_request_t req = {
+        .method = "GET", .method_len = 3, .scheme = "https", .scheme_len = 5,
+        .authority = "example.com", .authority_len = 11, .path = "/", .path_len = 1,
+        .headers = hs, .nheaders = 2, .client_addr = "192.0.2.7",
+        .extra = extra, .nextra = 1,
+    };
+    proto_h1_head_t out;
+    assert_int_equal(proto_h1_request_build(&req, &out, NULL), 0);
+    static const char want[] = "GET / HTTP/1.1\r\nhost: example.com\r\naccept: */*\r\n"
+                               "x-forwarded-for: 192.0.2.7\r\nx-forwarded-proto: https\r\n"
+                               "forwarded: for=192.0.2.7;proto=https\r\n"
+                               "x-client-subject: CN=alice,O=Example\r\n\r\n";
+    assert_int_equal(out.len, sizeof(want) - 1);
+    assert_memory_equal(out.data, want, out.len);
+    proto_h1_head_free(&out);
+
+    /* No certificate: the field is only stripped. */
+    extra[0].value_len = 0;
+    assert_int_equal(proto_h1_request_build(&req, &out, NULL), 0);
+    assert_null(memmem(out.data, out.len, "x-client-subject", 16));
+    proto_h1_head_free(&out);
+
+    /* A value that cannot go on an HTTP/1.1 line is refused. */
+    extra[0].value = "CN=a\r\nx: y";
+    extra[0].value_len = 11;
+    assert_int_equal(proto_h1_request_build(&req, &out, NULL), PROTO_E_BAD_REQUEST);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -468,6 +506,7 @@ int main(void)
         cmocka_unit_test(test_fields),       cmocka_unit_test(test_content_length),
         cmocka_unit_test(test_forwarding),   cmocka_unit_test(test_idempotent_flag),
         cmocka_unit_test(test_why_optional), cmocka_unit_test(test_large_head),
+        cmocka_unit_test(test_extra_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

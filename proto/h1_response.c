@@ -8,6 +8,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "proto/headers.h"
 
@@ -206,6 +207,24 @@ static int is_forwarded(const proto_h1_response_t *r, const proto_h1_field_t *f,
     return !has_conn || !named_by_connection(r, f);
 }
 
+/* "Keep-Alive: timeout=5, max=100" (RFC 2068 §19.7.1.1): the seconds the
+ * backend keeps an idle connection, or -1 when it does not say. */
+static int keep_alive_timeout(const char *v, size_t len)
+{
+    for (size_t i = 0; i + 8 <= len; i++) {
+        if ((i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') && strncasecmp(v + i, "timeout=", 8) == 0) {
+            long secs = 0;
+            size_t k = i + 8;
+            if (k >= len || v[k] < '0' || v[k] > '9')
+                return -1;
+            for (; k < len && v[k] >= '0' && v[k] <= '9' && secs < 1000000; k++)
+                secs = secs * 10 + (v[k] - '0');
+            return (int)secs;
+        }
+    }
+    return -1;
+}
+
 /* Hands the forwarded fields to on_head (before the final head is done) or
  * to on_trailers (after it). */
 static int deliver_fields(proto_h1_response_t *r, int status)
@@ -219,6 +238,9 @@ static int deliver_fields(proto_h1_response_t *r, int status)
     for (size_t i = 0; i < r->nfields; i++) {
         if (field_is(r, &r->fields[i], "connection"))
             has_conn = 1;
+        if (!r->head_done && field_is(r, &r->fields[i], "keep-alive"))
+            r->keep_alive_timeout_s = keep_alive_timeout(r->hbuf + r->fields[i].value_off,
+                                                         r->fields[i].value_len);
     }
     if (r->nfields > STACK_HEADERS) {
         hs = malloc(r->nfields * sizeof(*hs));
@@ -384,6 +406,7 @@ void proto_h1_response_reset(proto_h1_response_t *r, int is_head_request)
     r->is_complete = 0;
     r->is_started = 0;
     r->keep_alive = 0;
+    r->keep_alive_timeout_s = -1;
     r->is_value_cut = 0;
     r->err = 0;
     r->why = NULL;

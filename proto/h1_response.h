@@ -46,6 +46,7 @@ typedef struct proto_h1_response {
     int is_complete;  /* final response fully read */
     int is_started;   /* at least one byte of a response was parsed */
     int keep_alive;   /* valid once complete */
+    int keep_alive_timeout_s; /* the head's "Keep-Alive: timeout=N", or -1 */
     int err;          /* PROTO_E_* recorded by a callback */
     const char *why;  /* short static reason of the last error */
     /* Telling an obs-fold from a value split across feed() calls: */

@@ -1,8 +1,7 @@
 /*
  * Accepting client connections and choosing their protocol. A cleartext
  * connection is sniffed: the HTTP/2 connection preface selects HTTP/2 with
- * prior knowledge; anything else is answered as HTTP/1.1 (until the HTTP/1.1
- * frontend exists, with a 505 that says to use HTTP/2).
+ * prior knowledge; anything else is HTTP/1.1 (which may still upgrade to h2c).
  */
 #ifndef GW_LISTENER_H
 #define GW_LISTENER_H

@@ -300,6 +300,16 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         if (nread != UV_EOF)
             GW_LOG_DEBUG("client %s:%d: read failed: %s", c->peer_addr, c->peer_port,
                          uv_strerror((int)nread));
+        /* A half-closed client may still be owed answers (HTTP/1.1
+         * pipelining): the protocol decides. */
+        if (nread == UV_EOF && c->proto->on_eof != NULL) {
+            c->is_eof = 1;
+            uv_read_stop(stream);
+            if (c->proto->on_eof(c) == 0) {
+                gw_client_conn_mark_dirty(c);
+                return;
+            }
+        }
         gw_client_conn_close(c);
         return;
     }
@@ -311,6 +321,22 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     gw_client_conn_mark_dirty(c);
+}
+
+void gw_client_conn_pause_read(gw_client_conn_t *c)
+{
+    if (c->is_read_paused || c->is_closing || c->is_eof)
+        return;
+    uv_read_stop((uv_stream_t *)&c->tcp);
+    c->is_read_paused = 1;
+}
+
+int gw_client_conn_resume_read(gw_client_conn_t *c)
+{
+    if (!c->is_read_paused || c->is_closing || c->is_eof)
+        return 0;
+    c->is_read_paused = 0;
+    return uv_read_start((uv_stream_t *)&c->tcp, gw_worker_alloc_cb, on_read);
 }
 
 void gw_client_conn_close(gw_client_conn_t *c)

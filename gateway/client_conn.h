@@ -33,6 +33,11 @@ typedef struct gw_client_proto {
     void (*on_drain)(gw_client_conn_t *c);
     /* The connection is being freed: release every exchange and the state. */
     void (*on_destroy)(gw_client_conn_t *c);
+    /* Optional. The client closed its sending side (EOF); reading has
+     * stopped. Returns 0 to keep the connection for the answers still owed
+     * (the protocol ends it later through on_flush), negative to close now.
+     * NULL: close now. */
+    int (*on_eof)(gw_client_conn_t *c);
 } gw_client_proto_t;
 
 struct gw_client_conn {
@@ -60,6 +65,8 @@ struct gw_client_conn {
     unsigned is_writing : 1;
     unsigned is_closing : 1;
     unsigned is_done : 1; /* protocol finished: close when the output is written */
+    unsigned is_read_paused : 1; /* the protocol stopped reading (gw_client_conn_pause_read) */
+    unsigned is_eof : 1;         /* the client sent EOF; nothing more will be read */
     uint8_t sniff[24];    /* first bytes, kept until the protocol is known */
     size_t sniff_len;
 };
@@ -77,6 +84,15 @@ void gw_client_conn_mark_dirty(gw_client_conn_t *c);
 
 /* Flushes every dirty connection of the worker (the worker's prepare hook). */
 void gw_client_conn_flush_all(struct gw_worker *w);
+
+/* Stops reading from the client until gw_client_conn_resume_read(): the
+ * protocol has as much input buffered as it may hold. Idempotent. */
+void gw_client_conn_pause_read(gw_client_conn_t *c);
+
+/* Reads again after gw_client_conn_pause_read(). Idempotent; does nothing
+ * after EOF or once closing. Returns 0 or a negative uv error (the caller
+ * then ends the connection from its on_flush). */
+int gw_client_conn_resume_read(gw_client_conn_t *c);
 
 /* Closes now; pending output is dropped. Safe to call twice. Never call it
  * from inside the protocol's own callbacks: return an error instead. */

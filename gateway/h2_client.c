@@ -24,6 +24,10 @@ typedef struct h2_client {
     gw_client_conn_t *conn;
     nghttp2_session *session;
     gw_queue_t exchanges;
+    /* After an h2c upgrade nothing is sent until the client's first bytes
+     * (its preface) arrive: a client reading the 101 may not be ready for
+     * more than a little HTTP/2 behind it (curl 7.88 fails past 32 KiB). */
+    int is_awaiting_preface;
 } h2_client_t;
 
 /* A request's fields as nghttp2 hands them over, copied because nghttp2's
@@ -564,6 +568,7 @@ static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint3
 static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
 {
     h2_client_t *h = c->proto_state;
+    h->is_awaiting_preface = 0;
     ssize_t rv = nghttp2_session_mem_recv(h->session, data, len);
     if (rv < 0) {
         GW_LOG_DEBUG("client %s:%d: HTTP/2 error: %s", c->peer_addr, c->peer_port,
@@ -576,6 +581,8 @@ static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
 static int h2_conn_on_flush(gw_client_conn_t *c)
 {
     h2_client_t *h = c->proto_state;
+    if (h->is_awaiting_preface)
+        return 1;
     while (c->out_len < MAX_GATHER) {
         const uint8_t *data;
         ssize_t n = nghttp2_session_mem_send(h->session, &data);
@@ -627,14 +634,16 @@ const gw_client_proto_t gw_h2_client_proto = {
     .on_destroy = h2_conn_on_destroy,
 };
 
-int gw_h2_client_attach(gw_client_conn_t *c)
+/* Creates c's HTTP/2 session and queues the server SETTINGS. The caller
+ * installs it as c->proto_state. Returns NULL when out of memory. */
+static h2_client_t *session_new(gw_client_conn_t *c)
 {
     const cfg_t *cfg = c->w->cfg;
     h2_client_t *h = calloc(1, sizeof(*h));
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
     if (h == NULL)
-        return -1;
+        return NULL;
     h->conn = c;
     gw_queue_init(&h->exchanges);
 
@@ -676,10 +685,7 @@ int gw_h2_client_attach(gw_client_conn_t *c)
         nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0,
                                               CONNECTION_WINDOW) != 0)
         goto fail_session;
-
-    c->proto_state = h;
-    gw_client_conn_mark_dirty(c);
-    return 0;
+    return h;
 
 fail_session:
     nghttp2_session_del(h->session);
@@ -687,5 +693,51 @@ fail:
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);
     free(h);
-    return -1;
+    return NULL;
+}
+
+int gw_h2_client_attach(gw_client_conn_t *c)
+{
+    h2_client_t *h = session_new(c);
+    if (h == NULL)
+        return -1;
+    c->proto_state = h;
+    gw_client_conn_mark_dirty(c);
+    return 0;
+}
+
+/* ---- h2c Upgrade (RFC 7540 §3.2) ---- */
+
+int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, size_t settings_len,
+                                gw_exchange_t *x)
+{
+    h2_client_t *h = session_new(c);
+    if (h == NULL)
+        return -1;
+    /* Applies the client's HTTP2-Settings as if a SETTINGS frame had come,
+     * and opens stream 1, half-closed (remote): the upgrading request is
+     * its request. The client's preface still follows on the wire. */
+    int rv = nghttp2_session_upgrade2(h->session, settings, settings_len, x->is_head_method, NULL);
+    if (rv != 0) {
+        GW_LOG_INFO("client %s:%d: h2c upgrade refused: %s", c->peer_addr, c->peer_port,
+                    nghttp2_strerror(rv));
+        nghttp2_session_del(h->session);
+        free(h);
+        return -1;
+    }
+    /* From here on x is an HTTP/2 stream like any other. */
+    x->fe = &h2_frontend_ops;
+    x->fe_conn = h;
+    x->stream_id = 1;
+    x->sched.owner = h;
+    x->is_req_end = 1;
+    gw_queue_insert_tail(&h->exchanges, &x->fe_node);
+    nghttp2_session_set_stream_user_data(h->session, 1, x);
+    c->proto = &gw_h2_client_proto;
+    c->proto_state = h;
+    h->is_awaiting_preface = 1;
+    apply_send_priority(h, x);
+    gw_exchange_start(x, x->pool); /* routed by the HTTP/1.1 frontend */
+    gw_client_conn_mark_dirty(c);
+    return 0;
 }

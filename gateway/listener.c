@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/client_conn.h"
+#include "gateway/h1_client.h"
 #include "gateway/h2_client.h"
 #include "gateway/log.h"
 #include "gateway/worker.h"
@@ -200,40 +201,14 @@ void gw_listener_stop(gw_listener_t *l)
 
 /* ---- protocols ---- */
 
-#define REFUSAL_BODY "this listener speaks HTTP/2 (h2, or h2c with prior knowledge)\n"
-static const char h1_refusal[] = "HTTP/1.1 505 HTTP Version Not Supported\r\n"
-                                 "content-type: text/plain\r\n"
-                                 "connection: close\r\n"
-                                 "content-length: %zu\r\n"
-                                 "\r\n" REFUSAL_BODY;
-
-static int refusal_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
-{
-    (void)c, (void)data, (void)len;
-    return 0;
-}
-
-static int refusal_on_flush(gw_client_conn_t *c)
-{
-    char msg[sizeof(h1_refusal) + 16];
-    int n = snprintf(msg, sizeof(msg), h1_refusal, sizeof(REFUSAL_BODY) - 1);
-    if (gw_client_conn_out(c, msg, (size_t)n) != 0)
-        return -1;
-    return 0;
-}
-
-static const gw_client_proto_t refusal_proto = {
-    .name = "h1-refusal",
-    .on_read = refusal_on_read,
-    .on_flush = refusal_on_flush,
-};
-
 /* Switches c to proto and replays the bytes seen so far plus data. */
 static int switch_protocol(gw_client_conn_t *c, const gw_client_proto_t *proto,
                            const uint8_t *data, size_t len)
 {
     c->proto = proto;
     if (proto == &gw_h2_client_proto && gw_h2_client_attach(c) != 0)
+        return -1;
+    if (proto == &gw_h1_client_proto && gw_h1_client_attach(c, c->is_tls) != 0)
         return -1;
     if (c->sniff_len > 0) {
         int rv = proto->on_read(c, c->sniff, c->sniff_len);
@@ -251,7 +226,7 @@ static int sniff_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
     size_t need = H2_PREFACE_LEN - c->sniff_len;
     size_t take = len < need ? len : need;
     if (memcmp(data, h2_preface + c->sniff_len, take) != 0)
-        return switch_protocol(c, &refusal_proto, data, len);
+        return switch_protocol(c, &gw_h1_client_proto, data, len);
     if (take < need) {
         memcpy(c->sniff + c->sniff_len, data, take);
         c->sniff_len += take;
@@ -295,5 +270,5 @@ int gw_listener_start_application(gw_client_conn_t *c, const char *alpn)
 {
     if (strcmp(alpn, "h2") == 0)
         return switch_protocol(c, &gw_h2_client_proto, NULL, 0);
-    return switch_protocol(c, &refusal_proto, NULL, 0);
+    return switch_protocol(c, &gw_h1_client_proto, NULL, 0); /* http/1.1 or no ALPN */
 }

@@ -1,0 +1,779 @@
+/*
+ * HTTP/1.1 frontend. One request at a time: its head starts an exchange,
+ * its body streams into the exchange, and only once its answer has been
+ * gathered for writing is the next pipelined request parsed. Output is
+ * staged (h->pending, the response body in x->resp_body) and moved into the
+ * connection's gather buffer in on_flush only, because the buffer belongs to
+ * the write in flight until that write completes.
+ *
+ * Memory per connection is bounded: unparsed pipelined bytes stop the reads
+ * past MAX_UNPARSED, the request body buffer past request_buffer_size, and
+ * at most about OUT_HIGH of response body is gathered per write.
+ */
+#include "gateway/h1_client.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gateway/exchange.h"
+#include "gateway/h2_client.h"
+#include "gateway/log.h"
+#include "gateway/worker.h"
+#include "proto/buf.h"
+#include "proto/h1_request_parser.h"
+
+/* Unparsed bytes kept while a request is served; reads stop beyond. */
+#define MAX_UNPARSED (64 * 1024)
+/* Response body gathered per write: the next piece follows when it is done. */
+#define OUT_HIGH (64 * 1024)
+/* Requests finished per on_flush, so a pipelining client cannot hold the
+ * loop; the rest goes on in the next turn. */
+#define MAX_REQUESTS_PER_FLUSH 16
+/* Largest HTTP2-Settings we decode: 6 bytes per setting, far more settings
+ * than exist. */
+#define MAX_H2_SETTINGS 1536
+
+enum h1_framing {
+    FRAME_NONE,    /* no body (HEAD, 204, 304, length 0) */
+    FRAME_LENGTH,  /* the backend's Content-Length */
+    FRAME_CHUNKED, /* chunked, for HTTP/1.1 clients */
+    FRAME_CLOSE,   /* delimited by the close, for HTTP/1.0 clients */
+};
+
+typedef struct h1_client {
+    gw_client_conn_t *conn;
+    int is_tls;
+    proto_h1_req_parser_t parser;
+    proto_buf_t inbuf;    /* read but not parsed: the next pipelined requests */
+    proto_buf_t pending;  /* output staged for the next on_flush */
+    gw_exchange_t *x;     /* the request being served, or NULL */
+    uint8_t *h2_settings; /* h2c upgrade waiting for on_flush: decoded HTTP2-Settings */
+    size_t h2_settings_len;
+    /* the request being served */
+    int http_minor;
+    int framing;                  /* enum h1_framing of the response */
+    unsigned is_active : 1;       /* a request head was parsed and is not answered yet */
+    unsigned is_head : 1;         /* it is a HEAD request */
+    unsigned is_req_done : 1;     /* its last byte was parsed */
+    unsigned is_resp_started : 1; /* the response head is staged */
+    unsigned is_resp_done : 1;    /* the whole response is staged */
+    unsigned is_keep_alive : 1;   /* another request may follow on the connection */
+    unsigned is_refused : 1;      /* answered as malformed: nothing more is read */
+    unsigned is_aborted : 1;      /* close without completing the response */
+    unsigned is_draining : 1;
+    unsigned is_processing : 1; /* process_input() is on the stack */
+} h1_client_t;
+
+static const gw_frontend_ops_t h1_frontend_ops;
+
+static h1_client_t *client_of(const gw_exchange_t *x)
+{
+    return x->fe_conn;
+}
+
+/* clang-format off */
+static const char *reason_phrase(int status)
+{
+    switch (status) {
+    case 100: return "Continue";
+    case 101: return "Switching Protocols";
+    case 200: return "OK";
+    case 201: return "Created";
+    case 202: return "Accepted";
+    case 203: return "Non-Authoritative Information";
+    case 204: return "No Content";
+    case 205: return "Reset Content";
+    case 206: return "Partial Content";
+    case 300: return "Multiple Choices";
+    case 301: return "Moved Permanently";
+    case 302: return "Found";
+    case 303: return "See Other";
+    case 304: return "Not Modified";
+    case 307: return "Temporary Redirect";
+    case 308: return "Permanent Redirect";
+    case 400: return "Bad Request";
+    case 401: return "Unauthorized";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 406: return "Not Acceptable";
+    case 408: return "Request Timeout";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 411: return "Length Required";
+    case 412: return "Precondition Failed";
+    case 413: return "Content Too Large";
+    case 414: return "URI Too Long";
+    case 415: return "Unsupported Media Type";
+    case 416: return "Range Not Satisfiable";
+    case 417: return "Expectation Failed";
+    case 421: return "Misdirected Request";
+    case 422: return "Unprocessable Content";
+    case 425: return "Too Early";
+    case 426: return "Upgrade Required";
+    case 428: return "Precondition Required";
+    case 429: return "Too Many Requests";
+    case 431: return "Request Header Fields Too Large";
+    case 500: return "Internal Server Error";
+    case 501: return "Not Implemented";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    case 505: return "HTTP Version Not Supported";
+    default: return ""; /* RFC 9112 §4: the reason phrase may be empty */
+    }
+}
+/* clang-format on */
+
+static int stage(h1_client_t *h, const void *data, size_t len)
+{
+    return proto_buf_append(&h->pending, data, len);
+}
+
+static int stage_str(h1_client_t *h, const char *s)
+{
+    return stage(h, s, strlen(s));
+}
+
+static int stage_field(h1_client_t *h, const char *name, size_t name_len, const char *value,
+                       size_t value_len)
+{
+    int rv = stage(h, name, name_len);
+    rv |= stage(h, ": ", 2);
+    rv |= stage(h, value, value_len);
+    rv |= stage(h, "\r\n", 2);
+    return rv ? PROTO_E_NOMEM : 0;
+}
+
+/* The Connection field of a response: close unless another request may
+ * follow; HTTP/1.0 clients must be told when the connection persists. */
+static int stage_connection(h1_client_t *h)
+{
+    if (!h->is_keep_alive)
+        return stage_str(h, "connection: close\r\n");
+    if (h->http_minor == 0)
+        return stage_str(h, "connection: keep-alive\r\n");
+    return 0;
+}
+
+/* Stages a complete short text answer (the request is not forwarded, or
+ * its exchange failed before a response head). */
+static void stage_error(h1_client_t *h, int status)
+{
+    char line[160], body[96];
+    int body_len = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
+    int n = snprintf(line, sizeof(line),
+                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
+                     "content-length: %d\r\n",
+                     status, reason_phrase(status), body_len);
+    int rv = stage(h, line, (size_t)n);
+
+    rv |= stage_connection(h);
+    rv |= stage(h, "\r\n", 2);
+    if (!h->is_head)
+        rv |= stage(h, body, (size_t)body_len);
+    h->is_resp_started = 1;
+    h->is_resp_done = 1;
+    if (rv != 0)
+        h->is_aborted = 1;
+}
+
+static int status_of(int err)
+{
+    if (err == PROTO_E_NOT_IMPLEMENTED)
+        return 501;
+    return err == PROTO_E_TOO_LARGE ? 431 : 400;
+}
+
+/*
+ * The request cannot be forwarded (or, after its head, cannot be finished):
+ * answer status with "connection: close" if nothing of the response was
+ * staged yet, and close once the output is out. Nothing more is parsed: the
+ * bytes that follow a malformed request cannot be trusted to start a new one
+ * (the callers drop them once the parser is off the stack).
+ */
+static void refuse(h1_client_t *h, int status, const char *why)
+{
+    gw_client_conn_t *c = h->conn;
+
+    GW_LOG_INFO("client %s:%d: HTTP/1.1 request refused with %d: %s", c->peer_addr, c->peer_port,
+                status, why);
+    if (h->x != NULL) {
+        /* The backend may hold part of this request: its connection goes. */
+        gw_exchange_free(h->x);
+        h->x = NULL;
+    }
+    h->is_keep_alive = 0;
+    h->is_refused = 1;
+    if (!h->is_resp_started)
+        stage_error(h, status);
+    else if (!h->is_resp_done)
+        h->is_aborted = 1; /* a response is half out: only the close can end it */
+    h->is_active = 1;
+    h->is_req_done = 1;
+    gw_client_conn_mark_dirty(c);
+}
+
+/* ---- frontend ops: the exchange talks back ---- */
+
+static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n, int has_body)
+{
+    h1_client_t *h = client_of(x);
+    char line[64];
+    int has_length = 0, rv;
+
+    for (size_t i = 0; i < n; i++) {
+        if (proto_headers_name_eq(f[i].name, f[i].name_len, "content-length", 14))
+            has_length = 1;
+    }
+    if (!has_body)
+        h->framing = FRAME_NONE;
+    else if (has_length)
+        h->framing = FRAME_LENGTH;
+    else if (h->http_minor >= 1)
+        h->framing = FRAME_CHUNKED;
+    else
+        h->framing = FRAME_CLOSE;
+    if (h->framing == FRAME_CLOSE || h->is_draining)
+        h->is_keep_alive = 0;
+
+    rv = stage(
+        h, line,
+        (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason_phrase(status)));
+    /* The fields were checked by the response parser: token names, values
+     * without CR, LF or NUL, connection-specific ones removed. */
+    for (size_t i = 0; i < n && rv == 0; i++)
+        rv = stage_field(h, f[i].name, f[i].name_len, f[i].value, f[i].value_len);
+    if (h->framing == FRAME_CHUNKED)
+        rv |= stage_str(h, "transfer-encoding: chunked\r\n");
+    rv |= stage_connection(h);
+    rv |= stage(h, "\r\n", 2);
+    if (rv != 0)
+        return -1;
+    h->is_resp_started = 1;
+    gw_client_conn_mark_dirty(h->conn);
+    return 0;
+}
+
+static void fe_on_body(gw_exchange_t *x)
+{
+    gw_client_conn_mark_dirty(client_of(x)->conn);
+}
+
+static void fe_on_fail(gw_exchange_t *x, int status, const char *why)
+{
+    h1_client_t *h = client_of(x);
+    (void)why; /* logged by gw_exchange_fail */
+
+    if (status > 0 && !h->is_resp_started) {
+        /* Unread request bytes would be taken for the next request. */
+        if (!h->is_req_done)
+            h->is_keep_alive = 0;
+        stage_error(h, status);
+    } else {
+        /* The head is out: a body cut short must never look complete, so
+         * no terminating chunk; the close tells the client. */
+        h->is_aborted = 1;
+    }
+    gw_client_conn_mark_dirty(h->conn);
+}
+
+static void update_reading(h1_client_t *h);
+
+static void fe_on_req_body_written(gw_exchange_t *x, size_t n)
+{
+    (void)n;
+    update_reading(client_of(x));
+}
+
+static const gw_frontend_ops_t h1_frontend_ops = {
+    .on_head = fe_on_head,
+    .on_body = fe_on_body,
+    .on_fail = fe_on_fail,
+    .on_req_body_written = fe_on_req_body_written,
+    .parent_of = NULL,
+};
+
+/* ---- requests from the client ---- */
+
+/* Reads stop while the connection holds as much input as it may: unparsed
+ * pipelined bytes, or a request body the backend has not taken yet. */
+static void update_reading(h1_client_t *h)
+{
+    gw_client_conn_t *c = h->conn;
+    /* A refused connection goes on reading (and dropping) until its answer
+     * is written: closing with unread input makes the kernel send a reset,
+     * which may destroy the answer before the client reads it. */
+    int is_full = proto_buf_len(&h->inbuf) > MAX_UNPARSED || h->is_aborted ||
+                  (h->x != NULL && proto_buf_len(&h->x->req_body) > c->w->cfg->request_buffer_size);
+
+    if (is_full) {
+        gw_client_conn_pause_read(c);
+    } else if (gw_client_conn_resume_read(c) != 0) {
+        h->is_aborted = 1;
+        gw_client_conn_mark_dirty(c);
+    }
+}
+
+/* The fields forwarded to the backend: all of them but Expect (answered
+ * here, hop-by-hop in effect) and, for an absolute-form target, Host
+ * (RFC 9112 §3.2.2: the target's authority wins). proto_h1_request_build()
+ * drops the connection-specific ones. */
+static size_t forwarded_fields(const proto_h1_req_head_t *head, proto_header_t *out)
+{
+    size_t n = 0;
+
+    for (size_t i = 0; i < head->nheaders; i++) {
+        const proto_header_t *f = &head->headers[i];
+        if (f->name_len == 6 && memcmp(f->name, "expect", 6) == 0)
+            continue;
+        if ((head->flags & PROTO_H1_REQ_ABSOLUTE_FORM) && f->name_len == 4 &&
+            memcmp(f->name, "host", 4) == 0)
+            continue;
+        out[n++] = *f;
+    }
+    return n;
+}
+
+/* An upgrade is taken when its settings decode; otherwise the request is
+ * simply served over HTTP/1.1 (RFC 7540 §3.2 lets a server ignore it). */
+static int want_upgrade(h1_client_t *h, const proto_h1_req_head_t *head)
+{
+    ssize_t n;
+
+    if (!(head->flags & PROTO_H1_REQ_UPGRADE_H2C) || h->is_tls || h->is_draining)
+        return 0;
+    h->h2_settings = malloc(MAX_H2_SETTINGS);
+    if (h->h2_settings == NULL)
+        return 0;
+    n = proto_h1_base64url_decode(head->http2_settings, head->http2_settings_len, h->h2_settings,
+                                  MAX_H2_SETTINGS);
+    if (n < 0 || n % 6 != 0) {
+        free(h->h2_settings);
+        h->h2_settings = NULL;
+        return 0;
+    }
+    h->h2_settings_len = (size_t)n;
+    return 1;
+}
+
+static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
+{
+    h1_client_t *h = ud;
+    gw_client_conn_t *c = h->conn;
+    proto_header_t stack[64];
+    proto_header_t *fields =
+        head->nheaders <= 64 ? stack : malloc(head->nheaders * sizeof(*fields));
+    const char *why = NULL;
+    gw_exchange_t *x;
+    int rv;
+
+    h->is_active = 1;
+    h->http_minor = head->http_minor;
+    h->is_head = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
+    h->is_keep_alive = (head->flags & PROTO_H1_REQ_KEEP_ALIVE) && !h->is_draining;
+    x = gw_exchange_new(c->w, &h1_frontend_ops, h, 0);
+    if (fields == NULL || x == NULL) {
+        if (fields != stack)
+            free(fields);
+        if (x != NULL)
+            gw_exchange_free(x);
+        h->is_aborted = 1;
+        return -1;
+    }
+
+    proto_request_t req = {
+        .method = head->method,
+        .method_len = head->method_len,
+        .scheme = h->is_tls ? "https" : "http",
+        .scheme_len = h->is_tls ? 5 : 4,
+        .path = head->path,
+        .path_len = head->path_len,
+        .headers = fields,
+        .nheaders = forwarded_fields(head, fields),
+        .client_addr = c->peer_addr,
+        .has_body = (head->flags & PROTO_H1_REQ_HAS_BODY) != 0,
+    };
+    /* Host itself is checked and written by the builder; only the
+     * absolute-form authority comes in as :authority. */
+    if (head->flags & PROTO_H1_REQ_ABSOLUTE_FORM) {
+        req.authority = head->authority;
+        req.authority_len = head->authority_len;
+    }
+    rv = proto_h1_request_build(&req, &x->head, &why);
+    if (fields != stack)
+        free(fields);
+    x->is_head_method = h->is_head;
+    /* Routed now: head's pointers are valid during this callback only. */
+    x->pool = gw_worker_pool_for(c->w, head->authority, head->authority_len, head->path,
+                                 head->path_len);
+    if (rv != 0) {
+        gw_exchange_free(x);
+        if (rv == PROTO_E_NOMEM) {
+            h->is_aborted = 1;
+            return -1;
+        }
+        refuse(h, rv == PROTO_E_NOT_IMPLEMENTED ? 501 : 400, why ? why : proto_strerror(rv));
+        return -1;
+    }
+    h->x = x;
+    x->is_req_end = !req.has_body;
+    if (want_upgrade(h, head))
+        return 0; /* started on stream 1 by the switch in on_flush */
+    gw_exchange_start(x, x->pool);
+    /* RFC 9110 §10.1.1: the client waits for this before sending its body.
+     * Not after a synchronous failure: its answer is final already. */
+    if ((head->flags & PROTO_H1_REQ_EXPECT_CONTINUE) && !h->is_resp_started &&
+        stage_str(h, "HTTP/1.1 100 Continue\r\n\r\n") != 0)
+        h->is_aborted = 1;
+    gw_client_conn_mark_dirty(c);
+    return 0;
+}
+
+static int h1_on_body(void *ud, const uint8_t *data, size_t len)
+{
+    h1_client_t *h = ud;
+
+    /* 0 means the exchange no longer wants them (answered or failed): the
+     * bytes are read to find the end of the request, and dropped. */
+    if (h->x != NULL && h->x->is_started && gw_exchange_req_body(h->x, data, len) < 0) {
+        h->is_aborted = 1;
+        return -1;
+    }
+    return 0;
+}
+
+static int h1_on_complete(void *ud)
+{
+    h1_client_t *h = ud;
+
+    h->is_req_done = 1;
+    if (h->x != NULL && h->x->is_started && !h->x->is_req_end)
+        gw_exchange_req_end(h->x);
+    gw_client_conn_mark_dirty(h->conn); /* the answer may be waiting for this */
+    return 0;
+}
+
+/* Request trailers are not forwarded (the backend request's chunked
+ * terminator carries none), as for HTTP/2 clients; the parser has checked
+ * their syntax. */
+static const proto_h1_req_cbs_t parser_cbs = {
+    .on_head = h1_on_head,
+    .on_body = h1_on_body,
+    .on_trailers = NULL,
+    .on_complete = h1_on_complete,
+};
+
+/* 1 while parsed bytes would go somewhere: a new request's head, or the
+ * body of the request being served. */
+static int can_parse(const h1_client_t *h)
+{
+    return !h->is_refused && !h->is_aborted && h->h2_settings == NULL &&
+           !(h->is_active && h->is_req_done);
+}
+
+/* Feeds bytes to the parser; returns how many it took (everything on a
+ * refusal, whose bytes are dropped). */
+static size_t feed(h1_client_t *h, const uint8_t *data, size_t len)
+{
+    ssize_t n = proto_h1_req_parser_feed(&h->parser, data, len);
+
+    if (n >= 0)
+        return (size_t)n;
+    /* PROTO_E_CALLBACK: our callback stopped it and has acted already. */
+    if (n != PROTO_E_CALLBACK && !h->is_refused) {
+        if (n == PROTO_E_NOMEM)
+            h->is_aborted = 1;
+        else
+            refuse(h, status_of((int)n), h->parser.why ? h->parser.why : proto_strerror((int)n));
+    }
+    gw_client_conn_mark_dirty(h->conn);
+    return len;
+}
+
+/* Parses buffered bytes as far as the request being served allows. */
+static void process_input(h1_client_t *h)
+{
+    if (h->is_processing)
+        return;
+    h->is_processing = 1;
+    while (can_parse(h) && proto_buf_len(&h->inbuf) > 0) {
+        proto_slice_t s;
+        proto_buf_slices(&h->inbuf, &s, 1);
+        size_t n = feed(h, s.base, s.len);
+        if (h->is_refused || h->is_aborted) {
+            proto_buf_free(&h->inbuf);
+            break;
+        }
+        proto_buf_consume(&h->inbuf, n);
+    }
+    h->is_processing = 0;
+    update_reading(h);
+}
+
+static int h1_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
+{
+    h1_client_t *h = c->proto_state;
+    size_t n = 0;
+
+    if (h->is_refused || h->is_aborted)
+        return 0;
+    /* Straight from the read buffer when nothing waits before these bytes. */
+    if (proto_buf_len(&h->inbuf) == 0 && can_parse(h)) {
+        h->is_processing = 1;
+        n = feed(h, data, len);
+        h->is_processing = 0;
+    }
+    if (h->is_refused || h->is_aborted)
+        return 0;
+    if (n < len && proto_buf_append(&h->inbuf, data + n, len - n) != 0)
+        return -1;
+    process_input(h);
+    return 0;
+}
+
+/* ---- output ---- */
+
+static int move_pending(gw_client_conn_t *c, h1_client_t *h)
+{
+    proto_slice_t s[8];
+    size_t n;
+
+    while ((n = proto_buf_slices(&h->pending, s, 8)) > 0) {
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (gw_client_conn_out(c, s[i].base, s[i].len) != 0)
+                return -1;
+            total += s[i].len;
+        }
+        proto_buf_consume(&h->pending, total);
+    }
+    return 0;
+}
+
+static int out_str(gw_client_conn_t *c, const char *s)
+{
+    return gw_client_conn_out(c, s, strlen(s));
+}
+
+/* Moves response body bytes into the gather buffer in the framing the head
+ * announced, and the end of the body once the backend finished. */
+static int write_body(gw_client_conn_t *c, h1_client_t *h)
+{
+    gw_exchange_t *x = h->x;
+    uint8_t piece[16384];
+
+    while (c->out_len < OUT_HIGH) {
+        size_t n = gw_exchange_resp_read(x, piece, sizeof(piece));
+        if (n == 0)
+            break;
+        if (h->framing == FRAME_CHUNKED) {
+            char size_line[24];
+            int k = snprintf(size_line, sizeof(size_line), "%zx\r\n", n);
+            if (gw_client_conn_out(c, size_line, (size_t)k) != 0 ||
+                gw_client_conn_out(c, piece, n) != 0 || gw_client_conn_out(c, "\r\n", 2) != 0)
+                return -1;
+        } else if (gw_client_conn_out(c, piece, n) != 0) {
+            return -1;
+        }
+    }
+    if (!x->is_resp_done || proto_buf_len(&x->resp_body) > 0)
+        return 0;
+    if (h->framing == FRAME_CHUNKED) {
+        if (out_str(c, "0\r\n") != 0)
+            return -1;
+        for (size_t i = 0; i < x->ntrailers; i++) {
+            const proto_header_t *t = &x->trailers[i];
+            if (gw_client_conn_out(c, t->name, t->name_len) != 0 || out_str(c, ": ") != 0 ||
+                gw_client_conn_out(c, t->value, t->value_len) != 0 || out_str(c, "\r\n") != 0)
+                return -1;
+        }
+        if (out_str(c, "\r\n") != 0)
+            return -1;
+    }
+    h->is_resp_done = 1;
+    return 0;
+}
+
+/* The answer is gathered: forget the request and ready the parser. */
+static void end_request(h1_client_t *h)
+{
+    if (h->x != NULL) {
+        gw_exchange_free(h->x);
+        h->x = NULL;
+    }
+    proto_h1_req_parser_reset(&h->parser);
+    h->is_active = 0;
+    h->is_head = 0;
+    h->is_req_done = 0;
+    h->is_resp_started = 0;
+    h->is_resp_done = 0;
+    h->framing = FRAME_NONE;
+}
+
+static void client_free(h1_client_t *h)
+{
+    if (h->x != NULL)
+        gw_exchange_free(h->x);
+    proto_h1_req_parser_free(&h->parser);
+    proto_buf_free(&h->inbuf);
+    proto_buf_free(&h->pending);
+    free(h->h2_settings);
+    free(h);
+}
+
+/* The upgrade is off (the switch failed, or a drain began): the request
+ * is served over HTTP/1.1 like any other. */
+static void cancel_upgrade(h1_client_t *h)
+{
+    free(h->h2_settings);
+    h->h2_settings = NULL;
+    gw_exchange_start(h->x, h->x->pool);
+}
+
+/*
+ * RFC 7540 §3.2: answer 101, then the connection is HTTP/2 and the
+ * upgrading request is stream 1. Runs in on_flush so that the 101 lands in
+ * the gather buffer after every earlier answer and before anything HTTP/2
+ * sends. Returns 1 when switched (h is freed then), 0 when the request
+ * stays on HTTP/1.1, -1 on error.
+ */
+static int switch_to_h2(gw_client_conn_t *c, h1_client_t *h)
+{
+    static const char switching[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                    "Connection: Upgrade\r\nUpgrade: h2c\r\n\r\n";
+    gw_exchange_t *x = h->x;
+    proto_buf_t rest = h->inbuf;
+    proto_slice_t s;
+
+    if (gw_h2_client_attach_upgrade(c, h->h2_settings, h->h2_settings_len, x) != 0) {
+        cancel_upgrade(h);
+        return 0;
+    }
+    h->x = NULL; /* stream 1 owns it now */
+    proto_buf_init(&h->inbuf);
+    client_free(h);
+    if (gw_client_conn_out(c, switching, sizeof(switching) - 1) != 0 ||
+        gw_client_conn_resume_read(c) != 0) {
+        proto_buf_free(&rest);
+        return -1;
+    }
+    /* Bytes the client sent after its request (the preface, if it did not
+     * wait for the 101) are HTTP/2's now. */
+    while (proto_buf_slices(&rest, &s, 1) > 0) {
+        if (c->proto->on_read(c, s.base, s.len) < 0) {
+            proto_buf_free(&rest);
+            return -1;
+        }
+        proto_buf_consume(&rest, s.len);
+    }
+    return 1;
+}
+
+static int h1_conn_on_flush(gw_client_conn_t *c)
+{
+    h1_client_t *h = c->proto_state;
+
+    for (int finished = 0;;) {
+        if (h->h2_settings != NULL && h->is_req_done) {
+            int rv = 0;
+            if (h->is_draining)
+                cancel_upgrade(h);
+            else
+                rv = switch_to_h2(c, h);
+            if (rv != 0)
+                return rv; /* 1: c is HTTP/2 now, h is gone */
+        }
+        if (move_pending(c, h) != 0)
+            return -1;
+        if (h->is_aborted)
+            return 0;
+        if (h->x != NULL && h->is_resp_started && !h->is_resp_done && write_body(c, h) != 0)
+            return -1;
+        if (!h->is_active || !h->is_resp_done || (h->is_keep_alive && !h->is_req_done))
+            break;
+        /* The answer is complete (and the request read, unless we close). */
+        if (!h->is_keep_alive)
+            return 0;
+        end_request(h);
+        if (++finished == MAX_REQUESTS_PER_FLUSH) {
+            gw_client_conn_mark_dirty(c); /* the rest in the next turn */
+            break;
+        }
+        process_input(h);
+    }
+    /* Nothing is owed and nothing more can come or is wanted. */
+    if (!h->is_active && (c->is_eof || h->is_draining))
+        return 0;
+    return 1;
+}
+
+static int h1_conn_on_eof(gw_client_conn_t *c)
+{
+    h1_client_t *h = c->proto_state;
+
+    /* After a 101 the client has to send its preface: it cannot now. */
+    if (h->h2_settings != NULL)
+        return -1;
+    /* Answers are still owed for complete requests: the one being served
+     * and those buffered behind it. */
+    if (h->is_active && h->is_req_done)
+        return 0;
+    /* A request cut short never completes; an answer already on its way
+     * is finished, then the connection closes. */
+    if (h->is_active && h->is_resp_started) {
+        h->is_keep_alive = 0;
+        return 0;
+    }
+    return -1;
+}
+
+static void h1_conn_on_drain(gw_client_conn_t *c)
+{
+    h1_client_t *h = c->proto_state;
+
+    /* The request being served is answered, with "connection: close" if
+     * its head is not out yet; nothing after it is read. */
+    h->is_draining = 1;
+    h->is_keep_alive = 0;
+    gw_client_conn_mark_dirty(c);
+}
+
+static void h1_conn_on_destroy(gw_client_conn_t *c)
+{
+    h1_client_t *h = c->proto_state;
+
+    if (h == NULL)
+        return;
+    client_free(h);
+    c->proto_state = NULL;
+}
+
+const gw_client_proto_t gw_h1_client_proto = {
+    .name = "http/1.1",
+    .on_read = h1_conn_on_read,
+    .on_flush = h1_conn_on_flush,
+    .on_drain = h1_conn_on_drain,
+    .on_destroy = h1_conn_on_destroy,
+    .on_eof = h1_conn_on_eof,
+};
+
+int gw_h1_client_attach(gw_client_conn_t *c, int is_tls)
+{
+    h1_client_t *h = calloc(1, sizeof(*h));
+
+    if (h == NULL)
+        return -1;
+    h->conn = c;
+    h->is_tls = is_tls;
+    proto_buf_init(&h->inbuf);
+    proto_buf_init(&h->pending);
+    if (proto_h1_req_parser_init(&h->parser, &parser_cbs, h, c->w->cfg->max_header_list_size) !=
+        0) {
+        free(h);
+        return -1;
+    }
+    c->proto_state = h;
+    return 0;
+}

@@ -368,11 +368,15 @@ static void on_close(uv_handle_t *handle)
     gw_worker_on_client_closed(w);
 }
 
-void gw_client_conn_peer_subject(const gw_client_conn_t *c, char *out, size_t cap)
+int gw_client_conn_cert_field(const gw_client_conn_t *c, proto_header_t *field, char *buf,
+                              size_t cap)
 {
-    if (!c->is_tls) {
-        out[0] = '\0';
-        return;
-    }
-    gw_tls_conn_peer_subject(&c->tls, out, cap);
+    const char *name = c->listener->cfg->client_cert_header;
+    if (name == NULL)
+        return 0;
+    buf[0] = '\0';
+    if (c->is_tls)
+        gw_tls_conn_peer_subject(&c->tls, buf, cap);
+    *field = (proto_header_t){name, strlen(name), buf, strlen(buf)};
+    return 1;
 }

@@ -14,6 +14,7 @@
 
 #include "gateway/queue.h"
 #include "gateway/tls.h"
+#include "proto/proto.h"
 
 struct gw_worker;
 struct gw_listener;
@@ -98,7 +99,11 @@ int gw_client_conn_resume_read(gw_client_conn_t *c);
  * from inside the protocol's own callbacks: return an error instead. */
 void gw_client_conn_close(gw_client_conn_t *c);
 
-/* The verified TLS client certificate's subject, or "" (none, or no TLS). */
-void gw_client_conn_peer_subject(const gw_client_conn_t *c, char *out, size_t cap);
+/* mTLS: when the listener passes the client certificate on
+ * (client_cert_header), fills field with that name and the verified
+ * subject (empty without a certificate: the field is then only stripped
+ * from the request), using buf for the value, and returns 1; else 0. */
+int gw_client_conn_cert_field(const gw_client_conn_t *c, proto_header_t *field, char *buf,
+                              size_t cap);
 
 #endif

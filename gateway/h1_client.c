@@ -395,6 +395,12 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
         .client_addr = c->peer_addr,
         .has_body = (head->flags & PROTO_H1_REQ_HAS_BODY) != 0,
     };
+    char subject[512];
+    proto_header_t extra;
+    if (gw_client_conn_cert_field(c, &extra, subject, sizeof(subject))) {
+        req.extra = &extra;
+        req.nextra = 1;
+    }
     /* Host itself is checked and written by the builder; only the
      * absolute-form authority comes in as :authority. */
     if (head->flags & PROTO_H1_REQ_ABSOLUTE_FORM) {

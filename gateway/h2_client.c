@@ -424,12 +424,9 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     };
     /* mTLS: the verified subject goes to the backend under the configured
      * name; without a certificate the name is only stripped. */
-    char subject[512] = "";
-    const char *cert_header = c->listener->cfg->client_cert_header;
+    char subject[512];
     proto_header_t extra;
-    if (cert_header != NULL) {
-        gw_client_conn_peer_subject(c, subject, sizeof(subject));
-        extra = (proto_header_t){cert_header, strlen(cert_header), subject, strlen(subject)};
+    if (gw_client_conn_cert_field(c, &extra, subject, sizeof(subject))) {
         req.extra = &extra;
         req.nextra = 1;
     }

@@ -1,6 +1,7 @@
 # h2gw build. `make` builds build/h2gw; `make test` is what CI runs.
 
 CC      ?= cc
+WIP_SRC :=
 LLHTTP_SRC_DIR ?= /usr/share/llhttp
 LLHTTP_INC_DIR ?= /usr/share/include/llhttp
 
@@ -22,7 +23,7 @@ LDLIBS_ALL = $(PKG_LIBS) -lpthread $(EXTRA_LDFLAGS)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-GATEWAY_SRC := $(wildcard gateway/*.c)
+GATEWAY_SRC := $(filter-out $(WIP_SRC),$(wildcard gateway/*.c))
 PROTO_SRC   := $(wildcard proto/*.c)
 CONFIG_SRC  := $(wildcard config/*.c)
 LLHTTP_SRC  := llhttp.c api.c http.c

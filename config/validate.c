@@ -123,7 +123,9 @@ static void validate_listener(vctx_t *v, const cfg_t *cfg, size_t idx)
     for (size_t j = 0; l->has_addr && j < idx; j++) {
         const cfg_listener_t *o = &cfg->listeners[j];
         char addr[CFG_HOST_MAX + 16], where[CFG_NAME_MAX + 32];
-        if (!o->has_addr || o->addr.port != l->addr.port || strcmp(o->addr.host, l->addr.host) != 0)
+        /* Port 0 asks the kernel for a free port: those never collide. */
+        if (!o->has_addr || l->addr.port == 0 || o->addr.port != l->addr.port ||
+            strcmp(o->addr.host, l->addr.host) != 0)
             continue;
         format_addr(&l->addr, addr, sizeof(addr));
         listener_where(o, where, sizeof(where));

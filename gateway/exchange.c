@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/backend.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
 
@@ -26,6 +27,8 @@ gw_exchange_t *gw_exchange_new(gw_worker_t *w, const gw_frontend_ops_t *fe, void
     x->sched.weight = 16;
     proto_buf_init(&x->req_body);
     proto_buf_init(&x->resp_body);
+    proto_buf_init(&x->replay);
+    x->is_replayable = 1;
     return x;
 }
 
@@ -51,6 +54,7 @@ void gw_exchange_free(gw_exchange_t *x)
     proto_h1_head_free(&x->head);
     proto_buf_free(&x->req_body);
     proto_buf_free(&x->resp_body);
+    proto_buf_free(&x->replay);
     free(x->trailers);
     free(x);
 }
@@ -65,10 +69,22 @@ void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight)
     x->sched.weight = (uint16_t)weight;
 }
 
+static int is_over_body_limit(const gw_exchange_t *x, uint64_t size)
+{
+    uint64_t max = x->pool->bcfg->max_request_body;
+    return max > 0 && size > max;
+}
+
 void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool)
 {
     x->pool = pool;
     x->is_started = 1;
+    x->retries_left = pool->bcfg->retries;
+    if (x->head.content_length > 0 && is_over_body_limit(x, (uint64_t)x->head.content_length)) {
+        pool->stats.body_too_large++;
+        gw_exchange_fail(x, 413, "request body over max_request_body", 0);
+        return;
+    }
     gw_pool_submit(pool, x);
 }
 
@@ -78,6 +94,12 @@ int gw_exchange_req_body(gw_exchange_t *x, const uint8_t *data, size_t len)
      * the request is gone, nobody will write these bytes. */
     if (x->is_failed || x->is_resp_done || (x->is_req_head_written && x->upconn == NULL))
         return 0;
+    x->req_body_received += len;
+    if (is_over_body_limit(x, x->req_body_received)) {
+        x->pool->stats.body_too_large++;
+        gw_exchange_fail(x, 413, "request body over max_request_body", 0);
+        return 0;
+    }
     if (proto_buf_append(&x->req_body, data, len) != 0)
         return PROTO_E_NOMEM;
     if (x->upconn != NULL)
@@ -101,30 +123,89 @@ size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max)
     return n;
 }
 
-/*
- * A retry is invisible to the client only if nothing of the first attempt
- * can have had an effect the client would notice twice: the method is
- * idempotent, no body byte left us, no response byte reached us, and it is
- * the first retry.
- */
-static int can_retry(const gw_exchange_t *x)
+void gw_exchange_note_body_sent(gw_exchange_t *x, const void *data, size_t len)
 {
-    return !x->is_retried && x->head.is_idempotent && x->req_body_written == 0 &&
-           !x->is_resp_head_sent;
+    x->req_body_written += len;
+    if (!x->is_replayable || len == 0)
+        return;
+    if (x->req_body_written > GW_REPLAY_MAX || proto_buf_append(&x->replay, data, len) != 0) {
+        x->is_replayable = 0;
+        proto_buf_free(&x->replay);
+    }
 }
 
-void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int is_retryable)
+/* Moves every byte of src to the end of dst. Returns 0 or PROTO_E_NOMEM. */
+static int buf_move(proto_buf_t *dst, proto_buf_t *src)
+{
+    proto_slice_t sl[16];
+    size_t n;
+    while ((n = proto_buf_slices(src, sl, 16)) > 0) {
+        size_t total = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (proto_buf_append(dst, sl[i].base, sl[i].len) != 0)
+                return PROTO_E_NOMEM;
+            total += sl[i].len;
+        }
+        proto_buf_consume(src, total);
+    }
+    return 0;
+}
+
+/* Puts the body bytes of the failed attempt back in front of those not
+ * yet sent, so the next attempt sends the whole body again. */
+static int rewind_request(gw_exchange_t *x)
+{
+    if (x->req_body_written > 0) {
+        proto_buf_t body;
+        proto_buf_init(&body);
+        if (buf_move(&body, &x->replay) != 0 || buf_move(&body, &x->req_body) != 0) {
+            proto_buf_free(&body);
+            return -1;
+        }
+        proto_buf_free(&x->req_body);
+        x->req_body = body;
+        x->req_body_written = 0;
+    }
+    x->is_req_head_written = 0;
+    x->is_req_sent = 0;
+    return 0;
+}
+
+/*
+ * A retry is invisible to the client only if nothing of the earlier attempt
+ * can have had an effect the client would notice twice: the method is
+ * idempotent, the whole body sent so far can be sent again, and no response
+ * byte reached the client. A stale keep-alive failure is free (a few times);
+ * any other uses up one of the backend's retries.
+ */
+static int can_retry(gw_exchange_t *x, int flags)
+{
+    if (x->is_resp_head_sent || x->is_failed || !x->head.is_idempotent || !x->is_replayable ||
+        x->pool == NULL)
+        return 0;
+    if ((flags & GW_FAIL_STALE) && x->stale_retries < 3) {
+        x->stale_retries++;
+        return 1;
+    }
+    if ((flags & (GW_FAIL_RETRY | GW_FAIL_STALE)) && x->retries_left > 0) {
+        x->retries_left--;
+        return 1;
+    }
+    return 0;
+}
+
+void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int flags)
 {
     gw_upconn_t *u = x->upconn;
+    const char *server = x->server != NULL ? x->server->name : "-";
+    const char *backend = x->pool != NULL ? x->pool->name : "-";
     gw_exchange_detach(x);
 
-    if (is_retryable && can_retry(x)) {
-        GW_LOG_INFO("%s stream %d: retrying on a fresh connection: %s",
-                    x->pool != NULL ? x->pool->name : "-", (int)x->stream_id, why);
-        x->is_retried = 1;
-        x->is_req_head_written = 0;
-        x->is_req_sent = 0;
-        gw_pool_retry(x->pool, u, x);
+    if (can_retry(x, flags) && rewind_request(x) == 0) {
+        GW_LOG_INFO("backend %s server %s stream %d: %s; retrying %s", backend, server,
+                    (int)x->stream_id, why,
+                    flags & GW_FAIL_STALE ? "on a fresh connection" : "on another server");
+        gw_pool_retry(x->pool, u, x, (flags & GW_FAIL_STALE) != 0);
         return;
     }
     if (u != NULL)
@@ -133,8 +214,15 @@ void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int is_retr
         return;
     x->is_failed = 1;
     int reply = x->is_resp_head_sent ? 0 : status;
-    GW_LOG_WARN("%s stream %d: %s (%s)", x->pool != NULL ? x->pool->name : "-",
-                (int)x->stream_id, why, reply ? "answered with an error" : "stream reset");
+    /* Nothing reached the backend, but we may not replay the request: the
+     * client may (RFC 9113 §8.7). */
+    if (reply > 0 && (flags & GW_FAIL_UNSENT) && !x->head.is_idempotent)
+        reply = GW_STATUS_REFUSED;
+    GW_LOG_WARN("backend %s server %s stream %d: %s (%s)", backend, server, (int)x->stream_id,
+                why,
+                reply > 0                    ? "answered with an error"
+                : reply == GW_STATUS_REFUSED ? "stream refused"
+                                             : "stream reset");
     proto_buf_free(&x->resp_body);
     x->fe->on_fail(x, reply, why);
 }

@@ -17,8 +17,27 @@
 
 struct gw_worker;
 struct gw_pool;
+struct gw_server;
 struct gw_upconn;
 typedef struct gw_exchange gw_exchange_t;
+
+/* How a failure may be handled (gw_exchange_fail flags). */
+enum {
+    GW_FAIL_RETRY = 1,  /* before any response byte, the server's fault: another
+                           server may be tried, using up a retry */
+    GW_FAIL_STALE = 2,  /* a reused connection died before any response byte: the
+                           pool's fault; a fresh connection is tried for free */
+    GW_FAIL_UNSENT = 4, /* with STALE: the first write failed, so the backend
+                           provably got none of the request */
+};
+
+/* on_fail status for "refused before processing": HTTP/2 answers with
+ * RST_STREAM(REFUSED_STREAM), which tells the client it may retry. */
+#define GW_STATUS_REFUSED (-1)
+
+/* Request bodies up to this size are kept until the request is sent, so
+ * that a failed attempt can be replayed on another server. */
+#define GW_REPLAY_MAX (64 * 1024)
 
 /* What the backend side tells the client side. Implemented by h2_client
  * (and by the HTTP/1.1 frontend later). */
@@ -30,8 +49,9 @@ typedef struct gw_frontend_ops {
                    int has_body);
     /* Body bytes were appended to x->resp_body or x->is_resp_done was set. */
     void (*on_body)(gw_exchange_t *x);
-    /* The exchange failed. status > 0: answer with that status and the text
-     * in why (the head was not sent); status 0: reset the stream. */
+    /* The exchange failed. status > 0: answer with that status (the head
+     * was not sent; x->retry_after_s > 0 adds Retry-After); status 0: reset
+     * the stream; GW_STATUS_REFUSED: refuse it (retry is safe). */
     void (*on_fail)(gw_exchange_t *x, int status, const char *why);
     /* n request body bytes reached the backend: let the client send more. */
     void (*on_req_body_written)(gw_exchange_t *x, size_t n);
@@ -55,6 +75,10 @@ struct gw_exchange {
     uint16_t weight;          /* RFC 7540 weight, 1..256 */
     struct gw_pool *pool;
     struct gw_upconn *upconn; /* borrowed while busy; NULL otherwise */
+    struct gw_server *server; /* the server of the latest attempt, for logs */
+    uint32_t retry_after_s;   /* for a 503: when the client may try again */
+    uint32_t retries_left;    /* attempts on other servers still allowed */
+    uint32_t stale_retries;   /* free retries after stale keep-alive failures */
     uint64_t start_ms;
 
     /* request */
@@ -62,6 +86,9 @@ struct gw_exchange {
     int is_head_method;
     proto_buf_t req_body;        /* received, not yet handed to the backend */
     uint64_t req_body_written;   /* bytes handed to backend writes so far */
+    uint64_t req_body_received;  /* bytes the client sent so far (for the size limit) */
+    proto_buf_t replay;          /* bytes written so far, while replayable */
+    unsigned is_replayable : 1;  /* the whole body written so far is in replay */
     unsigned is_started : 1;     /* head built and submitted to the pool */
     unsigned is_req_end : 1;     /* the client sent its last body byte */
     unsigned is_req_head_written : 1;
@@ -107,12 +134,18 @@ size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max);
  * a waiting x moves in its queue. */
 void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight);
 
+/* Body bytes just handed to a backend write: kept for a replay while the
+ * body stays under GW_REPLAY_MAX. */
+void gw_exchange_note_body_sent(gw_exchange_t *x, const void *data, size_t len);
+
 /* Clears the links between x and its upstream connection. */
 void gw_exchange_detach(gw_exchange_t *x);
 
-/* The one exit for a failed exchange. Retries when gw_exchange_can_retry()
- * says so, else tells the frontend (status before the head, reset after). */
-void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int is_retryable);
+/* The one exit for a failed exchange. Retries when the flags and the
+ * exchange allow it (see can_retry), else tells the frontend: status before
+ * the head, a reset after it, or a refusal when nothing reached a backend
+ * and the request cannot be replayed. Logs once, with the reason. */
+void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int flags);
 
 /* Called by the upstream side as the response arrives. */
 int gw_exchange_on_resp_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n);

@@ -159,14 +159,16 @@ static int stage_connection(h1_client_t *h)
 
 /* Stages a complete short text answer (the request is not forwarded, or
  * its exchange failed before a response head). */
-static void stage_error(h1_client_t *h, int status)
+static void stage_error(h1_client_t *h, int status, uint32_t retry_after_s)
 {
-    char line[160], body[96];
+    char line[200], body[96];
     int body_len = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
     int n = snprintf(line, sizeof(line),
                      "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
                      "content-length: %d\r\n",
                      status, reason_phrase(status), body_len);
+    if (retry_after_s > 0)
+        n += snprintf(line + n, sizeof(line) - (size_t)n, "retry-after: %u\r\n", retry_after_s);
     int rv = stage(h, line, (size_t)n);
 
     rv |= stage_connection(h);
@@ -207,7 +209,7 @@ static void refuse(h1_client_t *h, int status, const char *why)
     h->is_keep_alive = 0;
     h->is_refused = 1;
     if (!h->is_resp_started)
-        stage_error(h, status);
+        stage_error(h, status, 0);
     else if (!h->is_resp_done)
         h->is_aborted = 1; /* a response is half out: only the close can end it */
     h->is_active = 1;
@@ -266,11 +268,14 @@ static void fe_on_fail(gw_exchange_t *x, int status, const char *why)
     h1_client_t *h = client_of(x);
     (void)why; /* logged by gw_exchange_fail */
 
+    /* HTTP/1.1 cannot refuse a request as retryable: a 502 says it failed. */
+    if (status == GW_STATUS_REFUSED)
+        status = 502;
     if (status > 0 && !h->is_resp_started) {
         /* Unread request bytes would be taken for the next request. */
         if (!h->is_req_done)
             h->is_keep_alive = 0;
-        stage_error(h, status);
+        stage_error(h, status, x->retry_after_s);
     } else {
         /* The head is out: a body cut short must never look complete, so
          * no terminating chunk; the close tells the client. */

@@ -153,13 +153,17 @@ static void reply_error(gw_exchange_t *x, int status)
                                   NGHTTP2_INTERNAL_ERROR);
         return;
     }
+    char retry_str[16];
+    snprintf(retry_str, sizeof(retry_str), "%u", x->retry_after_s);
     nghttp2_nv nv[] = {
         {(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0},
         {(uint8_t *)"content-type", (uint8_t *)"text/plain; charset=utf-8", 12, 25, 0},
         {(uint8_t *)"content-length", (uint8_t *)len_str, 14, strlen(len_str), 0},
+        {(uint8_t *)"retry-after", (uint8_t *)retry_str, 11, strlen(retry_str), 0},
     };
+    size_t nnv = x->retry_after_s > 0 ? 4 : 3;
     nghttp2_data_provider dp = {.source.ptr = x, .read_callback = h2_on_data_read};
-    if (nghttp2_submit_response(h->session, x->stream_id, nv, 3, &dp) != 0)
+    if (nghttp2_submit_response(h->session, x->stream_id, nv, nnv, &dp) != 0)
         nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
                                   NGHTTP2_INTERNAL_ERROR);
 }
@@ -207,7 +211,8 @@ static void fe_on_fail(gw_exchange_t *x, int status, const char *why)
         reply_error(x, status);
     else
         nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
-                                  NGHTTP2_INTERNAL_ERROR);
+                                  status == GW_STATUS_REFUSED ? NGHTTP2_REFUSED_STREAM
+                                                              : NGHTTP2_INTERNAL_ERROR);
     gw_client_conn_mark_dirty(h->conn);
 }
 

@@ -80,6 +80,13 @@ void gw_sched_remove(gw_sched_t *s, gw_sched_entry_t *e);
  * memory: e is then still queued with its old priority). */
 int gw_sched_update(gw_sched_t *s, gw_sched_entry_t *e, int urgency, int weight);
 
+/* The entry that has waited longest, or NULL. */
+static inline gw_sched_entry_t *gw_sched_oldest(gw_sched_t *s)
+{
+    gw_queue_t *n = gw_queue_first(&s->age);
+    return n != NULL ? gw_container_of(n, gw_sched_entry_t, age_node) : NULL;
+}
+
 static inline int gw_sched_is_queued(const gw_sched_entry_t *e)
 {
     return gw_queue_is_linked(&e->age_node);

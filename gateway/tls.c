@@ -321,6 +321,11 @@ static SSL_CTX *new_ssl_ctx(gw_tls_ctx_t *c, const cfg_listener_t *l, const cfg_
     /* Resumption is by ticket only: a server-side cache would be per worker
      * and per replica, which tickets with shared keys are not. */
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
+    /* Required to resume once client certificates are requested; the same
+     * everywhere, so a ticket from another replica (shared key file)
+     * resumes too. */
+    static const unsigned char sid_ctx[] = "h2gw";
+    SSL_CTX_set_session_id_context(ctx, sid_ctx, sizeof(sid_ctx) - 1);
     SSL_CTX_set_num_tickets(ctx, 1);
     return ctx;
 fail:
@@ -503,9 +508,10 @@ void gw_tls_conn_alpn(const gw_tls_conn_t *t, char *out, size_t cap)
     const unsigned char *p;
     unsigned int len;
     SSL_get0_alpn_selected(t->ssl, &p, &len);
-    if (len >= cap)
+    if (p == NULL || len >= cap)
         len = 0;
-    memcpy(out, p, len);
+    if (len > 0)
+        memcpy(out, p, len);
     out[len] = '\0';
 }
 

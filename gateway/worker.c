@@ -166,6 +166,8 @@ int gw_worker_teardown(gw_worker_t *w)
         free(w->listeners[i].watches);
     }
     free(w->listeners);
+    for (size_t i = 0; i < w->npools; i++)
+        gw_pool_free(&w->pools[i]);
     free(w->pools);
     return rv;
 }

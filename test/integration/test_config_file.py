@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+pytest.register_assert_rewrite("tlsutil")
+
 from conftest import (
     H2GW_BIN,
     ORIGIN_BIN,
@@ -380,9 +382,12 @@ max_request_body = 64k
         settings = c.conn.remote_settings
         assert settings.max_header_list_size == 16 * 1024
         assert settings.initial_window_size == 128 * 1024
-        r = c.fetch("POST", "/echo", body=b"x" * (200 * 1024))
+        # max_request_body = 64k: at the limit passes, above it is a 413.
+        r = c.fetch("POST", "/echo", body=b"x" * (64 * 1024))
         r.assert_ok()
-        assert r.json()["body_length"] == 200 * 1024
+        assert r.json()["body_length"] == 64 * 1024
+        r = c.fetch("POST", "/echo", body=b"x" * (64 * 1024 + 1))
+        assert r.status == 413, r.describe()
     # idle_timeout = 250ms: the pooled connection is closed well before the 4 s default.
     start = time.monotonic()
     s = origin.wait_open_connections(0, 3)

@@ -19,7 +19,9 @@ def fetch_with_sibling(c, method, path, **kw):
 
 
 def test_backend_unreachable_gives_502(gateway):
-    gw = gateway(closed_port(), "--backend-connect-timeout", "3s")
+    gw = gateway(closed_port(), "--backend-connect-timeout", "3s",
+                 # every request must meet the refusal itself, not an ejection
+                 "--backend-max-fails", "0")
     with gw.client() as c:
         sids = [c.request("GET", "/echo?a"), c.request("POST", "/echo?b", body=b"x" * 1000)]
         for r in c.run(sids):

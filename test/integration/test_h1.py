@@ -524,7 +524,9 @@ def test_bad_backend_response_is_502(origin, gateway):
 
 
 def test_unreachable_backend_is_502(gateway):
-    gw = gateway(closed_port(), "--backend-connect-timeout", "3s")
+    gw = gateway(closed_port(), "--backend-connect-timeout", "3s",
+                 # every request must meet the refusal itself, not an ejection
+                 "--backend-max-fails", "0")
     with H1(gw.port) as c:
         r = c.request("GET", "/echo")
         assert r.status == 502 and r.body, r

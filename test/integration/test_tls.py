@@ -8,11 +8,17 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import struct
 import time
 
+import h2.config
+import h2.connection
+import h2.events
 import pytest
+
+pytest.register_assert_rewrite("tlsutil")
 
 from conftest import SLOW, pattern_sha256
 from tlsutil import (
@@ -37,11 +43,6 @@ from tlsutil import (
 
 # The h2gw and pki fixtures.
 pytest_plugins = ["tlsutil"]
-
-# raises=AssertionError: only a wrong answer is expected; a crash (connection
-# reset, the fixture's exit-status check at teardown) still fails the test.
-H1_XFAIL = pytest.mark.xfail(reason="HTTP/1.1 frontend not merged yet", strict=False,
-                             raises=AssertionError)
 
 
 def start_tls(h2gw, origin, pki, *extra, certs=("default",)):
@@ -103,7 +104,6 @@ def test_large_bodies_over_tls(origin, h2gw, pki, tmp_path):
     assert e["body_sha256"] == hashlib.sha256(upload).hexdigest()
 
 
-@H1_XFAIL
 def test_curl_http11_over_tls(origin, h2gw, pki):
     gw = start_tls(h2gw, origin, pki)
     rc, body, version, status, err = curl("https://127.0.0.1:%d/echo?via=h1" % gw.port,
@@ -113,7 +113,6 @@ def test_curl_http11_over_tls(origin, h2gw, pki):
     assert json.loads(body)["target"] == "/echo?via=h1"
 
 
-@H1_XFAIL
 def test_http11_over_tls_without_alpn(origin, h2gw, pki):
     gw = start_tls(h2gw, origin, pki)
     ctx = client_context(pki, alpn=None)
@@ -645,6 +644,19 @@ def test_curl_with_client_certificate(origin, h2gw, pki):
     assert len(got) == 1 and "CN=client1" in got[0], got
 
 
+def test_curl_http11_with_client_certificate(origin, h2gw, pki):
+    gw = mtls_gateway(h2gw, origin, pki, "require")
+    rc, body, version, status, err = curl(
+        "https://default.test:%d/echo" % gw.port, "--http1.1", "--cacert", pki.crt("ca"),
+        "--resolve", "default.test:%d:127.0.0.1" % gw.port,
+        "--cert", pki.crt("client1"), "--key", pki.key("client1"),
+        "-H", "x-client-subject: CN=forged")
+    assert rc == 0, err
+    assert (version, status) == ("1.1", "200"), (version, status, body)
+    got = echo_values(json.loads(body), "x-client-subject")
+    assert len(got) == 1 and "CN=client1" in got[0], got
+
+
 # --------------------------------------------------------------------------
 # PROXY protocol
 
@@ -655,13 +667,12 @@ def proxy_v1(src, dst="127.0.0.1", sport=5555, dport=80):
 
 
 def proxy_v2(src, dst, sport=5555, dport=443):
-    import socket as _s
     sig = b"\r\n\r\n\x00\r\nQUIT\n"
     if ":" in src:
-        addrs = _s.inet_pton(_s.AF_INET6, src) + _s.inet_pton(_s.AF_INET6, dst)
+        addrs = socket.inet_pton(socket.AF_INET6, src) + socket.inet_pton(socket.AF_INET6, dst)
         fam = 0x21
     else:
-        addrs = _s.inet_pton(_s.AF_INET, src) + _s.inet_pton(_s.AF_INET, dst)
+        addrs = socket.inet_pton(socket.AF_INET, src) + socket.inet_pton(socket.AF_INET, dst)
         fam = 0x11
     body = addrs + struct.pack("!HH", sport, dport)
     return sig + bytes([0x21, fam]) + struct.pack("!H", len(body)) + body
@@ -748,9 +759,6 @@ def test_proxy_header_and_client_hello_in_one_segment(origin, h2gw, pki):
     raw.sendall(outgoing.read())
     assert tls.selected_alpn_protocol() == "h2"
     # HTTP/2 through the memory BIO: preface, one request, read the answer.
-    import h2.config
-    import h2.connection
-    import h2.events
     conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True,
                                                                 header_encoding=None))
     conn.initiate_connection()
@@ -879,7 +887,6 @@ def test_client_closing_mid_handshake(origin, h2gw, pki):
         raw.sendall(b"\x16\x03\x01")
         raw.close()
     # A client that gives up after the server's first flight.
-    import socket as _s
     raw = tcp_connect(gw.port)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname="default.test")
@@ -888,7 +895,7 @@ def test_client_closing_mid_handshake(origin, h2gw, pki):
     raw.sendall(outgoing.read())
     raw.settimeout(5 * SLOW)
     assert raw.recv(65536)
-    raw.setsockopt(_s.SOL_SOCKET, _s.SO_LINGER, struct.pack("ii", 1, 0))
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     raw.close()  # RST
     s, h = h2_over_tls(gw.port, ctx, server_name="default.test")
     h.get("/echo").assert_ok()

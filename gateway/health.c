@@ -65,20 +65,26 @@ static uint64_t interval_ms(const cfg_backend_t *bcfg)
     return bcfg->health_check_interval_ms > 0 ? bcfg->health_check_interval_ms : 1;
 }
 
-static char *build_request(const char *path, const char *host, size_t *len)
+static char *build_request(const char *path, const char *host, unsigned port, size_t *len)
 {
-    /* cfg_addr_t keeps IPv6 literals without brackets; Host needs them. */
+    /* cfg_addr_t keeps IPv6 literals without brackets; Host needs them, and
+     * the port unless it is HTTP's default (RFC 9110 §7.2). */
     int is_v6 = strchr(host, ':') != NULL;
-    const char *fmt =
-        is_v6 ? "GET %s HTTP/1.1\r\nHost: [%s]\r\n%s" : "GET %s HTTP/1.1\r\nHost: %s\r\n%s";
-    const char *rest = "User-Agent: h2gw-health-check\r\nConnection: close\r\n\r\n";
-    int n = snprintf(NULL, 0, fmt, path, host, rest);
+    char authority[CFG_HOST_MAX + 16];
+    snprintf(authority, sizeof(authority), "%s%s%s", is_v6 ? "[" : "", host, is_v6 ? "]" : "");
+    if (port != 80) {
+        size_t off = strlen(authority);
+        snprintf(authority + off, sizeof(authority) - off, ":%u", port);
+    }
+    const char *fmt = "GET %s HTTP/1.1\r\nHost: %s\r\n"
+                      "User-Agent: h2gw-health-check\r\nConnection: close\r\n\r\n";
+    int n = snprintf(NULL, 0, fmt, path, authority);
     if (n < 0)
         return NULL;
     char *req = malloc((size_t)n + 1);
     if (req == NULL)
         return NULL;
-    snprintf(req, (size_t)n + 1, fmt, path, host, rest);
+    snprintf(req, (size_t)n + 1, fmt, path, authority);
     *len = (size_t)n;
     return req;
 }
@@ -92,7 +98,8 @@ gw_health_check_t *gw_health_check_start(gw_server_t *s)
     hc->s = s;
     hc->w = s->pool->w;
     hc->bcfg = bcfg;
-    hc->req = build_request(bcfg->health_check_path, s->cfg->addr.host, &hc->req_len);
+    hc->req = build_request(bcfg->health_check_path, s->cfg->addr.host, s->cfg->addr.port,
+                            &hc->req_len);
     if (hc->req == NULL)
         goto fail_hc;
     if (proto_h1_response_init(&hc->resp, &resp_cbs, hc, s->pool->cfg->max_header_list_size) != 0)

@@ -26,7 +26,8 @@ typedef struct gw_health_check gw_health_check_t;
  * After healthy_threshold passes in a row a server that is check-down
  * (s->is_check_down; servers start up) gets gw_server_set_check_down(s, 0);
  * after unhealthy_threshold failures in a row an up one gets
- * gw_server_set_check_down(s, 1). Both transitions are logged at warn level.
+ * gw_server_set_check_down(s, 1); that function is expected to store the
+ * verdict in s->is_check_down. Both transitions are logged at warn level.
  * gw_server_set_check_down() is the last thing a check does, so it may call
  * gw_health_check_stop().
  *

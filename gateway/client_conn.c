@@ -138,8 +138,40 @@ static int seal_tls_output(gw_client_conn_t *c)
     return 0;
 }
 
+static void on_idle_timeout(uv_timer_t *timer)
+{
+    gw_client_conn_t *c = timer->data;
+    c->is_idle_timing = 0;
+    c->is_idle_expired = 1;
+    GW_LOG_DEBUG("client %s:%d: idle for %llu ms: closing", c->peer_addr, c->peer_port,
+                 (unsigned long long)c->w->cfg->client_idle_timeout_ms);
+    if (c->proto->on_drain == NULL) {
+        gw_client_conn_close(c);
+        return;
+    }
+    c->proto->on_drain(c); /* HTTP/2: GOAWAY, then close once it is out */
+    gw_client_conn_mark_dirty(c);
+}
+
+/* The client idle timeout runs while no request is in progress; the TLS
+ * handshake has its own timeout on the same timer first. */
+static void update_idle_timer(gw_client_conn_t *c)
+{
+    if (c->is_closing || c->is_idle_expired || (c->is_tls && !c->tls.is_handshake_done))
+        return;
+    int is_idle = c->proto->is_idle == NULL || c->proto->is_idle(c);
+    if (is_idle && !c->is_idle_timing) {
+        uv_timer_start(&c->timer, on_idle_timeout, c->w->cfg->client_idle_timeout_ms, 0);
+        c->is_idle_timing = 1;
+    } else if (!is_idle && c->is_idle_timing) {
+        uv_timer_stop(&c->timer);
+        c->is_idle_timing = 0;
+    }
+}
+
 static void flush_one(gw_client_conn_t *c)
 {
+    update_idle_timer(c);
     if (c->is_writing || c->is_closing)
         return;
     if (!c->is_done) {

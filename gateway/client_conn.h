@@ -34,6 +34,9 @@ typedef struct gw_client_proto {
     void (*on_drain)(gw_client_conn_t *c);
     /* The connection is being freed: release every exchange and the state. */
     void (*on_destroy)(gw_client_conn_t *c);
+    /* 1 when no request is in progress (the client idle timeout runs).
+     * NULL: always idle (nothing was asked yet). */
+    int (*is_idle)(gw_client_conn_t *c);
     /* Optional. The client closed its sending side (EOF); reading has
      * stopped. Returns 0 to keep the connection for the answers still owed
      * (the protocol ends it later through on_flush), negative to close now.
@@ -43,7 +46,7 @@ typedef struct gw_client_proto {
 
 struct gw_client_conn {
     uv_tcp_t tcp;
-    uv_timer_t timer; /* TLS handshake timeout, then the protocol's idle timeout */
+    uv_timer_t timer; /* TLS handshake timeout, then the client idle timeout */
     struct gw_worker *w;
     struct gw_listener *listener;
     const gw_client_proto_t *proto;
@@ -66,6 +69,8 @@ struct gw_client_conn {
     unsigned is_writing : 1;
     unsigned is_closing : 1;
     unsigned is_done : 1; /* protocol finished: close when the output is written */
+    unsigned is_idle_timing : 1;  /* the idle timer runs */
+    unsigned is_idle_expired : 1; /* told to go away for idling */
     unsigned is_read_paused : 1; /* the protocol stopped reading (gw_client_conn_pause_read) */
     unsigned is_eof : 1;         /* the client sent EOF; nothing more will be read */
     uint8_t sniff[24];    /* first bytes, kept until the protocol is known */

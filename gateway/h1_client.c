@@ -761,6 +761,12 @@ static void h1_conn_on_destroy(gw_client_conn_t *c)
     c->proto_state = NULL;
 }
 
+static int h1_conn_is_idle(gw_client_conn_t *c)
+{
+    h1_client_t *h = c->proto_state;
+    return h == NULL || (!h->is_active && proto_buf_len(&h->inbuf) == 0);
+}
+
 const gw_client_proto_t gw_h1_client_proto = {
     .name = "http/1.1",
     .on_read = h1_conn_on_read,
@@ -768,6 +774,7 @@ const gw_client_proto_t gw_h1_client_proto = {
     .on_drain = h1_conn_on_drain,
     .on_destroy = h1_conn_on_destroy,
     .on_eof = h1_conn_on_eof,
+    .is_idle = h1_conn_is_idle,
 };
 
 int gw_h1_client_attach(gw_client_conn_t *c, int is_tls)

@@ -628,12 +628,19 @@ static void h2_conn_on_destroy(gw_client_conn_t *c)
     c->proto_state = NULL;
 }
 
+static int h2_conn_is_idle(gw_client_conn_t *c)
+{
+    h2_client_t *h = c->proto_state;
+    return h == NULL || gw_queue_empty(&h->exchanges);
+}
+
 const gw_client_proto_t gw_h2_client_proto = {
     .name = "h2",
     .on_read = h2_conn_on_read,
     .on_flush = h2_conn_on_flush,
     .on_drain = h2_conn_on_drain,
     .on_destroy = h2_conn_on_destroy,
+    .is_idle = h2_conn_is_idle,
 };
 
 /* Creates c's HTTP/2 session and queues the server SETTINGS. The caller

@@ -7,6 +7,7 @@
 #include "gateway/exchange.h"
 #include "gateway/health.h"
 #include "gateway/log.h"
+#include "gateway/tls.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
 
@@ -113,6 +114,13 @@ int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_backend_t *bcfg)
     uv_timer_init(&w->loop, &p->resolve_timer);
     p->queue_timer.data = p->resolve_timer.data = p;
 
+    if (bcfg->tls) {
+        char err[512];
+        if ((p->tls = gw_tls_client_ctx_new(bcfg, err, sizeof(err))) == NULL) {
+            GW_LOG_ERROR("backend %s: %s", p->name, err);
+            return UV_EINVAL;
+        }
+    }
     /* Freed by gw_pool_free() once the loop has run every callback,
      * getaddrinfo's included. */
     p->servers = calloc(bcfg->nservers, sizeof(*p->servers));
@@ -176,6 +184,8 @@ void gw_pool_close_all(gw_pool_t *p)
 
 void gw_pool_free(gw_pool_t *p)
 {
+    gw_tls_ctx_unref(p->tls);
+    p->tls = NULL;
     free(p->servers);
     p->servers = NULL;
     p->nservers = 0;

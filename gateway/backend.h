@@ -61,6 +61,7 @@ typedef struct gw_pool {
     gw_sched_t sched;   /* exchanges waiting for a connection */
     uv_timer_t queue_timer;   /* fails exchanges waiting over queue_timeout */
     uv_timer_t resolve_timer; /* re-resolves server names */
+    struct gw_tls_ctx *tls;   /* HTTPS to the servers (tls = on), else NULL */
     int is_dispatching;
     gw_pool_stats_t stats;
 } gw_pool_t;

@@ -6,6 +6,7 @@
 #include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -389,6 +390,60 @@ fail:
     return NULL;
 }
 
+gw_tls_ctx_t *gw_tls_client_ctx_new(const cfg_backend_t *b, char *err, size_t errlen)
+{
+    gw_tls_ctx_t *c = calloc(1, sizeof(*c));
+    SSL_CTX *ctx = SSL_CTX_new(TLS_client_method());
+    if (c == NULL || ctx == NULL || (c->ctxs = calloc(1, sizeof(*c->ctxs))) == NULL ||
+        (c->subjects = calloc(1, sizeof(*c->subjects))) == NULL) {
+        SSL_CTX_free(ctx);
+        if (c != NULL)
+            ctx_free(c);
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    c->refs = 1;
+    c->ctxs[0] = ctx;
+    c->nctxs = 1;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    static const unsigned char alpn[] = "\x08http/1.1";
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+    if (b->tls_verify) {
+        int ok = b->tls_ca_file != NULL ? SSL_CTX_load_verify_locations(ctx, b->tls_ca_file, NULL)
+                                        : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1) {
+            set_err(err, errlen, "cannot load tls_ca_file",
+                    b->tls_ca_file != NULL ? b->tls_ca_file : "(system store)");
+            ctx_free(c);
+            return NULL;
+        }
+        SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, NULL);
+    }
+    return c;
+}
+
+int gw_tls_conn_init_client(gw_tls_conn_t *t, gw_tls_ctx_t *ctx, const char *sni,
+                            const char *verify_name)
+{
+    if (gw_tls_conn_init(t, ctx) != 0)
+        return -1;
+    SSL_set_connect_state(t->ssl);
+    struct in6_addr ip;
+    int is_ip = sni != NULL && (inet_pton(AF_INET, sni, &ip) == 1 || inet_pton(AF_INET6, sni, &ip) == 1);
+    if (sni != NULL && !is_ip)
+        SSL_set_tlsext_host_name(t->ssl, sni);
+    if (verify_name != NULL) {
+        int ok = is_ip ? X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(t->ssl), verify_name)
+                       : SSL_set1_host(t->ssl, verify_name);
+        if (ok != 1) {
+            gw_tls_conn_free(t);
+            return -1;
+        }
+    }
+    return 0;
+}
+
 void gw_tls_ctx_ref(gw_tls_ctx_t *ctx)
 {
     ctx->refs++;
@@ -429,7 +484,7 @@ int gw_tls_conn_init(gw_tls_conn_t *t, gw_tls_ctx_t *ctx)
     BIO_set_mem_eof_return(t->net_in, -1);
     BIO_set_mem_eof_return(t->net_out, -1);
     SSL_set_bio(t->ssl, t->net_in, t->net_out);
-    SSL_set_accept_state(t->ssl);
+    SSL_set_accept_state(t->ssl); /* gw_tls_conn_init_client switches to connect */
     t->ctx = ctx;
     gw_tls_ctx_ref(ctx);
     return 0;

@@ -22,6 +22,11 @@ typedef struct gw_tls_ctx gw_tls_ctx_t;
  * match its certificate. */
 gw_tls_ctx_t *gw_tls_ctx_new(const cfg_listener_t *l, char *err, size_t errlen);
 
+/* A client context for HTTPS to a backend: TLS 1.2+, ALPN http/1.1, and
+ * (when tls_verify) the server certificate verified against tls_ca_file or
+ * the system store. Returns NULL and a reason in err on failure. */
+gw_tls_ctx_t *gw_tls_client_ctx_new(const cfg_backend_t *b, char *err, size_t errlen);
+
 void gw_tls_ctx_ref(gw_tls_ctx_t *ctx);
 void gw_tls_ctx_unref(gw_tls_ctx_t *ctx);
 
@@ -39,6 +44,12 @@ typedef struct gw_tls_conn {
 
 /* Prepares t for a new server-side connection. Returns 0 or -1. */
 int gw_tls_conn_init(gw_tls_conn_t *t, gw_tls_ctx_t *ctx);
+
+/* Prepares t for a client connection to a backend. sni (may be NULL or an
+ * IP address: then not sent) names the server; when verify_name is not
+ * NULL the certificate must be valid for it. Returns 0 or -1. */
+int gw_tls_conn_init_client(gw_tls_conn_t *t, gw_tls_ctx_t *ctx, const char *sni,
+                            const char *verify_name);
 
 void gw_tls_conn_free(gw_tls_conn_t *t);
 

@@ -86,6 +86,8 @@ static void on_close(uv_handle_t *handle)
     gw_upconn_t *u = handle->data;
     if (--u->nhandles_open > 0)
         return;
+    if (u->is_tls)
+        gw_tls_conn_free(&u->tls);
     proto_h1_response_free(&u->resp);
     free(u);
 }
@@ -141,6 +143,51 @@ void gw_upconn_open(gw_server_t *s, gw_exchange_t *x)
     upconn_start_timer(u, p->bcfg->connect_timeout_ms);
 }
 
+typedef struct raw_write {
+    uv_write_t req;
+    size_t len;
+    uint8_t data[];
+} raw_write_t;
+
+static void on_raw_write(uv_write_t *req, int status)
+{
+    (void)status; /* a failure shows up on the read side as well */
+    free(gw_container_of(req, raw_write_t, req));
+}
+
+/* TLS records OpenSSL produced outside a request write (handshake, key
+ * updates) go out on their own; libuv keeps writes in order. */
+static void write_tls_pending(gw_upconn_t *u)
+{
+    size_t n = gw_tls_conn_pending(&u->tls);
+    if (n == 0 || u->state == GW_UP_CLOSING)
+        return;
+    raw_write_t *w = malloc(sizeof(*w) + n);
+    if (w == NULL)
+        return;
+    w->len = gw_tls_conn_take(&u->tls, w->data, n);
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
+    if (uv_write(&w->req, (uv_stream_t *)&u->tcp, &b, 1, on_raw_write) != 0)
+        free(w);
+}
+
+/* Encrypts a request write in place: buf (plaintext, malloc'd) is replaced
+ * by the records. Returns 0 or -1 (buf freed either way on failure). */
+static int seal(gw_upconn_t *u, char **buf, size_t *len)
+{
+    if (gw_tls_conn_write(&u->tls, (const uint8_t *)*buf, *len) != 0) {
+        free(*buf);
+        return -1;
+    }
+    free(*buf);
+    size_t n = gw_tls_conn_pending(&u->tls);
+    *buf = malloc(n ? n : 1);
+    if (*buf == NULL)
+        return -1;
+    *len = gw_tls_conn_take(&u->tls, (uint8_t *)*buf, n);
+    return 0;
+}
+
 static void upconn_start_reading(gw_upconn_t *u)
 {
     if (u->is_reading)
@@ -164,13 +211,31 @@ static void on_connect(uv_connect_t *req, int status)
             gw_upconn_close(u);
         return;
     }
-    uv_timer_stop(&u->timer);
     upconn_start_reading(u);
     gw_exchange_t *x = u->x;
     if (x == NULL) {
         gw_upconn_close(u);
         return;
     }
+    gw_pool_t *p = u->server->pool;
+    if (p->tls != NULL) {
+        /* HTTPS: the handshake runs under the connect timeout; the
+         * exchange is assigned once it completes (on_read). */
+        const char *name = p->bcfg->tls_sni != NULL ? p->bcfg->tls_sni : u->server->cfg->addr.host;
+        if (gw_tls_conn_init_client(&u->tls, p->tls, name, p->bcfg->tls_verify ? name : NULL) != 0) {
+            gw_exchange_fail(x, 502, "out of memory starting TLS to the backend", 0);
+            return;
+        }
+        u->is_tls = 1;
+        const char *why = NULL;
+        if (gw_tls_conn_handshake(&u->tls, &why) < 0) {
+            gw_exchange_fail(x, 502, why, 0);
+            return;
+        }
+        write_tls_pending(u);
+        return;
+    }
+    uv_timer_stop(&u->timer);
     gw_upconn_assign(u, x);
 }
 
@@ -228,6 +293,10 @@ void gw_upconn_flush(gw_upconn_t *u)
     x->is_req_head_written = 1;
     if (is_last)
         x->is_req_sent = 1;
+    if (u->is_tls && seal(u, &buf, &off) != 0) {
+        gw_exchange_fail(x, 502, "TLS write to the backend failed", 0);
+        return;
+    }
     u->wbuf = uv_buf_init(buf, (unsigned)off);
     u->wbuf_body_bytes = copied;
     int rv = uv_write(&u->wreq, (uv_stream_t *)&u->tcp, &u->wbuf, 1, on_write);
@@ -335,26 +404,20 @@ static void on_read_error(gw_upconn_t *u, ssize_t nread)
     gw_exchange_fail(x, 502, why, 0);
 }
 
-static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+/* Response bytes (decrypted, for HTTPS backends). */
+static void on_plaintext(gw_upconn_t *u, const uint8_t *data, size_t len)
 {
-    gw_upconn_t *u = stream->data;
-    if (nread == 0)
-        return;
     if (u->state == GW_UP_IDLE || u->x == NULL) {
-        /* Bytes or EOF on an idle connection: the backend is closing it or
-         * is out of sync; either way it must not carry a request. */
+        /* Bytes on an idle connection: the backend is out of sync; it must
+         * not carry a request. */
         gw_upconn_close(u);
         return;
     }
     if (u->state != GW_UP_BUSY)
         return;
-    if (nread < 0) {
-        on_read_error(u, nread);
-        return;
-    }
 
     gw_exchange_t *x = u->x;
-    ssize_t consumed = proto_h1_response_feed(&u->resp, (const uint8_t *)buf->base, (size_t)nread);
+    ssize_t consumed = proto_h1_response_feed(&u->resp, data, len);
     if (consumed < 0) {
         char why[160];
         snprintf(why, sizeof(why), "invalid response from backend: %s",
@@ -365,14 +428,14 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         return;
     }
     if (u->resp.is_complete) {
-        on_response_complete(u, consumed < nread);
+        on_response_complete(u, (size_t)consumed < len);
         return;
     }
     if (proto_buf_len(&x->resp_body) >= u->server->pool->cfg->response_buffer_size) {
         /* The client is slower than the backend: stop reading until the
          * frontend has drained the buffer (gw_upconn_resume_read). The
          * backend is not late meanwhile, so its timer stops too. */
-        uv_read_stop(stream);
+        uv_read_stop((uv_stream_t *)&u->tcp);
         uv_timer_stop(&u->timer);
         u->is_reading = 0;
         u->is_read_paused = 1;
@@ -382,6 +445,73 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         upconn_start_timer(u, u->resp.head_done ? bcfg_of(u)->io_timeout_ms
                                                 : bcfg_of(u)->response_timeout_ms);
     }
+}
+
+/* The connection ended (EOF, reset, or TLS closed). */
+static void on_end(gw_upconn_t *u, ssize_t err)
+{
+    if (u->state == GW_UP_BUSY && u->x != NULL)
+        on_read_error(u, err);
+    else if (u->state == GW_UP_CONNECTING && u->x != NULL)
+        gw_exchange_fail(u->x, 502, "backend closed the connection during the TLS handshake",
+                         GW_FAIL_RETRY);
+    else
+        gw_upconn_close(u);
+}
+
+static void on_tls_bytes(gw_upconn_t *u, const uint8_t *data, size_t len)
+{
+    if (gw_tls_conn_put_cipher(&u->tls, data, len) != 0) {
+        on_end(u, UV_ENOMEM);
+        return;
+    }
+    if (!u->tls.is_handshake_done) {
+        const char *why = NULL;
+        int rv = gw_tls_conn_handshake(&u->tls, &why);
+        write_tls_pending(u);
+        if (rv < 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "TLS handshake with the backend failed: %s", why);
+            gw_server_report(u->server, 0, msg);
+            gw_exchange_fail(u->x, 502, msg, 0);
+            return;
+        }
+        if (rv == 0)
+            return;
+        uv_timer_stop(&u->timer);
+        gw_upconn_assign(u, u->x);
+        if (u->state != GW_UP_BUSY)
+            return;
+    }
+    uint8_t plain[16 * 1024];
+    for (;;) {
+        int n = gw_tls_conn_read(&u->tls, plain, sizeof(plain));
+        if (n < 0) {
+            on_end(u, UV_EOF);
+            return;
+        }
+        if (n == 0)
+            break;
+        on_plaintext(u, plain, (size_t)n);
+        if (u->state == GW_UP_CLOSING)
+            return;
+    }
+    write_tls_pending(u);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+    gw_upconn_t *u = stream->data;
+    if (nread == 0 || u->state == GW_UP_CLOSING)
+        return;
+    if (nread < 0) {
+        on_end(u, nread);
+        return;
+    }
+    if (u->is_tls)
+        on_tls_bytes(u, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        on_plaintext(u, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 void gw_upconn_resume_read(gw_upconn_t *u)

@@ -12,6 +12,7 @@
 
 #include "gateway/backend.h"
 #include "gateway/queue.h"
+#include "gateway/tls.h"
 #include "proto/h1_response.h"
 
 struct gw_exchange;
@@ -39,10 +40,12 @@ typedef struct gw_upconn {
     int nhandles_open;       /* tcp + timer; freed when both closed */
     uint32_t nrequests;      /* exchanges completed: > 0 means a reused connection */
     uint64_t idle_timeout_ms; /* lowered by the backend's Keep-Alive: timeout */
+    gw_tls_conn_t tls;        /* HTTPS backends (the pool has a TLS context) */
     unsigned is_writing : 1;
     unsigned is_reading : 1;
     unsigned is_read_paused : 1; /* the exchange's response buffer is full */
     unsigned is_busy_counted : 1;
+    unsigned is_tls : 1;
 } gw_upconn_t;
 
 /* Opens a new connection to s that carries x once connected (counted in

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/access_log.h"
 #include "gateway/backend.h"
 #include "gateway/upstream.h"
 #include "gateway/worker.h"
@@ -42,6 +43,7 @@ void gw_exchange_detach(gw_exchange_t *x)
 
 void gw_exchange_free(gw_exchange_t *x)
 {
+    gw_access_log_exchange(x->w->access_log, x);
     if (x->pool != NULL)
         gw_pool_cancel(x->pool, x);
     gw_upconn_t *u = x->upconn;
@@ -117,6 +119,7 @@ void gw_exchange_req_end(gw_exchange_t *x)
 size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max)
 {
     size_t n = proto_buf_read(&x->resp_body, dst, max);
+    x->resp_bytes += n;
     if (x->upconn != NULL && x->upconn->is_read_paused &&
         proto_buf_len(&x->resp_body) <= x->w->cfg->response_buffer_size / 2)
         gw_upconn_resume_read(x->upconn);

@@ -66,6 +66,8 @@ struct gw_exchange {
     void *fe_conn;     /* the frontend's connection object */
     void *fe_req;      /* the frontend's request being read; freed once the head is built */
     int32_t stream_id; /* for logs and the HTTP/2 frontend */
+    const char *client_addr; /* the client connection's, which outlives x */
+    const char *protocol;    /* "h2" or "http/1.1", for the access log */
     gw_queue_t fe_node; /* in the frontend connection's list of exchanges */
     gw_sched_entry_t sched; /* while waiting for a connection; owner, urgency and
                                weight are set by the frontend before start */
@@ -97,6 +99,7 @@ struct gw_exchange {
 
     /* response */
     int resp_status;
+    uint64_t resp_bytes;         /* body bytes taken by the client */
     proto_buf_t resp_body;       /* backend bytes not yet taken by the client */
     proto_header_t *trailers;    /* one allocation holding fields and bytes */
     size_t ntrailers;

@@ -379,6 +379,10 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
     h->is_head = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
     h->is_keep_alive = (head->flags & PROTO_H1_REQ_KEEP_ALIVE) && !h->is_draining;
     x = gw_exchange_new(c->w, &h1_frontend_ops, h, 0);
+    if (x != NULL) {
+        x->client_addr = c->peer_addr;
+        x->protocol = "http/1.1";
+    }
     if (fields == NULL || x == NULL) {
         if (fields != stack)
             free(fields);

@@ -346,6 +346,8 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
     }
     x->fe_req = r;
+    x->client_addr = h->conn->peer_addr;
+    x->protocol = "h2";
     x->weight = PROTO_WEIGHT_DEFAULT;
     if (frame->hd.flags & NGHTTP2_FLAG_PRIORITY)
         note_priority_spec(x, &frame->headers.pri_spec);
@@ -738,6 +740,7 @@ int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, si
     x->fe = &h2_frontend_ops;
     x->fe_conn = h;
     x->stream_id = 1;
+    x->protocol = "h2";
     x->sched.owner = h;
     x->is_req_end = 1;
     gw_queue_insert_tail(&h->exchanges, &x->fe_node);

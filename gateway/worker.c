@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gateway/access_log.h"
 #include "gateway/client_conn.h"
 #include "gateway/log.h"
 #include "gateway/router.h"
@@ -79,6 +80,17 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg)
     uv_timer_init(&w->loop, &w->drain_timer);
     w->drain_timer.data = w;
 
+    if (cfg->access_log != NULL) {
+        w->access_log = calloc(1, sizeof(*w->access_log));
+        if (w->access_log == NULL)
+            return UV_ENOMEM;
+        if ((rv = gw_access_log_open(w->access_log, &w->loop, cfg->access_log)) != 0) {
+            GW_LOG_ERROR("access log %s: %s", cfg->access_log, uv_strerror(rv));
+            free(w->access_log);
+            w->access_log = NULL;
+            return rv;
+        }
+    }
     w->pools = calloc(cfg->nbackends, sizeof(*w->pools));
     w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
     if (w->pools == NULL || w->listeners == NULL)
@@ -161,6 +173,10 @@ int gw_worker_teardown(gw_worker_t *w)
     uv_walk(&w->loop, on_walk_close, NULL);
     uv_run(&w->loop, UV_RUN_DEFAULT);
     int rv = uv_loop_close(&w->loop);
+    if (w->access_log != NULL) {
+        gw_access_log_close(w->access_log);
+        free(w->access_log);
+    }
     for (size_t i = 0; i < w->nlisteners; i++) {
         gw_tls_ctx_unref(w->listeners[i].tls);
         free(w->listeners[i].watches);

@@ -28,6 +28,7 @@ typedef struct gw_worker {
     gw_queue_t clients;       /* every open client connection */
     uint32_t nclients;
     int is_draining;
+    struct gw_access_log *access_log; /* NULL: off */
     /* Every reader copies or parses its bytes before its read callback
      * returns, so one buffer serves all connections of the loop. */
     char read_buf[GW_READ_BUF_SIZE];

@@ -4,6 +4,7 @@ import json
 import shutil
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -123,3 +124,25 @@ def test_http11_request_is_served(origin, gateway):
     with gw.client() as c:
         c.get("/echo?after-h1").assert_ok()
     assert origin.stats()["requests"] == 2
+
+
+def test_access_log_lines(origin, gateway, tmp_path):
+    """--access-log FILE: one line per request with client, protocol,
+    request line, status, body bytes and outcome."""
+    path = tmp_path / "access.log"
+    gw = gateway(origin, "--access-log", str(path))
+    with gw.client() as c:
+        c.get("/bytes/1234").assert_ok()
+        assert c.get("/status/404").status == 404
+        r = c.get("/close-mid-body")
+        assert r.reset is not None
+    deadline = time.monotonic() + 5 * SLOW
+    while time.monotonic() < deadline:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if len(lines) >= 3:
+            break
+        time.sleep(0.05)
+    assert len(lines) == 3, lines
+    assert ' 127.0.0.1 h2 "GET /bytes/1234" 200 1234 ' in lines[0] and lines[0].endswith(" ok")
+    assert '"GET /status/404" 404 ' in lines[1]
+    assert '"GET /close-mid-body" 200 ' in lines[2] and lines[2].endswith(" reset")

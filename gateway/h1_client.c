@@ -19,6 +19,7 @@
 #include "gateway/exchange.h"
 #include "gateway/h2_client.h"
 #include "gateway/log.h"
+#include "proto/headers.h"
 #include "gateway/worker.h"
 #include "proto/buf.h"
 #include "proto/h1_request_parser.h"
@@ -72,59 +73,6 @@ static h1_client_t *client_of(const gw_exchange_t *x)
     return x->fe_conn;
 }
 
-/* clang-format off */
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 100: return "Continue";
-    case 101: return "Switching Protocols";
-    case 200: return "OK";
-    case 201: return "Created";
-    case 202: return "Accepted";
-    case 203: return "Non-Authoritative Information";
-    case 204: return "No Content";
-    case 205: return "Reset Content";
-    case 206: return "Partial Content";
-    case 300: return "Multiple Choices";
-    case 301: return "Moved Permanently";
-    case 302: return "Found";
-    case 303: return "See Other";
-    case 304: return "Not Modified";
-    case 307: return "Temporary Redirect";
-    case 308: return "Permanent Redirect";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 403: return "Forbidden";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 406: return "Not Acceptable";
-    case 408: return "Request Timeout";
-    case 409: return "Conflict";
-    case 410: return "Gone";
-    case 411: return "Length Required";
-    case 412: return "Precondition Failed";
-    case 413: return "Content Too Large";
-    case 414: return "URI Too Long";
-    case 415: return "Unsupported Media Type";
-    case 416: return "Range Not Satisfiable";
-    case 417: return "Expectation Failed";
-    case 421: return "Misdirected Request";
-    case 422: return "Unprocessable Content";
-    case 425: return "Too Early";
-    case 426: return "Upgrade Required";
-    case 428: return "Precondition Required";
-    case 429: return "Too Many Requests";
-    case 431: return "Request Header Fields Too Large";
-    case 500: return "Internal Server Error";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    case 505: return "HTTP Version Not Supported";
-    default: return ""; /* RFC 9112 §4: the reason phrase may be empty */
-    }
-}
-/* clang-format on */
 
 static int stage(h1_client_t *h, const void *data, size_t len)
 {
@@ -162,11 +110,11 @@ static int stage_connection(h1_client_t *h)
 static void stage_error(h1_client_t *h, int status, uint32_t retry_after_s)
 {
     char line[200], body[96];
-    int body_len = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
+    int body_len = snprintf(body, sizeof(body), "%d %s\n", status, proto_reason_phrase(status));
     int n = snprintf(line, sizeof(line),
                      "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
                      "content-length: %d\r\n",
-                     status, reason_phrase(status), body_len);
+                     status, proto_reason_phrase(status), body_len);
     if (retry_after_s > 0)
         n += snprintf(line + n, sizeof(line) - (size_t)n, "retry-after: %u\r\n", retry_after_s);
     int rv = stage(h, line, (size_t)n);
@@ -242,7 +190,7 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
 
     rv = stage(
         h, line,
-        (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, reason_phrase(status)));
+        (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, proto_reason_phrase(status)));
     /* The fields were checked by the response parser: token names, values
      * without CR, LF or NUL, connection-specific ones removed. */
     for (size_t i = 0; i < n && rv == 0; i++)

@@ -121,27 +121,13 @@ static int request_add_field(h2_request_t *r, const uint8_t *name, size_t name_l
 static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                                size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud);
 
-static const char *reason_phrase(int status)
-{
-    switch (status) {
-    case 400: return "Bad Request";
-    case 413: return "Content Too Large";
-    case 431: return "Request Header Fields Too Large";
-    case 501: return "Not Implemented";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 504: return "Gateway Timeout";
-    default: return "Error";
-    }
-}
-
 /* Answers x with a short text error. The body goes through the same data
  * provider as a backend body, so there is one way a response leaves. */
 static void reply_error(gw_exchange_t *x, int status)
 {
     h2_client_t *h = client_of(x);
     char body[96], status_str[8], len_str[24];
-    int body_len = snprintf(body, sizeof(body), "%d %s\n", status, reason_phrase(status));
+    int body_len = snprintf(body, sizeof(body), "%d %s\n", status, proto_reason_phrase(status));
     snprintf(status_str, sizeof(status_str), "%d", status);
     snprintf(len_str, sizeof(len_str), "%d", body_len);
     proto_buf_free(&x->resp_body);

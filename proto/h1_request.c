@@ -122,24 +122,6 @@ static int valid_host(const char *s, size_t n)
     return 1;
 }
 
-/* Content-Length = 1*DIGIT, nothing else: no sign, no spaces, no list. */
-static int parse_content_length(const char *s, size_t n, int64_t *out)
-{
-    int64_t v = 0;
-
-    if (n == 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        if (v > (INT64_MAX - (s[i] - '0')) / 10)
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 /* A numeric address as the gateway formats it; anything else is written as
  * "unknown" rather than trusted into a header. */
 static int valid_addr(const char *a)
@@ -230,7 +212,7 @@ static int check_fields(build_ctx_t *ctx, const char **host, size_t *host_len,
             field_host_len = h->value_len;
         } else if (name_is(h, "content-length") && !is_dropped(ctx, h)) {
             int64_t v;
-            if (parse_content_length(h->value, h->value_len, &v) != 0)
+            if (proto_headers_parse_content_length(h->value, h->value_len, &v) != 0)
                 return fail(why, "invalid content-length");
             if (*content_length >= 0 && *content_length != v)
                 return fail(why, "conflicting content-length values");

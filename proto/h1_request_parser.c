@@ -307,24 +307,6 @@ static int fields_list(const proto_h1_req_parser_t *p, const char *name, const c
     return 0;
 }
 
-/* Content-Length = 1*DIGIT: no sign, no list, no spaces. */
-static int parse_length(const char *s, size_t n, int64_t *out)
-{
-    int64_t v = 0;
-
-    if (n == 0)
-        return -1;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9')
-            return -1;
-        if (v > (INT64_MAX - (s[i] - '0')) / 10)
-            return -1;
-        v = v * 10 + (s[i] - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 /*
  * RFC 9112 §6.1 and §6.3: the only transfer coding we can frame is chunked,
  * once, last. Anything before it is a coding we would forward without
@@ -518,7 +500,7 @@ static int check_head(proto_h1_req_parser_t *p, proto_h1_req_head_t *h)
              * a list it reads differently. */
             if (has_cl)
                 return set_err(p, PROTO_E_BAD_REQUEST, "more than one content-length field");
-            if (parse_length(value_of(p, f), f->value_len, &h->content_length) != 0)
+            if (proto_headers_parse_content_length(value_of(p, f), f->value_len, &h->content_length) != 0)
                 return set_err(p, PROTO_E_BAD_REQUEST, "invalid content-length");
             has_cl = 1;
         } else if (field_is(p, f, "transfer-encoding")) {

@@ -35,4 +35,12 @@ int proto_headers_list_contains(const char *list, size_t list_len, const char *n
 /* 1 when a and b are equal ignoring ASCII case. */
 int proto_headers_name_eq(const char *a, size_t a_len, const char *b, size_t b_len);
 
+/* The standard reason phrase of a status code (RFC 9110 §15), or "" (RFC
+ * 9112 §4 allows an empty one). */
+const char *proto_reason_phrase(int status);
+
+/* Content-Length = 1*DIGIT, nothing else: no sign, no spaces, no list.
+ * Returns 0 and the value, or -1 (empty, another byte, or over INT64_MAX). */
+int proto_headers_parse_content_length(const char *s, size_t n, int64_t *out);
+
 #endif

@@ -146,12 +146,43 @@ static void test_name_eq(void **state)
     assert_false(proto_headers_name_eq(S("abc"), S("abd")));
 }
 
+static void test_content_length(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *s;
+        int rv;
+        int64_t v;
+    } cases[] = {
+        {"0", 0, 0},       {"42", 0, 42},   {"007", 0, 7}, {"9223372036854775807", 0, INT64_MAX},
+        {"", -1, 0},       {"+1", -1, 0},   {"-1", -1, 0}, {"1 ", -1, 0},
+        {" 1", -1, 0},     {"1,1", -1, 0},  {"0x10", -1, 0}, {"9223372036854775808", -1, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t v = -7;
+        int rv = proto_headers_parse_content_length(cases[i].s, strlen(cases[i].s), &v);
+        assert_int_equal(rv, cases[i].rv);
+        if (rv == 0)
+            assert_true(v == cases[i].v);
+    }
+}
+
+static void test_reason_phrase(void **state)
+{
+    (void)state;
+    assert_string_equal(proto_reason_phrase(200), "OK");
+    assert_string_equal(proto_reason_phrase(413), "Content Too Large");
+    assert_string_equal(proto_reason_phrase(502), "Bad Gateway");
+    assert_string_equal(proto_reason_phrase(799), "");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connection_specific), cmocka_unit_test(test_valid_name),
         cmocka_unit_test(test_valid_value),         cmocka_unit_test(test_idempotent),
         cmocka_unit_test(test_list_contains),       cmocka_unit_test(test_name_eq),
+        cmocka_unit_test(test_content_length), cmocka_unit_test(test_reason_phrase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -46,10 +46,14 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
 {
     gw_server_t *s = req->data;
     s->is_resolving = 0;
+    s->is_awaiting_first_address = 0;
     if (status != 0 || res == NULL) {
-        if (status != UV_ECANCELED)
+        if (status != UV_ECANCELED) {
             GW_LOG_WARN("backend %s server %s: cannot resolve: %s", s->pool->name, s->name,
                         uv_strerror(status));
+            /* Requests that waited for this answer learn there is none. */
+            gw_pool_dispatch(s->pool);
+        }
         uv_freeaddrinfo(res);
         return;
     }
@@ -133,10 +137,12 @@ int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_backend_t *bcfg)
         s->cfg = &bcfg->servers[i];
         snprintf(s->name, sizeof(s->name), "%s:%u", s->cfg->addr.host, s->cfg->addr.port);
         gw_queue_init(&s->idle);
-        if (numeric_addr(&s->cfg->addr, &s->addr) == 0)
+        if (numeric_addr(&s->cfg->addr, &s->addr) == 0) {
             s->has_addr = 1;
-        else
+        } else {
+            s->is_awaiting_first_address = 1;
             resolve(s);
+        }
         if (bcfg->health_check_path != NULL)
             s->hc = gw_health_check_start(s);
     }
@@ -229,10 +235,12 @@ void gw_server_set_check_down(gw_server_t *s, int is_down)
         gw_pool_dispatch(s->pool);
 }
 
+/* 1 when a server is up, or may be soon: one whose name is being resolved
+ * for the first time is worth waiting for (just after start). */
 static int any_server_up(const gw_pool_t *p, uint64_t now)
 {
     for (size_t i = 0; i < p->nservers; i++) {
-        if (gw_server_is_up(&p->servers[i], now))
+        if (gw_server_is_up(&p->servers[i], now) || p->servers[i].is_awaiting_first_address)
             return 1;
     }
     return 0;
@@ -397,7 +405,6 @@ void gw_pool_retry(gw_pool_t *p, gw_upconn_t *u, gw_exchange_t *x, int is_stale)
          * server is fine; a fresh connection takes the old one's slot. */
         gw_server_t *s = u->server;
         gw_upconn_close_keep_slot(u);
-        s->nconns--;
         gw_upconn_open(s, x);
         return;
     }

@@ -29,6 +29,7 @@ typedef struct gw_server {
     int has_addr;                /* resolved at least once */
     uv_getaddrinfo_t resolve_req;
     int is_resolving;
+    int is_awaiting_first_address; /* a name whose first resolution is pending */
     gw_queue_t idle;             /* LIFO: the most recently used is warmest */
     uint32_t nidle;
     uint32_t nconns;             /* open or opening; bounded by max_connections */

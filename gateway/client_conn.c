@@ -75,6 +75,8 @@ int gw_client_conn_start(gw_listener_t *l, uv_stream_t *server)
         gw_client_conn_close(c);
         return rv;
     }
+    /* The first flush starts the idle timer of a client that sends nothing. */
+    gw_client_conn_mark_dirty(c);
     return 0;
 }
 

@@ -88,6 +88,7 @@ struct gw_exchange {
     int is_head_method;
     proto_buf_t req_body;        /* received, not yet handed to the backend */
     uint64_t req_body_written;   /* bytes handed to backend writes so far */
+    uint64_t req_body_credited;  /* bytes the client was told were taken (window) */
     uint64_t req_body_received;  /* bytes the client sent so far (for the size limit) */
     proto_buf_t replay;          /* bytes written so far, while replayable */
     unsigned is_replayable : 1;  /* the whole body written so far is in replay */

@@ -341,8 +341,17 @@ static void on_write(uv_write_t *req, int status)
     }
     if (x == NULL)
         return;
-    if (u->wbuf_body_bytes > 0)
-        x->fe->on_req_body_written(x, u->wbuf_body_bytes);
+    if (u->is_eof_pending) {
+        gw_exchange_fail(x, 502, "backend closed the connection before responding",
+                         early_failure_flags(u, "closed before responding"));
+        return;
+    }
+    /* A replayed body is written twice; the client's window is reopened
+     * once per byte. */
+    if (x->req_body_written > x->req_body_credited) {
+        x->fe->on_req_body_written(x, x->req_body_written - x->req_body_credited);
+        x->req_body_credited = x->req_body_written;
+    }
     gw_upconn_flush(u);
 }
 
@@ -388,6 +397,15 @@ static void on_read_error(gw_upconn_t *u, ssize_t nread)
 {
     gw_exchange_t *x = u->x;
     char why[128];
+    if (!u->resp.is_started && u->is_writing && u->nrequests > 0) {
+        /* A reused connection ended while our write is in flight: whether
+         * the backend got any of the request is the write's to say (a
+         * failed first write means it got none: REFUSED_STREAM). */
+        uv_read_stop((uv_stream_t *)&u->tcp);
+        u->is_reading = 0;
+        u->is_eof_pending = 1;
+        return;
+    }
     if (!u->resp.is_started) {
         snprintf(why, sizeof(why), "backend closed the connection before responding (%s)",
                  uv_strerror((int)nread));

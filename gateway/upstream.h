@@ -46,6 +46,7 @@ typedef struct gw_upconn {
     unsigned is_read_paused : 1; /* the exchange's response buffer is full */
     unsigned is_busy_counted : 1;
     unsigned is_tls : 1;
+    unsigned is_eof_pending : 1; /* ended while a write was in flight: on_write decides */
 } gw_upconn_t;
 
 /* Opens a new connection to s that carries x once connected (counted in

@@ -21,6 +21,7 @@ Every wait is bounded; the servers' threads are daemons and stop on close().
 import hashlib
 import json
 import os
+import select
 import socket
 import struct
 import threading
@@ -73,6 +74,7 @@ class _Conn:
         self.closed_at = None  # when the peer's EOF or reset was read
         self.close_kind = None  # "eof", "reset", "server-reset", "server-close"
         self.nrequests = 0
+        self.reset_asked = False
 
 
 class RawServer:
@@ -80,7 +82,10 @@ class RawServer:
 
     policy(req) decides what happens to each request once its head and body
     are read: "reset" closes the connection with RST and no response,
-    anything else answers. req is a dict: conn (id), index (1-based on the
+    anything else answers. head_policy(method, target), if given, is asked
+    as soon as the head is read: "reset" resets the connection before the
+    body is read (the request is recorded with body_length None). req is a
+    dict: conn (id), index (1-based on the
     connection), method, target, headers [(lowercase name, value)],
     body_length, body_sha256, chunked, at (monotonic time).
 
@@ -89,10 +94,11 @@ class RawServer:
     "Keep-Alive: timeout=N" when keep_alive_timeout is set). A GET of
     health_path is answered with health_status (a plain text body)."""
 
-    def __init__(self, name="raw", policy=None, keep_alive_timeout=None, health_path=None,
-                 health_status=200):
+    def __init__(self, name="raw", policy=None, head_policy=None, keep_alive_timeout=None,
+                 health_path=None, health_status=200):
         self.name = name
         self.policy = policy or (lambda req: "answer")
+        self.head_policy = head_policy
         self.keep_alive_timeout = keep_alive_timeout
         self.health_path = health_path
         self.health_status = health_status
@@ -122,11 +128,6 @@ class RawServer:
             self.lsock.close()
         except OSError:
             pass
-        for c in conns:
-            try:
-                c.sock.close()
-            except OSError:
-                pass
         self._accepter.join(2)
 
     def __enter__(self):
@@ -158,12 +159,13 @@ class RawServer:
         with self.lock:
             return self.conns[cid - 1]
 
-    def reset_conn(self, cid):
-        """Closes connection cid with RST from the server side."""
+    def reset_conn(self, cid, timeout=2):
+        """Closes connection cid with RST from the server side (done by its
+        thread, which is waiting for the next request); returns once done."""
         c = self.conn(cid)
-        with self.lock:
-            c.close_kind = c.close_kind or "server-reset"
-        _rst_close(c.sock)
+        c.reset_asked = True
+        self.wait_for(lambda: c.closed_at is not None, timeout, "connection %d reset" % cid)
+        return c.close_kind
 
     # -- the server's side
 
@@ -200,6 +202,27 @@ class RawServer:
 
         def fill():
             nonlocal buf
+            # Poll, so that a reset asked for by the test (reset_conn) or a
+            # stop is done by this thread: closing a socket another thread
+            # is blocked reading does not close it until that read returns.
+            while True:
+                if c.reset_asked:
+                    with self.lock:
+                        c.close_kind = "server-reset"
+                        c.closed_at = time.monotonic()
+                        self.cond.notify_all()
+                    _rst_close(sock)
+                    return False
+                if self.stopped:
+                    sock.close()
+                    return False
+                try:
+                    r, _, _ = select.select([sock], [], [], 0.02)
+                except (OSError, ValueError):
+                    self._ended(c, "server-close")
+                    return False
+                if r:
+                    break
             try:
                 chunk = sock.recv(65536)
             except ConnectionResetError:
@@ -242,6 +265,18 @@ class RawServer:
                 k, _, v = ln.partition(":")
                 headers.append((k.strip().lower(), v.strip()))
             hd = dict(headers)
+            if self.head_policy is not None and self.head_policy(method, target) == "reset":
+                c.nrequests += 1
+                with self.lock:
+                    self.requests.append({"conn": c.id, "index": c.nrequests, "method": method,
+                                          "target": target, "headers": headers,
+                                          "body_length": None, "body_sha256": None,
+                                          "chunked": None, "at": time.monotonic()})
+                    c.close_kind = "server-reset"
+                    c.closed_at = time.monotonic()
+                    self.cond.notify_all()
+                _rst_close(sock)
+                return
             h = hashlib.sha256()
             length = 0
             is_chunked = "chunked" in hd.get("transfer-encoding", "").lower()
@@ -460,3 +495,53 @@ def wait_eof(sock, timeout):
         if not chunk:
             return time.monotonic() - start, data
         data += chunk
+
+
+# --------------------------------------------------------------------------
+# Slow name resolution
+
+
+GAI_DELAY_SRC = r"""
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <netdb.h>
+#include <stdlib.h>
+#include <time.h>
+
+/* getaddrinfo() that first sleeps H2GW_TEST_GAI_DELAY_MS milliseconds: a
+ * slow resolver, for a process started with LD_PRELOAD of this library. */
+int getaddrinfo(const char *node, const char *service, const struct addrinfo *hints,
+                struct addrinfo **res)
+{
+    int (*real)(const char *, const char *, const struct addrinfo *, struct addrinfo **) =
+        (int (*)(const char *, const char *, const struct addrinfo *, struct addrinfo **))
+            dlsym(RTLD_NEXT, "getaddrinfo");
+    const char *d = getenv("H2GW_TEST_GAI_DELAY_MS");
+    if (d != NULL) {
+        long ms = atol(d);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    return real(node, service, hints, res);
+}
+"""
+
+
+def build_gai_delay_shim(directory):
+    """Compiles GAI_DELAY_SRC into directory/gai_delay.so; returns its path,
+    or None when there is no C compiler."""
+    import shutil
+    import subprocess
+
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        return None
+    src = os.path.join(str(directory), "gai_delay.c")
+    out = os.path.join(str(directory), "gai_delay.so")
+    with open(src, "w") as f:
+        f.write(GAI_DELAY_SRC)
+    p = subprocess.run([cc, "-shared", "-fPIC", "-O2", "-o", out, src, "-ldl"],
+                       capture_output=True, timeout=60)
+    if p.returncode != 0:
+        raise AssertionError("cannot build the getaddrinfo shim: %s" % p.stderr.decode())
+    return out

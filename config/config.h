@@ -130,6 +130,7 @@ typedef struct cfg {
     size_t nroutes;
     size_t default_backend; /* index: "default" if declared, else the first */
 
+    uint32_t workers;                /* threads, one loop each */
     uint32_t max_concurrent_streams; /* SETTINGS_MAX_CONCURRENT_STREAMS */
     uint32_t max_header_list_size;   /* SETTINGS_MAX_HEADER_LIST_SIZE; also backend heads */
     uint32_t request_buffer_size;    /* per-stream HTTP/2 window = request body buffer */

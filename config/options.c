@@ -38,6 +38,9 @@ static int check_host(char *s, char *msg, size_t cap);
 /* Within a scope, rows print in this order in --help. */
 const cfg_option_t cfg__options[] = {
     /* ---- gateway ---- */
+    {"workers", "workers", OPT_UINT32, GW(workers), "1", 1, 64,
+     "worker threads, each with its own event loop, listeners (SO_REUSEPORT) and backend pools",
+     NULL, NULL, NULL},
     {"max-concurrent-streams", "max_concurrent_streams", OPT_UINT32, GW(max_concurrent_streams),
      "100", 1, INT32_MAX, "HTTP/2 streams a client may open at once", NULL, NULL, NULL},
     {"max-header-list-size", "max_header_list_size", OPT_SIZE32, GW(max_header_list_size), "64k",
@@ -51,7 +54,7 @@ const cfg_option_t cfg__options[] = {
      16 * KIB, GIB, "response body bytes buffered per stream before backend reads pause", NULL,
      NULL, NULL},
     {"max-connections", "max_connections", OPT_UINT32, GW(max_connections), "10000", 1, 10000000,
-     "client connections open at once", NULL, NULL, NULL},
+     "client connections open at once, per worker", NULL, NULL, NULL},
     {"client-idle-timeout", "client_idle_timeout", OPT_DURATION_MS, GW(client_idle_timeout_ms),
      "180s", 1, MS_PER_DAY, "a client connection with no open stream this long is closed", NULL,
      NULL, NULL},

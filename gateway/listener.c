@@ -1,6 +1,9 @@
 #include "gateway/listener.h"
 
+#include <errno.h>
 #include <libgen.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,7 +133,41 @@ static void watch_certificates(gw_listener_t *l)
 
 /* ---- accepting ---- */
 
-int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cfg)
+/* A listening socket that other workers' sockets may share (SO_REUSEPORT):
+ * libuv 1.44 cannot set that option, so the socket is made here. */
+static int bind_shared(const struct sockaddr_storage *ss, int is_shared)
+{
+    int fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -errno;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (is_shared && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+                                              : sizeof(struct sockaddr_in);
+    if (bind(fd, (const struct sockaddr *)ss, len) != 0) {
+        int err = -errno;
+        close(fd);
+        return err;
+    }
+    return fd;
+}
+
+uint16_t gw_listener_port(const gw_listener_t *l)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+                                          : ((struct sockaddr_in *)&ss)->sin_port);
+}
+
+int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cfg, uint16_t port)
 {
     memset(l, 0, sizeof(*l));
     l->w = w;
@@ -142,9 +179,10 @@ int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cf
         return -1;
 
     struct sockaddr_storage ss;
+    uint16_t bind_port = port != 0 ? port : a->port;
     int rv = strchr(a->host, ':') != NULL
-                 ? uv_ip6_addr(a->host, a->port, (struct sockaddr_in6 *)&ss)
-                 : uv_ip4_addr(a->host[0] ? a->host : "0.0.0.0", a->port,
+                 ? uv_ip6_addr(a->host, bind_port, (struct sockaddr_in6 *)&ss)
+                 : uv_ip4_addr(a->host[0] ? a->host : "0.0.0.0", bind_port,
                                (struct sockaddr_in *)&ss);
     if (rv != 0) {
         GW_LOG_ERROR("listener %s: not a numeric address: %s", l->name, uv_strerror(rv));
@@ -153,7 +191,8 @@ int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cf
     uv_tcp_init(&w->loop, &l->tcp);
     l->tcp.data = l;
     l->is_listening = 1; /* the handle exists from here on and must be closed */
-    rv = uv_tcp_bind(&l->tcp, (const struct sockaddr *)&ss, 0);
+    int fd = bind_shared(&ss, w->cfg->workers > 1);
+    rv = fd < 0 ? fd : uv_tcp_open(&l->tcp, fd);
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
     if (rv != 0) {
@@ -168,20 +207,12 @@ int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cf
         if (cfg->watch_certificates)
             watch_certificates(l);
     }
-
-    int len = sizeof(ss);
-    uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len);
-    char host[64] = "";
-    if (ss.ss_family == AF_INET6) {
-        uv_ip6_name((struct sockaddr_in6 *)&ss, host, sizeof(host));
-        printf("listening on [%s]:%d%s\n", host, ntohs(((struct sockaddr_in6 *)&ss)->sin6_port),
-               l->tls ? " (tls)" : "");
-    } else {
-        uv_ip4_name((struct sockaddr_in *)&ss, host, sizeof(host));
-        printf("listening on %s:%d%s\n", host, ntohs(((struct sockaddr_in *)&ss)->sin_port),
-               l->tls ? " (tls)" : "");
+    if (w->index == 0) {
+        int is_v6 = ss.ss_family == AF_INET6;
+        printf("listening on %s%s%s:%u%s\n", is_v6 ? "[" : "", a->host[0] ? a->host : "0.0.0.0",
+               is_v6 ? "]" : "", gw_listener_port(l), l->tls ? " (tls)" : "");
+        fflush(stdout);
     }
-    fflush(stdout);
     return 0;
 }
 

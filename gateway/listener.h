@@ -29,8 +29,16 @@ typedef struct gw_listener {
     int has_reload_timer;
 } gw_listener_t;
 
-/* Loads TLS material, binds and listens. Returns 0 or a negative error. */
-int gw_listener_start(gw_listener_t *l, struct gw_worker *w, const cfg_listener_t *cfg);
+/* Loads TLS material, binds and listens. With several workers every
+ * worker binds the same address (SO_REUSEPORT) and the kernel spreads the
+ * connections; port, when not 0, replaces the configured one (so that
+ * workers after the first join the port the first got for port 0).
+ * Returns 0 or a negative error. */
+int gw_listener_start(gw_listener_t *l, struct gw_worker *w, const cfg_listener_t *cfg,
+                      uint16_t port);
+
+/* The port the listener is bound to. */
+uint16_t gw_listener_port(const gw_listener_t *l);
 
 /* Stops accepting (drain or shutdown); closes the listener's handles. */
 void gw_listener_stop(gw_listener_t *l);

@@ -1,13 +1,73 @@
 /*
  * h2gw: an HTTP/2 gateway for HTTP/1.1 backends. main() reads the options,
- * starts the worker and exits with its status.
+ * starts the workers (worker 0 on this thread, the others on their own),
+ * and exits when every worker has drained.
  */
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "config/config.h"
 #include "gateway/log.h"
+#include "gateway/tls.h"
 #include "gateway/worker.h"
+
+static void worker_thread(void *arg)
+{
+    gw_worker_run(arg);
+}
+
+/* Starts every worker; on a failure, what was started is torn down. */
+static int run_workers(const cfg_t *cfg)
+{
+    uint32_t n = cfg->workers;
+    gw_worker_t *workers = calloc(n, sizeof(*workers));
+    uv_thread_t *threads = calloc(n, sizeof(*threads));
+    uint16_t *ports = calloc(cfg->nlisteners ? cfg->nlisteners : 1, sizeof(*ports));
+    int status = 0;
+    uint32_t ninit = 0, nthreads = 0;
+    if (workers == NULL || threads == NULL || ports == NULL) {
+        GW_LOG_ERROR("out of memory starting %u workers", n);
+        status = 1;
+        goto out;
+    }
+    /* Worker 0 binds first; the others join the ports it got (port 0). */
+    for (; ninit < n; ninit++) {
+        if (gw_worker_init(&workers[ninit], cfg, (int)ninit, ninit > 0 ? ports : NULL) != 0) {
+            status = 1;
+            ninit++; /* partly initialized: torn down below */
+            break;
+        }
+        if (ninit == 0) {
+            for (size_t i = 0; i < workers[0].nlisteners; i++)
+                ports[i] = gw_listener_port(&workers[0].listeners[i]);
+        }
+    }
+    if (status != 0) {
+        for (uint32_t i = 0; i < ninit; i++)
+            gw_worker_teardown(&workers[i]);
+        goto out;
+    }
+    for (uint32_t i = 1; i < n; i++, nthreads++) {
+        if (uv_thread_create(&threads[i], worker_thread, &workers[i]) != 0) {
+            GW_LOG_ERROR("cannot start worker thread %u", i);
+            /* The ones running drain on the SIGTERM we send ourselves. */
+            status = 1;
+            raise(SIGTERM);
+            for (uint32_t k = i; k < n; k++)
+                gw_worker_teardown(&workers[k]);
+            break;
+        }
+    }
+    gw_worker_run(&workers[0]);
+    for (uint32_t i = 1; i <= nthreads; i++)
+        uv_thread_join(&threads[i]);
+out:
+    free(workers);
+    free(threads);
+    free(ports);
+    return status;
+}
 
 int main(int argc, char **argv)
 {
@@ -23,14 +83,7 @@ int main(int argc, char **argv)
      * the process. */
     signal(SIGPIPE, SIG_IGN);
 
-    static gw_worker_t worker;
-    int status = 0;
-    if (gw_worker_init(&worker, &cfg) == 0) {
-        gw_worker_run(&worker);
-    } else {
-        status = 1; /* logged where it failed; what was set up is torn down */
-        gw_worker_teardown(&worker);
-    }
+    int status = gw_tls_global_init() == 0 ? run_workers(&cfg) : 1;
     cfg_free(&cfg);
     return status;
 }

@@ -4,6 +4,7 @@
 #include <openssl/core_names.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/rand.h>
 #include <openssl/x509v3.h>
 #include <arpa/inet.h>
@@ -22,8 +23,8 @@
     "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"                                   \
     "ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305"
 
-/* Generated ticket keys rotate this often; two old keys still decrypt, so a
- * ticket stays usable for up to three periods. */
+/* Generated ticket keys rotate this often; the two before still decrypt, so
+ * a ticket stays usable for two to three periods. */
 #define TICKET_ROTATE_SECONDS 3600
 #define MAX_TICKET_KEYS 8
 
@@ -48,7 +49,7 @@ struct gw_tls_ctx {
     ticket_key_t keys[MAX_TICKET_KEYS]; /* keys[0] encrypts, all decrypt */
     size_t nkeys;
     int is_key_file;     /* keys come from tls_ticket_key_file: never rotate */
-    time_t keys_created; /* for rotation of generated keys */
+    uint64_t key_period; /* rotation period of generated keys[0] */
 };
 
 static int ctx_ex_index = -1;
@@ -65,24 +66,43 @@ static void set_err(char *err, size_t errlen, const char *what, const char *file
 
 /* ---- session tickets ---- */
 
-static int generate_key(ticket_key_t *k)
+/* Generated ticket keys are derived from one process-wide secret and the
+ * rotation period, so every worker computes the same keys by itself (a
+ * client resumes whichever worker its next connection lands on) without
+ * sharing anything mutable. */
+static uint8_t ticket_secret[32];
+
+int gw_tls_global_init(void)
 {
-    return RAND_bytes((uint8_t *)k, sizeof(*k)) == 1 ? 0 : -1;
+    return RAND_bytes(ticket_secret, sizeof(ticket_secret)) == 1 ? 0 : -1;
 }
 
+static void derive_part(uint64_t period, const char *label, uint8_t *out, size_t len)
+{
+    uint8_t msg[40], mac[EVP_MAX_MD_SIZE];
+    unsigned int mac_len = 0;
+    int n = snprintf((char *)msg, sizeof(msg), "h2gw %s %llu", label, (unsigned long long)period);
+    HMAC(EVP_sha256(), ticket_secret, sizeof(ticket_secret), msg, (size_t)n, mac, &mac_len);
+    memcpy(out, mac, len);
+}
+
+static void derive_key(uint64_t period, ticket_key_t *k)
+{
+    derive_part(period, "name", k->name, sizeof(k->name));
+    derive_part(period, "hmac", k->hmac, sizeof(k->hmac));
+    derive_part(period, "aes", k->aes, sizeof(k->aes));
+}
+
+/* keys[0] is this period's key; the two before it still decrypt. */
 static void rotate_keys_if_due(gw_tls_ctx_t *c)
 {
-    time_t now = time(NULL);
-    if (c->is_key_file || now - c->keys_created < TICKET_ROTATE_SECONDS)
+    uint64_t period = (uint64_t)time(NULL) / TICKET_ROTATE_SECONDS;
+    if (c->is_key_file || (c->nkeys > 0 && period == c->key_period))
         return;
-    ticket_key_t fresh;
-    if (generate_key(&fresh) != 0)
-        return;
-    size_t keep = c->nkeys < 3 ? c->nkeys : 2;
-    memmove(&c->keys[1], &c->keys[0], keep * sizeof(ticket_key_t));
-    c->keys[0] = fresh;
-    c->nkeys = keep + 1;
-    c->keys_created = now;
+    for (uint64_t i = 0; i < 3 && i <= period; i++)
+        derive_key(period - i, &c->keys[i]);
+    c->nkeys = period >= 2 ? 3 : (size_t)period + 1;
+    c->key_period = period;
 }
 
 /* Key file: one or more 80-byte keys (16 name, 32 HMAC secret, 32 AES-256
@@ -118,8 +138,8 @@ static int on_ticket_key(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_C
         return -1;
     const ticket_key_t *k = NULL;
     int rv = 1;
+    rotate_keys_if_due(c);
     if (enc) {
-        rotate_keys_if_due(c);
         k = &c->keys[0];
         memcpy(name, k->name, 16);
         if (RAND_bytes(iv, EVP_MAX_IV_LENGTH) != 1)
@@ -366,10 +386,7 @@ gw_tls_ctx_t *gw_tls_ctx_new(const cfg_listener_t *l, char *err, size_t errlen)
         if (load_key_file(c, l->tls_ticket_key_file, err, errlen) != 0)
             goto fail;
     } else {
-        if (generate_key(&c->keys[0]) != 0)
-            goto nomem;
-        c->nkeys = 1;
-        c->keys_created = time(NULL);
+        rotate_keys_if_due(c);
     }
 
     for (size_t i = 0; i < l->ncerts; i++) {

@@ -17,6 +17,10 @@
 
 typedef struct gw_tls_ctx gw_tls_ctx_t;
 
+/* Draws the process-wide secret that generated session ticket keys derive
+ * from; once, before any worker starts. Returns 0 or -1. */
+int gw_tls_global_init(void);
+
 /* Loads the listener's certificates, keys and TLS options. Returns NULL
  * and a one-line reason in err when a file cannot be read or a key does not
  * match its certificate. */

@@ -60,10 +60,11 @@ static void start_signal(gw_worker_t *w, uv_signal_t *sig, int signum)
     uv_signal_start(sig, on_signal, signum);
 }
 
-int gw_worker_init(gw_worker_t *w, const cfg_t *cfg)
+int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports)
 {
     memset(w, 0, sizeof(*w));
     w->cfg = cfg;
+    w->index = index;
     gw_queue_init(&w->dirty);
     gw_queue_init(&w->clients);
     int rv = uv_loop_init(&w->loop);
@@ -102,7 +103,8 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg)
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         w->nlisteners++;
-        if ((rv = gw_listener_start(&w->listeners[i], w, &cfg->listeners[i])) != 0)
+        if ((rv = gw_listener_start(&w->listeners[i], w, &cfg->listeners[i],
+                                    ports != NULL ? ports[i] : 0)) != 0)
             return rv;
     }
     return 0;

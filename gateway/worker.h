@@ -17,6 +17,7 @@
 typedef struct gw_worker {
     uv_loop_t loop;
     const cfg_t *cfg;
+    int index;                /* 0 runs on the main thread and reports ports */
     gw_listener_t *listeners; /* one per configured listener */
     size_t nlisteners;
     gw_pool_t *pools;         /* one per configured backend */
@@ -34,9 +35,10 @@ typedef struct gw_worker {
     char read_buf[GW_READ_BUF_SIZE];
 } gw_worker_t;
 
-/* Binds every listener, loads TLS material and sets up the pools. Returns 0
- * or a negative error (logged). */
-int gw_worker_init(gw_worker_t *w, const cfg_t *cfg);
+/* Binds every listener, loads TLS material and sets up the pools. ports
+ * (one per listener, or NULL) are the ports worker 0 got, for listeners
+ * configured with port 0. Returns 0 or a negative error (logged). */
+int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports);
 
 /* Runs the loop until a drain finishes, then closes every handle and frees
  * what the worker allocated. */

@@ -915,7 +915,8 @@ static void test_help_version_check(void **state)
     /* Lines the help must have, generated from the table. */
     static const char *const want[] = {
         "usage: h2gw",
-        "\ngateway options:\n  --max-concurrent-streams N\n",
+        "\ngateway options:\n  --workers N\n",
+        "\n  --max-concurrent-streams N\n",
         "\n      config file: [gateway] max_concurrent_streams\n",
         "\n  --response-buffer-size SIZE\n",
         "(default 256k)",

@@ -163,6 +163,13 @@ void gw_pool_close_idle(gw_pool_t *p)
 
 void gw_pool_close_all(gw_pool_t *p)
 {
+    const gw_pool_stats_t *st = &p->stats;
+    GW_LOG_INFO("backend %s: %llu requests, %llu retries, %llu refused with 503 (queue full "
+                "%llu, queue timeout %llu, all servers down %llu), %llu bodies too large",
+                p->name, (unsigned long long)st->requests, (unsigned long long)st->retries,
+                (unsigned long long)(st->queue_full + st->queue_timeouts + st->all_down),
+                (unsigned long long)st->queue_full, (unsigned long long)st->queue_timeouts,
+                (unsigned long long)st->all_down, (unsigned long long)st->body_too_large);
     gw_queue_t *n;
     while ((n = gw_queue_first(&p->all)) != NULL) {
         gw_upconn_t *u = gw_container_of(n, gw_upconn_t, all_node);

@@ -129,6 +129,11 @@ size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max)
 void gw_exchange_note_body_sent(gw_exchange_t *x, const void *data, size_t len)
 {
     x->req_body_written += len;
+    /* Only idempotent requests are ever replayed: keep nothing for others. */
+    if (x->is_replayable && !x->head.is_idempotent) {
+        x->is_replayable = 0;
+        proto_buf_free(&x->replay);
+    }
     if (!x->is_replayable || len == 0)
         return;
     if (x->req_body_written > GW_REPLAY_MAX || proto_buf_append(&x->replay, data, len) != 0) {

@@ -3,6 +3,7 @@
  * starts the workers (worker 0 on this thread, the others on their own),
  * and exits when every worker has drained.
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -82,6 +83,10 @@ int main(int argc, char **argv)
     /* A peer that closes while we write must cost us an error code, not
      * the process. */
     signal(SIGPIPE, SIG_IGN);
+    /* Body buffers come and go by the tens of KiB: keep freed memory for the
+     * next one rather than returning it to the kernel (brk) every time. */
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
     int status = gw_tls_global_init() == 0 ? run_workers(&cfg) : 1;
     cfg_free(&cfg);

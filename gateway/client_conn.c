@@ -171,38 +171,78 @@ static void update_idle_timer(gw_client_conn_t *c)
     }
 }
 
-static void flush_one(gw_client_conn_t *c)
+/* The output was written: the buffer is free again, and small again. */
+static void output_written(gw_client_conn_t *c)
 {
-    update_idle_timer(c);
-    if (c->is_writing || c->is_closing)
-        return;
-    if (!c->is_done) {
-        int rv = c->proto->on_flush(c);
-        if (rv < 0) {
+    c->out_len = 0;
+    if (c->out_cap > KEEP_OUT_CAP) {
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+    }
+}
+
+/* Rounds of gather-and-write per connection and loop turn: a connection
+ * with endless output must not hold the loop from the others. */
+#define MAX_FLUSH_ROUNDS 4
+
+static void write_out(gw_client_conn_t *c)
+{
+    for (int round = 0; round < MAX_FLUSH_ROUNDS; round++) {
+        if (c->is_writing || c->is_closing)
+            return;
+        if (!c->is_done) {
+            int rv = c->proto->on_flush(c);
+            if (rv < 0) {
+                gw_client_conn_close(c);
+                return;
+            }
+            if (rv == 0)
+                c->is_done = 1;
+        }
+        if (c->is_tls && seal_tls_output(c) != 0) {
             gw_client_conn_close(c);
             return;
         }
-        if (rv == 0)
-            c->is_done = 1;
-    }
-    if (c->is_tls && seal_tls_output(c) != 0) {
-        gw_client_conn_close(c);
-        return;
-    }
-    if (c->out_len == 0) {
-        if (c->is_done)
+        if (c->out_len == 0) {
+            if (c->is_done)
+                gw_client_conn_close(c);
+            return;
+        }
+        /* Most writes complete at once: uv_try_write spares the write
+         * request, its callback a loop turn later, and libuv's poll update. */
+        uv_buf_t buf = uv_buf_init((char *)c->out, (unsigned)c->out_len);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, &buf, 1);
+        if (n == (int)c->out_len) {
+            output_written(c);
+            continue; /* the protocol may have more */
+        }
+        if (n < 0 && n != UV_EAGAIN) {
+            GW_LOG_DEBUG("client %s:%d: write failed: %s", c->peer_addr, c->peer_port,
+                         uv_strerror(n));
             gw_client_conn_close(c);
+            return;
+        }
+        if (n > 0)
+            buf = uv_buf_init((char *)c->out + n, (unsigned)(c->out_len - (size_t)n));
+        int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
+        if (rv != 0) {
+            GW_LOG_DEBUG("client %s:%d: write failed: %s", c->peer_addr, c->peer_port,
+                         uv_strerror(rv));
+            gw_client_conn_close(c);
+            return;
+        }
+        c->is_writing = 1;
         return;
     }
-    uv_buf_t buf = uv_buf_init((char *)c->out, (unsigned)c->out_len);
-    int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &buf, 1, on_write);
-    if (rv != 0) {
-        GW_LOG_DEBUG("client %s:%d: write failed: %s", c->peer_addr, c->peer_port,
-                     uv_strerror(rv));
-        gw_client_conn_close(c);
-        return;
-    }
-    c->is_writing = 1;
+    gw_client_conn_mark_dirty(c); /* more next turn */
+}
+
+static void flush_one(gw_client_conn_t *c)
+{
+    write_out(c);
+    /* After the protocol ran: a request may have ended or begun. */
+    update_idle_timer(c);
 }
 
 void gw_client_conn_flush_all(gw_worker_t *w)
@@ -218,12 +258,7 @@ static void on_write(uv_write_t *req, int status)
 {
     gw_client_conn_t *c = req->data;
     c->is_writing = 0;
-    c->out_len = 0;
-    if (c->out_cap > KEEP_OUT_CAP) {
-        free(c->out);
-        c->out = NULL;
-        c->out_cap = 0;
-    }
+    output_written(c);
     if (c->is_closing)
         return;
     if (status != 0) {

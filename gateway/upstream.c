@@ -253,25 +253,24 @@ static int early_failure_flags(const gw_upconn_t *u, const char *why)
 
 /* Request bytes go out as one gathered write: the head (once), then body
  * bytes framed as the head promised, then the chunked terminator. */
-void gw_upconn_flush(gw_upconn_t *u)
+/* The next request write: the head (once), then body bytes framed as the
+ * head promised, then the chunked terminator, in one buffer (encrypted for
+ * HTTPS backends). NULL when nothing is pending, or on failure (x failed). */
+static char *next_write(gw_upconn_t *u, gw_exchange_t *x, size_t *len, int *is_last)
 {
-    gw_exchange_t *x = u->x;
-    if (x == NULL || u->is_writing || u->state != GW_UP_BUSY || x->is_req_sent)
-        return;
-
     size_t head_len = x->is_req_head_written ? 0 : x->head.len;
     size_t body_len = proto_buf_len(&x->req_body);
     if (body_len > MAX_BODY_PER_WRITE)
         body_len = MAX_BODY_PER_WRITE;
-    int is_last = x->is_req_end && body_len == proto_buf_len(&x->req_body);
+    *is_last = x->is_req_end && body_len == proto_buf_len(&x->req_body);
     int is_chunked = x->head.is_chunked;
-    if (head_len == 0 && body_len == 0 && !is_last)
-        return;
+    if (head_len == 0 && body_len == 0 && !*is_last)
+        return NULL;
 
     char *buf = malloc(head_len + body_len + 32);
     if (buf == NULL) {
         gw_exchange_fail(x, 502, "out of memory writing to the backend", 0);
-        return;
+        return NULL;
     }
     size_t off = 0;
     memcpy(buf, x->head.data, head_len);
@@ -285,66 +284,44 @@ void gw_upconn_flush(gw_upconn_t *u)
         memcpy(buf + off, "\r\n", 2);
         off += 2;
     }
-    if (is_last && is_chunked) {
+    if (*is_last && is_chunked) {
         memcpy(buf + off, "0\r\n\r\n", 5);
         off += 5;
     }
-
     x->is_req_head_written = 1;
-    if (is_last)
+    if (*is_last)
         x->is_req_sent = 1;
+    u->wbuf_body_bytes = copied;
     if (u->is_tls && seal(u, &buf, &off) != 0) {
         gw_exchange_fail(x, 502, "TLS write to the backend failed", 0);
-        return;
+        return NULL;
     }
-    u->wbuf = uv_buf_init(buf, (unsigned)off);
-    u->wbuf_body_bytes = copied;
-    int rv = uv_write(&u->wreq, (uv_stream_t *)&u->tcp, &u->wbuf, 1, on_write);
-    if (rv != 0) {
-        free(buf);
-        int flags = early_failure_flags(u, "write failed");
-        gw_exchange_fail(x, 502, uv_strerror(rv),
-                         flags | (flags & GW_FAIL_STALE ? GW_FAIL_UNSENT : 0));
-        return;
-    }
-    u->is_writing = 1;
-    /* Waiting for the response head, or for the client's next body bytes:
-     * either way silence beyond the timeout ends the exchange. */
-    if (!u->resp.is_started)
-        upconn_start_timer(u, is_last ? bcfg_of(u)->response_timeout_ms
-                                      : bcfg_of(u)->io_timeout_ms);
+    *len = off;
+    return buf;
 }
 
-static void on_write(uv_write_t *req, int status)
+static void fail_write(gw_upconn_t *u, gw_exchange_t *x, int err)
 {
-    gw_upconn_t *u = req->data;
-    free(u->wbuf.base);
-    u->wbuf.base = NULL;
-    u->is_writing = 0;
-    if (u->state == GW_UP_CLOSING)
-        return;
+    char why[96];
+    snprintf(why, sizeof(why), "write to backend failed: %s", uv_strerror(err));
+    /* Nothing was read back yet and the very first write failed: the
+     * backend has none of this request. */
+    int flags = u->resp.is_started ? 0 : early_failure_flags(u, why);
+    if ((flags & GW_FAIL_STALE) && x->req_body_written == u->wbuf_body_bytes)
+        flags |= GW_FAIL_UNSENT;
+    gw_exchange_fail(x, 502, why, flags);
+}
+
+/* A write went out whole. Returns 1 when the next may follow. */
+static int write_completed(gw_upconn_t *u)
+{
     gw_exchange_t *x = u->x;
-    if (status != 0) {
-        char why[96];
-        snprintf(why, sizeof(why), "write to backend failed: %s", uv_strerror(status));
-        if (x == NULL) {
-            gw_upconn_close(u);
-            return;
-        }
-        /* Nothing was read back yet and the very first write failed: the
-         * backend has none of this request. */
-        int flags = u->resp.is_started ? 0 : early_failure_flags(u, why);
-        if ((flags & GW_FAIL_STALE) && x->req_body_written == u->wbuf_body_bytes)
-            flags |= GW_FAIL_UNSENT;
-        gw_exchange_fail(x, 502, why, flags);
-        return;
-    }
     if (x == NULL)
-        return;
+        return 0;
     if (u->is_eof_pending) {
         gw_exchange_fail(x, 502, "backend closed the connection before responding",
                          early_failure_flags(u, "closed before responding"));
-        return;
+        return 0;
     }
     /* A replayed body is written twice; the client's window is reopened
      * once per byte. */
@@ -352,7 +329,73 @@ static void on_write(uv_write_t *req, int status)
         x->fe->on_req_body_written(x, x->req_body_written - x->req_body_credited);
         x->req_body_credited = x->req_body_written;
     }
-    gw_upconn_flush(u);
+    return 1;
+}
+
+void gw_upconn_flush(gw_upconn_t *u)
+{
+    for (;;) {
+        gw_exchange_t *x = u->x;
+        if (x == NULL || u->is_writing || u->state != GW_UP_BUSY || x->is_req_sent)
+            return;
+        size_t len;
+        int is_last;
+        char *buf = next_write(u, x, &len, &is_last);
+        if (buf == NULL)
+            return;
+        /* Waiting for the response head, or for the client's next body
+         * bytes: either way silence beyond the timeout ends the exchange. */
+        if (!u->resp.is_started)
+            upconn_start_timer(u, is_last ? bcfg_of(u)->response_timeout_ms
+                                          : bcfg_of(u)->io_timeout_ms);
+        /* Most writes complete at once: uv_try_write spares the request,
+         * its callback a loop turn later, and libuv's poll update. */
+        uv_buf_t b = uv_buf_init(buf, (unsigned)len);
+        int n = uv_try_write((uv_stream_t *)&u->tcp, &b, 1);
+        if (n == (int)len) {
+            free(buf);
+            if (!write_completed(u))
+                return;
+            continue;
+        }
+        if (n < 0 && n != UV_EAGAIN) {
+            free(buf);
+            fail_write(u, x, n);
+            return;
+        }
+        size_t done = n > 0 ? (size_t)n : 0;
+        u->wbuf_alloc = buf;
+        u->wbuf = uv_buf_init(buf + done, (unsigned)(len - done));
+        int rv = uv_write(&u->wreq, (uv_stream_t *)&u->tcp, &u->wbuf, 1, on_write);
+        if (rv != 0) {
+            free(buf);
+            u->wbuf_alloc = NULL;
+            fail_write(u, x, rv);
+            return;
+        }
+        u->is_writing = 1;
+        return;
+    }
+}
+
+static void on_write(uv_write_t *req, int status)
+{
+    gw_upconn_t *u = req->data;
+    free(u->wbuf_alloc);
+    u->wbuf_alloc = NULL;
+    u->is_writing = 0;
+    if (u->state == GW_UP_CLOSING)
+        return;
+    gw_exchange_t *x = u->x;
+    if (status != 0) {
+        if (x == NULL)
+            gw_upconn_close(u);
+        else
+            fail_write(u, x, status);
+        return;
+    }
+    if (write_completed(u))
+        gw_upconn_flush(u);
 }
 
 /*

@@ -29,7 +29,8 @@ typedef struct gw_upconn {
     uv_timer_t timer; /* connect, response, io and idle timeouts, by state */
     uv_connect_t connect_req;
     uv_write_t wreq;
-    uv_buf_t wbuf;           /* owned by the write in flight */
+    uv_buf_t wbuf;           /* what the write in flight still sends */
+    char *wbuf_alloc;        /* its allocation, freed when it completes */
     size_t wbuf_body_bytes;  /* request body bytes in that write */
     gw_server_t *server;
     struct gw_exchange *x;   /* borrowed while busy */

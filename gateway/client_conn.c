@@ -247,8 +247,12 @@ static void flush_one(gw_client_conn_t *c)
 
 void gw_client_conn_flush_all(gw_worker_t *w)
 {
+    /* Only those dirty now: one with endless output marks itself again and
+     * waits a turn, so it cannot hold the loop from everything else. */
+    gw_queue_t now;
+    gw_queue_move(&now, &w->dirty);
     gw_queue_t *n;
-    while ((n = gw_queue_first(&w->dirty)) != NULL) {
+    while ((n = gw_queue_first(&now)) != NULL) {
         gw_queue_remove(n);
         flush_one(gw_container_of(n, gw_client_conn_t, dirty_node));
     }

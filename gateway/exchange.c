@@ -105,7 +105,7 @@ int gw_exchange_req_body(gw_exchange_t *x, const uint8_t *data, size_t len)
     if (proto_buf_append(&x->req_body, data, len) != 0)
         return PROTO_E_NOMEM;
     if (x->upconn != NULL)
-        gw_upconn_flush(x->upconn);
+        gw_upconn_mark_dirty(x->upconn);
     return 1;
 }
 
@@ -113,7 +113,7 @@ void gw_exchange_req_end(gw_exchange_t *x)
 {
     x->is_req_end = 1;
     if (x->upconn != NULL)
-        gw_upconn_flush(x->upconn);
+        gw_upconn_mark_dirty(x->upconn);
 }
 
 size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max)

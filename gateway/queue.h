@@ -52,6 +52,20 @@ static inline void gw_queue_remove(gw_queue_t *n)
     n->prev = n->next = n;
 }
 
+/* Moves every node of src to dst (which must be empty); src ends empty. */
+static inline void gw_queue_move(gw_queue_t *dst, gw_queue_t *src)
+{
+    if (gw_queue_empty(src)) {
+        gw_queue_init(dst);
+        return;
+    }
+    dst->next = src->next;
+    dst->prev = src->prev;
+    dst->next->prev = dst;
+    dst->prev->next = dst;
+    gw_queue_init(src);
+}
+
 static inline gw_queue_t *gw_queue_first(gw_queue_t *head)
 {
     return gw_queue_empty(head) ? NULL : head->next;

@@ -63,6 +63,7 @@ static void upconn_close(gw_upconn_t *u, int dispatch)
     set_busy(u, 0);
     gw_queue_remove(&u->idle_node);
     gw_queue_remove(&u->all_node);
+    gw_queue_remove(&u->dirty_node);
     u->state = GW_UP_CLOSING;
     uv_close((uv_handle_t *)&u->tcp, on_close);
     uv_close((uv_handle_t *)&u->timer, on_close);
@@ -118,6 +119,7 @@ void gw_upconn_open(gw_server_t *s, gw_exchange_t *x)
     s->nconns++;
     s->nopened++;
     gw_queue_init(&u->idle_node);
+    gw_queue_init(&u->dirty_node);
     gw_queue_insert_tail(&p->all, &u->all_node);
     uv_tcp_init(&p->w->loop, &u->tcp);
     uv_timer_init(&p->w->loop, &u->timer);
@@ -375,6 +377,25 @@ void gw_upconn_flush(gw_upconn_t *u)
         }
         u->is_writing = 1;
         return;
+    }
+}
+
+void gw_upconn_mark_dirty(gw_upconn_t *u)
+{
+    if (u->state == GW_UP_CLOSING || gw_queue_is_linked(&u->dirty_node))
+        return;
+    gw_queue_insert_tail(&u->server->pool->w->dirty_upconns, &u->dirty_node);
+}
+
+void gw_upconn_flush_all(gw_queue_t *dirty)
+{
+    /* Only those dirty now: one marked again meanwhile waits a turn. */
+    gw_queue_t now;
+    gw_queue_move(&now, dirty);
+    gw_queue_t *n;
+    while ((n = gw_queue_first(&now)) != NULL) {
+        gw_queue_remove(n);
+        gw_upconn_flush(gw_container_of(n, gw_upconn_t, dirty_node));
     }
 }
 

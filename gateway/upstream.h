@@ -36,6 +36,7 @@ typedef struct gw_upconn {
     struct gw_exchange *x;   /* borrowed while busy */
     gw_queue_t idle_node;
     gw_queue_t all_node;
+    gw_queue_t dirty_node;   /* request bytes to write at the end of this loop turn */
     proto_h1_response_t resp;
     int state;
     int nhandles_open;       /* tcp + timer; freed when both closed */
@@ -59,6 +60,13 @@ void gw_upconn_assign(gw_upconn_t *u, struct gw_exchange *x);
 
 /* Writes whatever request bytes of its exchange are pending. */
 void gw_upconn_flush(gw_upconn_t *u);
+
+/* Asks for a flush at the end of this loop turn, so that all the body
+ * bytes one client read brought go out in one write. */
+void gw_upconn_mark_dirty(gw_upconn_t *u);
+
+/* Flushes every connection of the worker marked dirty (prepare hook). */
+void gw_upconn_flush_all(gw_queue_t *dirty);
 
 /* The exchange drained its response buffer: read the backend again. */
 void gw_upconn_resume_read(gw_upconn_t *u);

@@ -11,9 +11,32 @@
 /* How long a graceful drain may take before open connections are cut. */
 #define DRAIN_TIMEOUT_MS 10000
 
+static void on_kick(uv_idle_t *idle)
+{
+    (void)idle; /* its being active is the point: the next poll does not block */
+}
+
+static int has_dirty(gw_worker_t *w)
+{
+    return !gw_queue_empty(&w->dirty_upconns) || !gw_queue_empty(&w->dirty);
+}
+
+/* Runs right before the loop waits for I/O: every connection with output
+ * writes it here, once per turn. Flushing can dirty others (a backend
+ * write reopens a client window; a finished HTTP/1.1 response starts the
+ * next pipelined request), so a few rounds run; what is left keeps the
+ * idle handle active so that the wait does not block on it. */
 static void on_flush(uv_prepare_t *prepare)
 {
-    gw_client_conn_flush_all(prepare->data);
+    gw_worker_t *w = prepare->data;
+    for (int round = 0; round < 4 && has_dirty(w); round++) {
+        gw_upconn_flush_all(&w->dirty_upconns);
+        gw_client_conn_flush_all(w);
+    }
+    if (has_dirty(w))
+        uv_idle_start(&w->kick, on_kick);
+    else
+        uv_idle_stop(&w->kick);
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -66,6 +89,7 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     w->cfg = cfg;
     w->index = index;
     gw_queue_init(&w->dirty);
+    gw_queue_init(&w->dirty_upconns);
     gw_queue_init(&w->clients);
     int rv = uv_loop_init(&w->loop);
     if (rv != 0)
@@ -75,6 +99,7 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     uv_prepare_init(&w->loop, &w->flush);
     w->flush.data = w;
     uv_prepare_start(&w->flush, on_flush);
+    uv_idle_init(&w->loop, &w->kick);
     start_signal(w, &w->sig_term, SIGTERM);
     start_signal(w, &w->sig_int, SIGINT);
     start_signal(w, &w->sig_hup, SIGHUP);

@@ -22,10 +22,12 @@ typedef struct gw_worker {
     size_t nlisteners;
     gw_pool_t *pools;         /* one per configured backend */
     size_t npools;
-    uv_prepare_t flush;       /* writes every dirty client connection once per loop turn */
+    uv_prepare_t flush;       /* writes every dirty connection once per loop turn */
+    uv_idle_t kick;           /* active while output waits for the next turn */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;   /* bounds a graceful drain */
     gw_queue_t dirty;         /* client connections with output to gather */
+    gw_queue_t dirty_upconns; /* backend connections with request bytes to write */
     gw_queue_t clients;       /* every open client connection */
     uint32_t nclients;
     int is_draining;

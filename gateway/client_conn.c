@@ -9,9 +9,10 @@
 #include "gateway/worker.h"
 #include "proto/proxy_protocol.h"
 
-/* An idle connection keeps only a small buffer: ten thousand mostly idle
- * clients must not each hold a full gather buffer. */
-#define KEEP_OUT_CAP (16 * 1024)
+/* Output buffers are given back as soon as they are written: ten thousand
+ * mostly idle clients must not each hold one (malloc keeps the memory
+ * at hand for the busy ones). */
+#define KEEP_OUT_CAP 0
 
 /* Plaintext is decrypted in pieces of one TLS record at most. */
 #define TLS_READ_CHUNK (16 * 1024)

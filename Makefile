@@ -98,7 +98,7 @@ run: all
 	@bash scripts/run.sh
 
 bench: all
-	@bash scripts/bench
+	@bash scripts/bench-peers
 
 format:
 	clang-format -i $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(ORIGIN_SRC) $(UNIT_SRC) */*.h test/*/*.h 2>/dev/null || true

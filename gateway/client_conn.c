@@ -281,6 +281,7 @@ static void on_handshake_timeout(uv_timer_t *timer)
 {
     gw_client_conn_t *c = timer->data;
     if (c->is_tls && !c->tls.is_handshake_done) {
+        c->listener->nhandshake_failures++;
         GW_LOG_DEBUG("client %s:%d: TLS handshake timed out", c->peer_addr, c->peer_port);
         gw_client_conn_close(c);
     }
@@ -295,8 +296,9 @@ static int deliver_tls(gw_client_conn_t *c, const uint8_t *data, size_t len)
         const char *why = NULL;
         int rv = gw_tls_conn_handshake(&c->tls, &why);
         if (rv < 0) {
-            /* Scanners and broken clients are routine at the edge: debug,
-             * not an error flood. */
+            /* Scanners and broken clients are routine at the edge: counted
+             * and logged at debug level, not an error flood. */
+            c->listener->nhandshake_failures++;
             GW_LOG_DEBUG("client %s:%d: TLS handshake failed: %s", c->peer_addr, c->peer_port,
                          why);
             return -1;
@@ -344,6 +346,7 @@ static int deliver_after_proxy(gw_client_conn_t *c, const uint8_t *data, size_t 
     proto_proxy_info_t info;
     int hlen = proto_proxy_parse(c->proxy_buf, c->proxy_len, &info);
     if (hlen < 0) {
+        c->listener->nproxy_failures++;
         GW_LOG_DEBUG("client %s:%d: invalid PROXY protocol header", c->peer_addr, c->peer_port);
         return -1;
     }

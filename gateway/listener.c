@@ -47,6 +47,7 @@ static void on_connection(uv_stream_t *server, int status)
         uv_close((uv_handle_t *)t, on_refused_close);
         return;
     }
+    l->naccepted++;
     int rv = gw_client_conn_start(l, server);
     if (rv != 0)
         GW_LOG_WARN("listener %s: cannot start client connection: %s", l->name,
@@ -221,6 +222,11 @@ void gw_listener_stop(gw_listener_t *l)
     if (!l->is_listening)
         return;
     l->is_listening = 0;
+    GW_LOG_INFO("listener %s: %llu connections, %llu failed TLS handshakes, %llu bad PROXY "
+                "headers",
+                l->name, (unsigned long long)l->naccepted,
+                (unsigned long long)l->nhandshake_failures,
+                (unsigned long long)l->nproxy_failures);
     uv_close((uv_handle_t *)&l->tcp, NULL);
     for (size_t i = 0; i < l->nwatches; i++)
         uv_close((uv_handle_t *)&l->watches[i], NULL);

@@ -27,6 +27,9 @@ typedef struct gw_listener {
     size_t nwatches;
     uv_timer_t reload_timer;      /* gathers a burst of file events into one reload */
     int has_reload_timer;
+    uint64_t naccepted;           /* counted for the shutdown summary */
+    uint64_t nhandshake_failures; /* failed or timed-out TLS handshakes */
+    uint64_t nproxy_failures;     /* invalid PROXY protocol headers */
 } gw_listener_t;
 
 /* Loads TLS material, binds and listens. With several workers every

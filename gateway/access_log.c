@@ -114,12 +114,8 @@ void gw_access_log_exchange(gw_access_log_t *log, const gw_exchange_t *x)
 {
     if (log == NULL || log->loop == NULL)
         return;
-    char stamp[32];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", &tm);
+    char stamp[40];
+    gw_log_timestamp(stamp, sizeof(stamp));
     const char *rl;
     int rl_len;
     request_line(x, &rl, &rl_len);
@@ -129,11 +125,9 @@ void gw_access_log_exchange(gw_access_log_t *log, const gw_exchange_t *x)
                           : !x->is_resp_done                   ? "cancelled"
                                                                : "ok";
     char line[MAX_LINE];
-    int n = snprintf(line, sizeof(line),
-                     "%s.%03ldZ %s %s \"%.*s\" %d %llu %llums %s %s %s\n", stamp,
-                     ts.tv_nsec / 1000000, x->client_addr ? x->client_addr : "-",
-                     x->protocol ? x->protocol : "-", rl_len, rl, x->resp_status,
-                     (unsigned long long)x->resp_bytes,
+    int n = snprintf(line, sizeof(line), "%s %s %s \"%.*s\" %d %llu %llums %s %s %s\n", stamp,
+                     x->client_addr ? x->client_addr : "-", x->protocol ? x->protocol : "-", rl_len,
+                     rl, x->resp_status, (unsigned long long)x->resp_bytes,
                      (unsigned long long)(gw_worker_now_ms(x->w) - x->start_ms),
                      x->pool != NULL ? x->pool->name : "-",
                      x->server != NULL ? x->server->name : "-", outcome);

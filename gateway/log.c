@@ -17,22 +17,29 @@ int gw_log_enabled(int level)
     return level <= max_level;
 }
 
+size_t gw_log_timestamp(char *buf, size_t cap)
+{
+    struct timespec ts;
+    struct tm tm;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    gmtime_r(&ts.tv_sec, &tm);
+    int n =
+        snprintf(buf, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 void gw_log(int level, const char *fmt, ...)
 {
     if (!gw_log_enabled(level))
         return;
 
     char line[1024];
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, cfg_log_level_str(level));
+    size_t n = gw_log_timestamp(line, sizeof(line));
+    n += (size_t)snprintf(line + n, sizeof(line) - n, " %s ", cfg_log_level_str(level));
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+    vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
     va_end(ap);
     /* One write() per line keeps lines whole when several workers log at
      * once; stderr is unbuffered, so fputs would split it. */

@@ -14,6 +14,10 @@ int gw_log_enabled(int level);
 
 void gw_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Writes the current UTC time as 2026-01-02T03:04:05.678Z into buf; returns
+ * its length. Shared by the error and access logs. */
+size_t gw_log_timestamp(char *buf, size_t cap);
+
 #define GW_LOG_ERROR(...) gw_log(CFG_LOG_ERROR, __VA_ARGS__)
 #define GW_LOG_WARN(...) gw_log(CFG_LOG_WARN, __VA_ARGS__)
 #define GW_LOG_INFO(...) gw_log(CFG_LOG_INFO, __VA_ARGS__)

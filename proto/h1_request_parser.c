@@ -10,7 +10,7 @@
  * llhttp is paused twice per request: after the head, so that the raw head
  * bytes can be checked before anything is delivered, and after the request,
  * so that the caller handles one request at a time. Field bytes are copied
- * into p->hbuf because llhttp hands them out in pieces that may span several
+ * into p->fields because llhttp hands them out in pieces that may span several
  * feed() calls; body bytes are not copied.
  */
 #include "proto/h1_request_parser.h"
@@ -20,10 +20,8 @@
 
 #include "proto/headers.h"
 
-/* Counted per field on top of its name and value (": " and CRLF), and once
- * for the method, two spaces, "HTTP/1.1" and CRLF, so the limit tracks the
- * wire size. */
-#define FIELD_OVERHEAD 4
+/* Counted once for the method, two spaces, "HTTP/1.1" and CRLF on top of
+ * the target and the fields, so the limit tracks the wire size. */
 #define REQUEST_LINE_OVERHEAD 20
 
 /* Heads with up to this many fields are handed out from the stack; bigger
@@ -44,45 +42,10 @@ static int set_err(proto_h1_req_parser_t *p, int err, const char *why)
     return -1;
 }
 
-static void clear_fields(proto_h1_req_parser_t *p)
+/* Records a failed proto_fields_* call (rv is not 0). */
+static int set_fields_err(proto_h1_req_parser_t *p, int rv)
 {
-    p->hlen = 0;
-    p->nfields = 0;
-    p->in_value = 0;
-}
-
-static size_t head_bytes(const proto_h1_req_parser_t *p)
-{
-    return REQUEST_LINE_OVERHEAD + p->hlen + p->nfields * FIELD_OVERHEAD;
-}
-
-/* Makes room for len more bytes within the head limit. */
-static int hbuf_reserve(proto_h1_req_parser_t *p, size_t len)
-{
-    if (len > p->max_head_bytes || head_bytes(p) + len > p->max_head_bytes)
-        return set_err(p, PROTO_E_TOO_LARGE, "request head too large");
-    if (p->hcap - p->hlen < len) {
-        size_t cap = p->hcap ? p->hcap : 1024;
-        char *b;
-
-        while (cap - p->hlen < len)
-            cap *= 2;
-        b = realloc(p->hbuf, cap);
-        if (b == NULL)
-            return set_err(p, PROTO_E_NOMEM, "out of memory");
-        p->hbuf = b;
-        p->hcap = cap;
-    }
-    return 0;
-}
-
-static int hbuf_append(proto_h1_req_parser_t *p, const char *at, size_t len)
-{
-    if (hbuf_reserve(p, len) != 0)
-        return -1;
-    memcpy(p->hbuf + p->hlen, at, len);
-    p->hlen += len;
-    return 0;
+    return set_err(p, rv, rv == PROTO_E_TOO_LARGE ? "request head too large" : "out of memory");
 }
 
 /* ---- raw head checks ---- */
@@ -134,11 +97,13 @@ static const char *scan_head(proto_h1_req_scan_t *s, const uint8_t *data, size_t
 static int h1_on_url(llhttp_t *lp, const char *at, size_t len)
 {
     proto_h1_req_parser_t *p = parser_of(lp);
+    int rv;
 
     if (p->target_len == 0)
-        p->target_off = p->hlen;
-    if (hbuf_append(p, at, len) != 0)
-        return -1;
+        p->target_off = p->fields.len;
+    rv = proto_fields_append(&p->fields, at, len);
+    if (rv != 0)
+        return set_fields_err(p, rv);
     p->target_len += len;
     return 0;
 }
@@ -146,27 +111,9 @@ static int h1_on_url(llhttp_t *lp, const char *at, size_t len)
 static int h1_on_header_field(llhttp_t *lp, const char *at, size_t len)
 {
     proto_h1_req_parser_t *p = parser_of(lp);
+    int rv = proto_fields_append_name(&p->fields, at, len);
 
-    if (p->nfields == 0 || p->in_value) {
-        if (p->nfields == p->fields_cap) {
-            size_t cap = p->fields_cap ? p->fields_cap * 2 : 16;
-            proto_h1_req_field_t *f = realloc(p->fields, cap * sizeof(*f));
-            if (f == NULL)
-                return set_err(p, PROTO_E_NOMEM, "out of memory");
-            p->fields = f;
-            p->fields_cap = cap;
-        }
-        p->fields[p->nfields] = (proto_h1_req_field_t){.name_off = p->hlen};
-        p->nfields++;
-        p->in_value = 0;
-        /* The new field's overhead counts before its bytes arrive. */
-        if (head_bytes(p) > p->max_head_bytes)
-            return set_err(p, PROTO_E_TOO_LARGE, "request head too large");
-    }
-    if (hbuf_append(p, at, len) != 0)
-        return -1;
-    p->fields[p->nfields - 1].name_len += len;
-    return 0;
+    return rv != 0 ? set_fields_err(p, rv) : 0;
 }
 
 static int h1_on_header_field_complete(llhttp_t *lp)
@@ -174,11 +121,9 @@ static int h1_on_header_field_complete(llhttp_t *lp)
     proto_h1_req_parser_t *p = parser_of(lp);
 
     /* llhttp 8.1 takes ": value" (an empty name) without a name callback. */
-    if (p->nfields == 0 || p->in_value)
+    if (p->fields.n == 0 || p->fields.in_value)
         return set_err(p, PROTO_E_BAD_REQUEST, "empty field name");
-    /* An empty value gets no on_header_value call; its offset is set here. */
-    p->fields[p->nfields - 1].value_off = p->hlen;
-    p->in_value = 1;
+    proto_fields_end_name(&p->fields);
     return 0;
 }
 
@@ -197,10 +142,11 @@ static unsigned char byte_before(const proto_h1_req_parser_t *p, const char *at)
 static int h1_on_header_value(llhttp_t *lp, const char *at, size_t len)
 {
     proto_h1_req_parser_t *p = parser_of(lp);
+    int rv;
 
     if (len == 0)
         return 0;
-    if (p->nfields == 0 || !p->in_value)
+    if (p->fields.n == 0 || !p->fields.in_value)
         return set_err(p, PROTO_E_BAD_REQUEST, "empty field name");
     /* llhttp accepts obs-fold: it hands the continuation over as one more
      * piece of the value, or, when the value was empty, as its first piece
@@ -211,10 +157,8 @@ static int h1_on_header_value(llhttp_t *lp, const char *at, size_t len)
      * RFC 9112 §5.2 lets a server refuse a fold. */
     if (byte_before(p, at) == '\n')
         return set_err(p, PROTO_E_BAD_REQUEST, "obs-fold in field value");
-    if (hbuf_append(p, at, len) != 0)
-        return -1;
-    p->fields[p->nfields - 1].value_len += len;
-    return 0;
+    rv = proto_fields_append_value(&p->fields, at, len);
+    return rv != 0 ? set_fields_err(p, rv) : 0;
 }
 
 /* HTAB and visible bytes, SP and obs-text; no other control byte. */
@@ -228,32 +172,23 @@ static int valid_value(const char *v, size_t len)
     return 1;
 }
 
-/* Lowercases the name in place, trims trailing OWS (llhttp drops the leading
- * OWS only) and checks the field's syntax. */
+/* Lowercases the name, trims trailing OWS (llhttp drops the leading OWS
+ * only) and checks the field's syntax. */
 static int h1_on_header_value_complete(llhttp_t *lp)
 {
     proto_h1_req_parser_t *p = parser_of(lp);
-    proto_h1_req_field_t *f;
-    char *name;
-    const char *value;
+    const proto_field_t *f;
 
-    if (p->nfields == 0)
+    if (p->fields.n == 0)
         return set_err(p, PROTO_E_BAD_REQUEST, "empty field name");
-    f = &p->fields[p->nfields - 1];
-    name = p->hbuf + f->name_off;
-    value = p->hbuf + f->value_off;
-
-    while (f->value_len > 0 && (value[f->value_len - 1] == ' ' || value[f->value_len - 1] == '\t'))
-        f->value_len--;
+    /* Lowercasing first changes nothing below: both cases are token bytes. */
+    proto_fields_end_value(&p->fields);
+    f = proto_fields_last(&p->fields);
     /* llhttp lets "name :" through with the space in the name. */
-    if (!proto_headers_valid_name(name, f->name_len, 0))
+    if (!proto_headers_valid_name(proto_fields_name(&p->fields, f), f->name_len, 0))
         return set_err(p, PROTO_E_BAD_REQUEST, "invalid field name");
-    if (!valid_value(value, f->value_len))
+    if (!valid_value(proto_fields_value(&p->fields, f), f->value_len))
         return set_err(p, PROTO_E_BAD_REQUEST, "invalid field value");
-    for (size_t i = 0; i < f->name_len; i++) {
-        if (name[i] >= 'A' && name[i] <= 'Z')
-            name[i] = (char)(name[i] - 'A' + 'a');
-    }
     return 0;
 }
 
@@ -284,22 +219,21 @@ static int h1_on_message_complete(llhttp_t *lp)
 
 /* ---- head checks ---- */
 
-static int field_is(const proto_h1_req_parser_t *p, const proto_h1_req_field_t *f, const char *lit)
+static int field_is(const proto_h1_req_parser_t *p, const proto_field_t *f, const char *lit)
 {
-    size_t n = strlen(lit);
-    return f->name_len == n && memcmp(p->hbuf + f->name_off, lit, n) == 0;
+    return proto_fields_name_is(&p->fields, f, lit);
 }
 
-static const char *value_of(const proto_h1_req_parser_t *p, const proto_h1_req_field_t *f)
+static const char *value_of(const proto_h1_req_parser_t *p, const proto_field_t *f)
 {
-    return p->hbuf + f->value_off;
+    return proto_fields_value(&p->fields, f);
 }
 
 /* 1 when any field called name lists token (comma-separated, any case). */
 static int fields_list(const proto_h1_req_parser_t *p, const char *name, const char *token)
 {
-    for (size_t i = 0; i < p->nfields; i++) {
-        const proto_h1_req_field_t *f = &p->fields[i];
+    for (size_t i = 0; i < p->fields.n; i++) {
+        const proto_field_t *f = &p->fields.list[i];
         if (field_is(p, f, name) &&
             proto_headers_list_contains(value_of(p, f), f->value_len, token, strlen(token)))
             return 1;
@@ -318,8 +252,8 @@ static int check_transfer_encoding(proto_h1_req_parser_t *p)
     size_t n = 0;
     int is_last_chunked = 0, has_early_chunked = 0;
 
-    for (size_t i = 0; i < p->nfields; i++) {
-        const proto_h1_req_field_t *f = &p->fields[i];
+    for (size_t i = 0; i < p->fields.n; i++) {
+        const proto_field_t *f = &p->fields.list[i];
         const char *v = value_of(p, f);
         size_t j = 0;
 
@@ -372,19 +306,19 @@ static int is_base64url(const char *s, size_t n)
  * HTTP/1.1: we would have to read the whole body before switching. */
 static int is_h2c_upgrade(const proto_h1_req_parser_t *p, proto_h1_req_head_t *h)
 {
-    const proto_h1_req_field_t *settings = NULL;
+    const proto_field_t *settings = NULL;
 
     if (h->http_minor != 1 || (h->flags & PROTO_H1_REQ_HAS_BODY))
         return 0;
     if (!fields_list(p, "upgrade", "h2c") || !fields_list(p, "connection", "upgrade") ||
         !fields_list(p, "connection", "http2-settings"))
         return 0;
-    for (size_t i = 0; i < p->nfields; i++) {
-        if (!field_is(p, &p->fields[i], "http2-settings"))
+    for (size_t i = 0; i < p->fields.n; i++) {
+        if (!field_is(p, &p->fields.list[i], "http2-settings"))
             continue;
         if (settings != NULL)
             return 0;
-        settings = &p->fields[i];
+        settings = &p->fields.list[i];
     }
     if (settings == NULL || !is_base64url(value_of(p, settings), settings->value_len))
         return 0;
@@ -404,13 +338,13 @@ static int starts_with_nocase(const char *s, size_t n, const char *lit)
  * origin-form and "*" (OPTIONS) pass; absolute-form only for http and https,
  * with no userinfo (an '@' lets the authority read differently to different
  * parsers); authority-form is CONNECT's, refused earlier; a fragment never
- * belongs in a request. May append to hbuf, so no hbuf pointer may be held
- * across the call.
+ * belongs in a request. May append to p->fields, so no pointer into its
+ * buffer may be held across the call.
  */
 static int check_target(proto_h1_req_parser_t *p, int is_options, size_t *path_off,
                         size_t *path_len, size_t *auth_off, size_t *auth_len, int *is_absolute)
 {
-    const char *t = p->hbuf + p->target_off;
+    const char *t = p->fields.buf + p->target_off;
     size_t n = p->target_len;
     size_t scheme_len, i, start;
 
@@ -453,27 +387,29 @@ static int check_target(proto_h1_req_parser_t *p, int is_options, size_t *path_o
     }
     /* "http://a" or "http://a?q": the path is empty; HTTP/1.1 writes it as
      * "/" (or "*" for OPTIONS without a query, RFC 9112 §3.2.4). The
-     * query is copied by offset: hbuf may move while it grows. */
+     * query is copied by offset: the buffer may move while it grows. */
     {
+        proto_fields_t *fs = &p->fields;
         size_t query_off = p->target_off + i, query_len = n - i;
+        int rv = proto_fields_reserve(fs, 1 + query_len);
 
-        if (hbuf_reserve(p, 1 + query_len) != 0)
-            return -1;
-        *path_off = p->hlen;
+        if (rv != 0)
+            return set_fields_err(p, rv);
+        *path_off = fs->len;
         *path_len = 1 + query_len;
-        p->hbuf[p->hlen++] = is_options && query_len == 0 ? '*' : '/';
-        memcpy(p->hbuf + p->hlen, p->hbuf + query_off, query_len);
-        p->hlen += query_len;
+        fs->buf[fs->len++] = is_options && query_len == 0 ? '*' : '/';
+        memcpy(fs->buf + fs->len, fs->buf + query_off, query_len);
+        fs->len += query_len;
     }
     return 0;
 }
 
 /* Checks the whole head and fills h. Offsets are turned into pointers only
- * at the end, once hbuf no longer grows. */
+ * at the end, once the field buffer no longer grows. */
 static int check_head(proto_h1_req_parser_t *p, proto_h1_req_head_t *h)
 {
     llhttp_t *lp = &p->parser;
-    const proto_h1_req_field_t *host = NULL, *expect = NULL;
+    const proto_field_t *host = NULL, *expect = NULL;
     size_t path_off = 0, path_len = 0, auth_off = 0, auth_len = 0;
     int has_te = 0, has_cl = 0, is_absolute;
 
@@ -487,8 +423,8 @@ static int check_head(proto_h1_req_parser_t *p, proto_h1_req_head_t *h)
     h->method = llhttp_method_name((llhttp_method_t)lp->method);
     h->method_len = strlen(h->method);
 
-    for (size_t i = 0; i < p->nfields; i++) {
-        const proto_h1_req_field_t *f = &p->fields[i];
+    for (size_t i = 0; i < p->fields.n; i++) {
+        const proto_field_t *f = &p->fields.list[i];
 
         if (field_is(p, f, "host")) {
             /* RFC 9112 §3.2: more than one Host is a 400. */
@@ -500,7 +436,8 @@ static int check_head(proto_h1_req_parser_t *p, proto_h1_req_head_t *h)
              * a list it reads differently. */
             if (has_cl)
                 return set_err(p, PROTO_E_BAD_REQUEST, "more than one content-length field");
-            if (proto_headers_parse_content_length(value_of(p, f), f->value_len, &h->content_length) != 0)
+            if (proto_headers_parse_content_length(value_of(p, f), f->value_len,
+                                                   &h->content_length) != 0)
                 return set_err(p, PROTO_E_BAD_REQUEST, "invalid content-length");
             has_cl = 1;
         } else if (field_is(p, f, "transfer-encoding")) {
@@ -541,13 +478,13 @@ static int check_head(proto_h1_req_parser_t *p, proto_h1_req_head_t *h)
     if (is_h2c_upgrade(p, h))
         h->flags |= PROTO_H1_REQ_UPGRADE_H2C;
 
-    h->target = p->hbuf + p->target_off;
+    h->target = p->fields.buf + p->target_off;
     h->target_len = p->target_len;
-    h->path = p->hbuf + path_off;
+    h->path = p->fields.buf + path_off;
     h->path_len = path_len;
     if (is_absolute) {
         h->flags |= PROTO_H1_REQ_ABSOLUTE_FORM;
-        h->authority = p->hbuf + auth_off;
+        h->authority = p->fields.buf + auth_off;
         h->authority_len = auth_len;
     } else if (host != NULL) {
         h->authority = value_of(p, host);
@@ -560,22 +497,15 @@ static proto_header_t *field_views(proto_h1_req_parser_t *p, proto_header_t *sta
 {
     proto_header_t *hs = stack;
 
-    if (p->nfields > STACK_HEADERS) {
-        hs = malloc(p->nfields * sizeof(*hs));
+    if (p->fields.n > STACK_HEADERS) {
+        hs = malloc(p->fields.n * sizeof(*hs));
         if (hs == NULL) {
             set_err(p, PROTO_E_NOMEM, "out of memory");
             return NULL;
         }
     }
-    for (size_t i = 0; i < p->nfields; i++) {
-        const proto_h1_req_field_t *f = &p->fields[i];
-        hs[i] = (proto_header_t){
-            .name = p->hbuf + f->name_off,
-            .name_len = f->name_len,
-            .value = p->hbuf + f->value_off,
-            .value_len = f->value_len,
-        };
-    }
+    for (size_t i = 0; i < p->fields.n; i++)
+        hs[i] = proto_fields_header(&p->fields, &p->fields.list[i]);
     return hs;
 }
 
@@ -590,7 +520,7 @@ static int deliver_head(proto_h1_req_parser_t *p)
     h.headers = field_views(p, stack);
     if (h.headers == NULL)
         return -1;
-    h.nheaders = p->nfields;
+    h.nheaders = p->fields.n;
     if (p->cbs->on_head != NULL)
         rv = p->cbs->on_head(p->ud, &h);
     if (h.headers != stack)
@@ -598,26 +528,26 @@ static int deliver_head(proto_h1_req_parser_t *p)
     if (rv < 0)
         return set_err(p, PROTO_E_CALLBACK, "stopped by callback");
     p->head_done = 1;
-    clear_fields(p);
+    proto_fields_clear(&p->fields);
     return 0;
 }
 
 static int deliver_end(proto_h1_req_parser_t *p)
 {
-    if (p->nfields > 0 && p->cbs->on_trailers != NULL) {
+    if (p->fields.n > 0 && p->cbs->on_trailers != NULL) {
         proto_header_t stack[STACK_HEADERS];
         proto_header_t *hs = field_views(p, stack);
         int rv;
 
         if (hs == NULL)
             return -1;
-        rv = p->cbs->on_trailers(p->ud, hs, p->nfields);
+        rv = p->cbs->on_trailers(p->ud, hs, p->fields.n);
         if (hs != stack)
             free(hs);
         if (rv < 0)
             return set_err(p, PROTO_E_CALLBACK, "stopped by callback");
     }
-    clear_fields(p);
+    proto_fields_clear(&p->fields);
     if (p->cbs->on_complete != NULL && p->cbs->on_complete(p->ud) < 0)
         return set_err(p, PROTO_E_CALLBACK, "stopped by callback");
     return 0;
@@ -631,10 +561,7 @@ int proto_h1_req_parser_init(proto_h1_req_parser_t *p, const proto_h1_req_cbs_t 
     memset(p, 0, sizeof(*p));
     p->cbs = cbs;
     p->ud = ud;
-    p->max_head_bytes = max_head_bytes;
-    p->hcap = 1024;
-    p->hbuf = malloc(p->hcap);
-    if (p->hbuf == NULL)
+    if (proto_fields_init(&p->fields, max_head_bytes, REQUEST_LINE_OVERHEAD) != 0)
         return PROTO_E_NOMEM;
 
     llhttp_settings_init(&p->settings);
@@ -656,7 +583,7 @@ void proto_h1_req_parser_reset(proto_h1_req_parser_t *p)
      * request (an error, its flags) may leak into the next one. */
     llhttp_init(&p->parser, HTTP_REQUEST, &p->settings);
     p->parser.data = p;
-    clear_fields(p);
+    proto_fields_clear(&p->fields);
     p->target_off = p->target_len = 0;
     memset(&p->scan, 0, sizeof(p->scan));
     p->is_head_paused = 0;
@@ -761,12 +688,7 @@ ssize_t proto_h1_req_parser_feed(proto_h1_req_parser_t *p, const uint8_t *data, 
 
 void proto_h1_req_parser_free(proto_h1_req_parser_t *p)
 {
-    free(p->hbuf);
-    free(p->fields);
-    p->hbuf = NULL;
-    p->fields = NULL;
-    p->hlen = p->hcap = 0;
-    p->nfields = p->fields_cap = 0;
+    proto_fields_free(&p->fields);
 }
 
 static int b64url_value(unsigned char c)

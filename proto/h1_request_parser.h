@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "fields.h"
 #include "proto.h"
 
 /* proto_h1_req_head_t.flags */
@@ -70,10 +71,6 @@ typedef struct proto_h1_req_cbs {
     int (*on_complete)(void *ud);
 } proto_h1_req_cbs_t;
 
-typedef struct proto_h1_req_field {
-    size_t name_off, name_len, value_off, value_len; /* offsets into hbuf */
-} proto_h1_req_field_t;
-
 /* Tracks the raw head bytes for what llhttp lets through (bare LF, runs of
  * spaces in the request line, a line starting with whitespace). */
 typedef struct proto_h1_req_scan {
@@ -88,14 +85,11 @@ typedef struct proto_h1_req_parser {
     llhttp_settings_t settings;
     const proto_h1_req_cbs_t *cbs;
     void *ud;
-    size_t max_head_bytes;
-    char *hbuf; /* target and field bytes of the head (or trailers) being read */
-    size_t hlen, hcap;
-    size_t target_off, target_len;
-    proto_h1_req_field_t *fields;
-    size_t nfields, fields_cap;
+    /* Target and field bytes of the head (or trailers) being read, with the
+     * head size limit. */
+    proto_fields_t fields;
+    size_t target_off, target_len; /* the request-target, in fields.buf */
     proto_h1_req_scan_t scan;
-    int in_value;       /* last data callback was a value (next field name starts a new field) */
     int is_head_paused; /* llhttp stopped after the head, for our checks */
     int head_done;      /* head delivered; later fields are trailers */
     int is_chunked;

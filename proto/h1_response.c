@@ -1,7 +1,7 @@
 /*
  * Backend response parsing: llhttp does the HTTP/1.1 syntax, this file turns
  * its callbacks into events an HTTP/2 stream can carry. Field bytes are
- * copied into r->hbuf because llhttp hands them out in pieces that may span
+ * copied into r->fields because llhttp hands them out in pieces that may span
  * several feed() calls; body bytes are not copied.
  */
 #include "proto/h1_response.h"
@@ -12,9 +12,8 @@
 
 #include "proto/headers.h"
 
-/* Counted per field on top of its name and value (": " and CRLF), and once
- * for "HTTP/1.1 NNN " and its CRLF, so the limit tracks the wire size. */
-#define FIELD_OVERHEAD 4
+/* Counted once for "HTTP/1.1 NNN " and its CRLF on top of the fields, so
+ * the limit tracks the wire size. */
 #define STATUS_LINE_OVERHEAD 15
 
 /* Heads with up to this many forwarded fields are handed out from the
@@ -35,45 +34,17 @@ static int set_err(proto_h1_response_t *r, int err, const char *why)
     return -1;
 }
 
-static void clear_fields(proto_h1_response_t *r)
+/* Records a failed proto_fields_* call (rv is not 0). */
+static int set_fields_err(proto_h1_response_t *r, int rv)
 {
-    r->hlen = 0;
-    r->nfields = 0;
-    r->in_value = 0;
-}
-
-/* Bytes the head (or trailer block) takes so far, as the limit counts them. */
-static size_t head_bytes(const proto_h1_response_t *r)
-{
-    return STATUS_LINE_OVERHEAD + r->hlen + r->nfields * FIELD_OVERHEAD;
-}
-
-static int hbuf_append(proto_h1_response_t *r, const char *at, size_t len)
-{
-    if (len > r->max_head_bytes || head_bytes(r) + len > r->max_head_bytes)
-        return set_err(r, PROTO_E_TOO_LARGE, "response head too large");
-    if (r->hcap - r->hlen < len) {
-        size_t cap = r->hcap ? r->hcap : 1024;
-        char *p;
-
-        while (cap - r->hlen < len)
-            cap *= 2;
-        p = realloc(r->hbuf, cap);
-        if (p == NULL)
-            return set_err(r, PROTO_E_NOMEM, "out of memory");
-        r->hbuf = p;
-        r->hcap = cap;
-    }
-    memcpy(r->hbuf + r->hlen, at, len);
-    r->hlen += len;
-    return 0;
+    return set_err(r, rv, rv == PROTO_E_TOO_LARGE ? "response head too large" : "out of memory");
 }
 
 static int h1_on_message_begin(llhttp_t *p)
 {
     proto_h1_response_t *r = resp_of(p);
 
-    clear_fields(r);
+    proto_fields_clear(&r->fields);
     r->head_done = 0;
     return 0;
 }
@@ -82,120 +53,93 @@ static int h1_on_message_begin(llhttp_t *p)
  * fields so that it counts toward the head limit. */
 static int h1_on_status(llhttp_t *p, const char *at, size_t len)
 {
-    return hbuf_append(resp_of(p), at, len);
+    proto_h1_response_t *r = resp_of(p);
+    int rv = proto_fields_append(&r->fields, at, len);
+
+    return rv != 0 ? set_fields_err(r, rv) : 0;
 }
 
 static int h1_on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     proto_h1_response_t *r = resp_of(p);
+    int rv = proto_fields_append_name(&r->fields, at, len);
 
-    if (r->nfields == 0 || r->in_value) {
-        if (r->nfields == r->fields_cap) {
-            size_t cap = r->fields_cap ? r->fields_cap * 2 : 16;
-            proto_h1_field_t *f = realloc(r->fields, cap * sizeof(*f));
-            if (f == NULL)
-                return set_err(r, PROTO_E_NOMEM, "out of memory");
-            r->fields = f;
-            r->fields_cap = cap;
-        }
-        r->fields[r->nfields] = (proto_h1_field_t){.name_off = r->hlen};
-        r->nfields++;
-        r->in_value = 0;
-        /* The new field's overhead counts before its bytes arrive. */
-        if (head_bytes(r) > r->max_head_bytes)
-            return set_err(r, PROTO_E_TOO_LARGE, "response head too large");
-    }
-    if (hbuf_append(r, at, len) != 0)
-        return -1;
-    r->fields[r->nfields - 1].name_len += len;
-    return 0;
+    return rv != 0 ? set_fields_err(r, rv) : 0;
 }
 
 static int h1_on_header_field_complete(llhttp_t *p)
 {
     proto_h1_response_t *r = resp_of(p);
 
-    if (r->nfields == 0) /* an empty name; llhttp refuses those, but be sure */
+    if (r->fields.n == 0) /* an empty name; llhttp refuses those, but be sure */
         return set_err(r, PROTO_E_BAD_RESPONSE, "empty field name");
-    /* An empty value gets no on_header_value call; its offset is set here. */
-    r->fields[r->nfields - 1].value_off = r->hlen;
-    r->in_value = 1;
+    proto_fields_end_name(&r->fields);
     return 0;
 }
 
 static int h1_on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     proto_h1_response_t *r = resp_of(p);
+    int rv;
 
     if (len == 0)
         return 0;
-    if (r->nfields == 0)
+    if (r->fields.n == 0)
         return set_err(r, PROTO_E_BAD_RESPONSE, "empty field name");
     /* llhttp accepts obs-fold (a value continued on a line that starts with
      * whitespace) and hands the continuation over as one more piece. A piece
      * may also just continue where the previous feed() ended; anything else
      * is a fold, which we refuse (RFC 9112 §5.2 lets a gateway choose 502). */
-    if (r->fields[r->nfields - 1].value_len > 0 && !(r->is_value_cut == 2 && at == r->feed_data))
+    if (proto_fields_last(&r->fields)->value_len > 0 &&
+        !(r->is_value_cut == 2 && at == r->feed_data))
         return set_err(r, PROTO_E_BAD_RESPONSE, "obs-fold in field value");
     r->is_value_cut = at + len == r->feed_end;
-    if (hbuf_append(r, at, len) != 0)
-        return -1;
-    r->fields[r->nfields - 1].value_len += len;
-    return 0;
+    rv = proto_fields_append_value(&r->fields, at, len);
+    return rv != 0 ? set_fields_err(r, rv) : 0;
 }
 
-/* Lowercases the name in place, trims trailing OWS (llhttp drops the leading
- * OWS only) and checks that HTTP/2 can carry the field unchanged. */
+/* Lowercases the name, trims trailing OWS (llhttp drops the leading OWS
+ * only) and checks that HTTP/2 can carry the field unchanged. */
 static int h1_on_header_value_complete(llhttp_t *p)
 {
     proto_h1_response_t *r = resp_of(p);
-    proto_h1_field_t *f;
-    char *name;
-    const char *value;
+    const proto_field_t *f;
 
-    if (r->nfields == 0)
+    if (r->fields.n == 0)
         return set_err(r, PROTO_E_BAD_RESPONSE, "empty field name");
-    f = &r->fields[r->nfields - 1];
-    name = r->hbuf + f->name_off;
-    value = r->hbuf + f->value_off;
-
-    while (f->value_len > 0 && (value[f->value_len - 1] == ' ' || value[f->value_len - 1] == '\t'))
-        f->value_len--;
+    /* Lowercasing first changes nothing below: both cases are token bytes. */
+    proto_fields_end_value(&r->fields);
+    f = proto_fields_last(&r->fields);
     /* Not a token is malformed HTTP/1.1 (llhttp lets "name :" through with
      * the space in the name), not merely something HTTP/2 cannot carry. */
-    if (!proto_headers_valid_name(name, f->name_len, 0))
+    if (!proto_headers_valid_name(proto_fields_name(&r->fields, f), f->name_len, 0))
         return set_err(r, PROTO_E_BAD_RESPONSE, "invalid field name");
-    if (!proto_headers_valid_value(value, f->value_len))
+    if (!proto_headers_valid_value(proto_fields_value(&r->fields, f), f->value_len))
         return set_err(r, PROTO_E_UNSAFE_RESPONSE, "invalid field value");
-    for (size_t i = 0; i < f->name_len; i++) {
-        if (name[i] >= 'A' && name[i] <= 'Z')
-            name[i] = (char)(name[i] - 'A' + 'a');
-    }
     return 0;
 }
 
-static int field_is(const proto_h1_response_t *r, const proto_h1_field_t *f, const char *lit)
+static int field_is(const proto_h1_response_t *r, const proto_field_t *f, const char *lit)
 {
-    size_t n = strlen(lit);
-    return f->name_len == n && memcmp(r->hbuf + f->name_off, lit, n) == 0;
+    return proto_fields_name_is(&r->fields, f, lit);
 }
 
 /* RFC 9110 §7.6.1: fields named by Connection are hop-by-hop too. */
-static int named_by_connection(const proto_h1_response_t *r, const proto_h1_field_t *f)
+static int named_by_connection(const proto_h1_response_t *r, const proto_field_t *f)
 {
-    for (size_t i = 0; i < r->nfields; i++) {
-        const proto_h1_field_t *c = &r->fields[i];
+    for (size_t i = 0; i < r->fields.n; i++) {
+        const proto_field_t *c = &r->fields.list[i];
         if (field_is(r, c, "connection") &&
-            proto_headers_list_contains(r->hbuf + c->value_off, c->value_len, r->hbuf + f->name_off,
-                                        f->name_len))
+            proto_headers_list_contains(proto_fields_value(&r->fields, c), c->value_len,
+                                        proto_fields_name(&r->fields, f), f->name_len))
             return 1;
     }
     return 0;
 }
 
-static int is_forwarded(const proto_h1_response_t *r, const proto_h1_field_t *f, int has_conn)
+static int is_forwarded(const proto_h1_response_t *r, const proto_field_t *f, int has_conn)
 {
-    if (proto_headers_is_connection_specific(r->hbuf + f->name_off, f->name_len))
+    if (proto_headers_is_connection_specific(proto_fields_name(&r->fields, f), f->name_len))
         return 0;
     /* "te" only means something in requests; HTTP/2 allows it nowhere else. */
     if (field_is(r, f, "te"))
@@ -212,7 +156,8 @@ static int is_forwarded(const proto_h1_response_t *r, const proto_h1_field_t *f,
 static int keep_alive_timeout(const char *v, size_t len)
 {
     for (size_t i = 0; i + 8 <= len; i++) {
-        if ((i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') && strncasecmp(v + i, "timeout=", 8) == 0) {
+        if ((i == 0 || v[i - 1] == ' ' || v[i - 1] == ',') &&
+            strncasecmp(v + i, "timeout=", 8) == 0) {
             long secs = 0;
             size_t k = i + 8;
             if (k >= len || v[k] < '0' || v[k] > '9')
@@ -235,28 +180,23 @@ static int deliver_fields(proto_h1_response_t *r, int status)
     int has_conn = 0;
     int rv;
 
-    for (size_t i = 0; i < r->nfields; i++) {
-        if (field_is(r, &r->fields[i], "connection"))
+    for (size_t i = 0; i < r->fields.n; i++) {
+        const proto_field_t *f = &r->fields.list[i];
+        if (field_is(r, f, "connection"))
             has_conn = 1;
-        if (!r->head_done && field_is(r, &r->fields[i], "keep-alive"))
-            r->keep_alive_timeout_s = keep_alive_timeout(r->hbuf + r->fields[i].value_off,
-                                                         r->fields[i].value_len);
+        if (!r->head_done && field_is(r, f, "keep-alive"))
+            r->keep_alive_timeout_s =
+                keep_alive_timeout(proto_fields_value(&r->fields, f), f->value_len);
     }
-    if (r->nfields > STACK_HEADERS) {
-        hs = malloc(r->nfields * sizeof(*hs));
+    if (r->fields.n > STACK_HEADERS) {
+        hs = malloc(r->fields.n * sizeof(*hs));
         if (hs == NULL)
             return set_err(r, PROTO_E_NOMEM, "out of memory");
     }
-    for (size_t i = 0; i < r->nfields; i++) {
-        const proto_h1_field_t *f = &r->fields[i];
-        if (!is_forwarded(r, f, has_conn))
-            continue;
-        hs[n++] = (proto_header_t){
-            .name = r->hbuf + f->name_off,
-            .name_len = f->name_len,
-            .value = r->hbuf + f->value_off,
-            .value_len = f->value_len,
-        };
+    for (size_t i = 0; i < r->fields.n; i++) {
+        const proto_field_t *f = &r->fields.list[i];
+        if (is_forwarded(r, f, has_conn))
+            hs[n++] = proto_fields_header(&r->fields, f);
     }
     if (!r->head_done)
         rv = r->cbs->on_head != NULL ? r->cbs->on_head(r->ud, status, hs, n) : 0;
@@ -298,10 +238,10 @@ static int is_only_chunked(const char *v, size_t len)
 
 static int has_other_coding(const proto_h1_response_t *r)
 {
-    for (size_t i = 0; i < r->nfields; i++) {
-        const proto_h1_field_t *f = &r->fields[i];
+    for (size_t i = 0; i < r->fields.n; i++) {
+        const proto_field_t *f = &r->fields.list[i];
         if (field_is(r, f, "transfer-encoding") &&
-            !is_only_chunked(r->hbuf + f->value_off, f->value_len))
+            !is_only_chunked(proto_fields_value(&r->fields, f), f->value_len))
             return 1;
     }
     return 0;
@@ -322,7 +262,7 @@ static int h1_on_headers_complete(llhttp_t *p)
          * fields; on_message_complete sees head_done == 0 and lets llhttp
          * go on to the next head. Returning 1 tells llhttp there is no body,
          * which llhttp 8.1 would otherwise read if framing fields say so. */
-        clear_fields(r);
+        proto_fields_clear(&r->fields);
         return 1;
     }
 
@@ -335,7 +275,7 @@ static int h1_on_headers_complete(llhttp_t *p)
     if (deliver_fields(r, status) != 0)
         return -1;
     r->head_done = 1;
-    clear_fields(r);
+    proto_fields_clear(&r->fields);
     return is_bodiless ? 1 : 0;
 }
 
@@ -358,7 +298,7 @@ static int h1_on_message_complete(llhttp_t *p)
     r->is_complete = 1;
     /* Computed now: llhttp clears the flags it reads right after we return. */
     r->keep_alive = llhttp_should_keep_alive(p);
-    if (r->nfields > 0 && deliver_fields(r, 0) != 0)
+    if (r->fields.n > 0 && deliver_fields(r, 0) != 0)
         return -1;
     if (r->cbs->on_complete != NULL && r->cbs->on_complete(r->ud) < 0)
         return set_err(r, PROTO_E_CALLBACK, "stopped by callback");
@@ -373,10 +313,7 @@ int proto_h1_response_init(proto_h1_response_t *r, const proto_h1_response_cbs_t
     memset(r, 0, sizeof(*r));
     r->cbs = cbs;
     r->ud = ud;
-    r->max_head_bytes = max_head_bytes;
-    r->hcap = 1024;
-    r->hbuf = malloc(r->hcap);
-    if (r->hbuf == NULL)
+    if (proto_fields_init(&r->fields, max_head_bytes, STATUS_LINE_OVERHEAD) != 0)
         return PROTO_E_NOMEM;
 
     llhttp_settings_init(&r->settings);
@@ -401,7 +338,7 @@ void proto_h1_response_reset(proto_h1_response_t *r, int is_head_request)
     llhttp_init(&r->parser, HTTP_RESPONSE, &r->settings);
     r->parser.data = r;
     r->is_head_request = is_head_request;
-    clear_fields(r);
+    proto_fields_clear(&r->fields);
     r->head_done = 0;
     r->is_complete = 0;
     r->is_started = 0;
@@ -478,10 +415,5 @@ int proto_h1_response_can_reuse(const proto_h1_response_t *r)
 
 void proto_h1_response_free(proto_h1_response_t *r)
 {
-    free(r->hbuf);
-    free(r->fields);
-    r->hbuf = NULL;
-    r->fields = NULL;
-    r->hlen = r->hcap = 0;
-    r->nfields = r->fields_cap = 0;
+    proto_fields_free(&r->fields);
 }

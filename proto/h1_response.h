@@ -9,6 +9,7 @@
 #include <llhttp.h>
 #include <sys/types.h>
 
+#include "fields.h"
 #include "proto.h"
 
 /* Every callback returns 0 to go on or a negative value to stop parsing
@@ -26,29 +27,20 @@ typedef struct proto_h1_response_cbs {
     int (*on_complete)(void *ud);
 } proto_h1_response_cbs_t;
 
-typedef struct proto_h1_field {
-    size_t name_off, name_len, value_off, value_len; /* offsets into hbuf */
-} proto_h1_field_t;
-
 typedef struct proto_h1_response {
     llhttp_t parser;
     llhttp_settings_t settings;
     const proto_h1_response_cbs_t *cbs;
     void *ud;
-    size_t max_head_bytes;
     int is_head_request;
-    char *hbuf; /* field bytes of the head (or trailers) being read */
-    size_t hlen, hcap;
-    proto_h1_field_t *fields;
-    size_t nfields, fields_cap;
-    int in_value;     /* last data callback was a value (next field name starts a new field) */
-    int head_done;    /* final head delivered; later fields are trailers */
-    int is_complete;  /* final response fully read */
-    int is_started;   /* at least one byte of a response was parsed */
-    int keep_alive;   /* valid once complete */
+    proto_fields_t fields;    /* the head (or trailers) being read, with its size limit */
+    int head_done;            /* final head delivered; later fields are trailers */
+    int is_complete;          /* final response fully read */
+    int is_started;           /* at least one byte of a response was parsed */
+    int keep_alive;           /* valid once complete */
     int keep_alive_timeout_s; /* the head's "Keep-Alive: timeout=N", or -1 */
-    int err;          /* PROTO_E_* recorded by a callback */
-    const char *why;  /* short static reason of the last error */
+    int err;                  /* PROTO_E_* recorded by a callback */
+    const char *why;          /* short static reason of the last error */
     /* Telling an obs-fold from a value split across feed() calls: */
     const char *feed_data; /* bytes of the feed() in progress; NULL between calls */
     const char *feed_end;

@@ -180,8 +180,7 @@ void gw_pool_close_all(gw_pool_t *p)
     }
     gw_sched_entry_t *e;
     while ((e = gw_sched_dequeue(&p->sched, now_ms(p), GW_SCHED_LEVELS - 1)) != NULL)
-        gw_exchange_fail(gw_container_of(e, gw_exchange_t, sched), 503, "gateway shutting down",
-                         0);
+        gw_exchange_fail(gw_container_of(e, gw_exchange_t, sched), 503, "gateway shutting down", 0);
     gw_sched_free(&p->sched);
     for (size_t i = 0; i < p->nservers; i++) {
         gw_health_check_stop(p->servers[i].hc);

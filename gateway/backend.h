@@ -26,17 +26,17 @@ typedef struct gw_server {
     const cfg_server_t *cfg;
     char name[CFG_HOST_MAX + 8]; /* host:port, for logs */
     struct sockaddr_storage addr;
-    int has_addr;                /* resolved at least once */
+    int has_addr; /* resolved at least once */
     uv_getaddrinfo_t resolve_req;
     int is_resolving;
     int is_awaiting_first_address; /* a name whose first resolution is pending */
-    gw_queue_t idle;             /* LIFO: the most recently used is warmest */
+    gw_queue_t idle;               /* LIFO: the most recently used is warmest */
     uint32_t nidle;
-    uint32_t nconns;             /* open or opening; bounded by max_connections */
-    uint32_t nbusy;              /* connections carrying an exchange */
+    uint32_t nconns; /* open or opening; bounded by max_connections */
+    uint32_t nbusy;  /* connections carrying an exchange */
     /* passive health */
-    uint32_t nfails;             /* consecutive failures */
-    uint32_t nejections;         /* consecutive ejections: the backoff doubles */
+    uint32_t nfails;     /* consecutive failures */
+    uint32_t nejections; /* consecutive ejections: the backoff doubles */
     uint64_t ejected_until_ms;
     /* active health (health_check_path) */
     struct gw_health_check *hc;
@@ -57,9 +57,9 @@ typedef struct gw_pool {
     char name[CFG_NAME_MAX];
     gw_server_t *servers;
     size_t nservers;
-    size_t rr_next;     /* tie breaker for least outstanding */
-    gw_queue_t all;     /* every open connection, for a drain */
-    gw_sched_t sched;   /* exchanges waiting for a connection */
+    size_t rr_next;           /* tie breaker for least outstanding */
+    gw_queue_t all;           /* every open connection, for a drain */
+    gw_sched_t sched;         /* exchanges waiting for a connection */
     uv_timer_t queue_timer;   /* fails exchanges waiting over queue_timeout */
     uv_timer_t resolve_timer; /* re-resolves server names */
     struct gw_tls_ctx *tls;   /* HTTPS to the servers (tls = on), else NULL */

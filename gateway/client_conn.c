@@ -64,8 +64,8 @@ int gw_client_conn_start(gw_listener_t *l, uv_stream_t *server)
                 rv = UV_ENOMEM;
             } else {
                 c->is_tls = 1;
-                uv_timer_start(&c->timer, on_handshake_timeout,
-                               w->cfg->tls_handshake_timeout_ms, 0);
+                uv_timer_start(&c->timer, on_handshake_timeout, w->cfg->tls_handshake_timeout_ms,
+                               0);
             }
         }
         gw_listener_select_protocol(c);
@@ -299,8 +299,7 @@ static int deliver_tls(gw_client_conn_t *c, const uint8_t *data, size_t len)
             /* Scanners and broken clients are routine at the edge: counted
              * and logged at debug level, not an error flood. */
             c->listener->nhandshake_failures++;
-            GW_LOG_DEBUG("client %s:%d: TLS handshake failed: %s", c->peer_addr, c->peer_port,
-                         why);
+            GW_LOG_DEBUG("client %s:%d: TLS handshake failed: %s", c->peer_addr, c->peer_port, why);
             return -1;
         }
         if (rv == 0)

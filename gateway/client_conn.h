@@ -68,12 +68,12 @@ struct gw_client_conn {
     unsigned is_proxy_pending : 1;
     unsigned is_writing : 1;
     unsigned is_closing : 1;
-    unsigned is_done : 1; /* protocol finished: close when the output is written */
+    unsigned is_done : 1;         /* protocol finished: close when the output is written */
     unsigned is_idle_timing : 1;  /* the idle timer runs */
     unsigned is_idle_expired : 1; /* told to go away for idling */
-    unsigned is_read_paused : 1; /* the protocol stopped reading (gw_client_conn_pause_read) */
-    unsigned is_eof : 1;         /* the client sent EOF; nothing more will be read */
-    uint8_t sniff[24];    /* first bytes, kept until the protocol is known */
+    unsigned is_read_paused : 1;  /* the protocol stopped reading (gw_client_conn_pause_read) */
+    unsigned is_eof : 1;          /* the client sent EOF; nothing more will be read */
+    uint8_t sniff[24];            /* first bytes, kept until the protocol is known */
     size_t sniff_len;
 };
 

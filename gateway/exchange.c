@@ -226,8 +226,7 @@ void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int flags)
      * client may (RFC 9113 §8.7). */
     if (reply > 0 && (flags & GW_FAIL_UNSENT) && !x->head.is_idempotent)
         reply = GW_STATUS_REFUSED;
-    GW_LOG_WARN("backend %s server %s stream %d: %s (%s)", backend, server, (int)x->stream_id,
-                why,
+    GW_LOG_WARN("backend %s server %s stream %d: %s (%s)", backend, server, (int)x->stream_id, why,
                 reply > 0                    ? "answered with an error"
                 : reply == GW_STATUS_REFUSED ? "stream refused"
                                              : "stream reset");

@@ -63,16 +63,16 @@ typedef struct gw_frontend_ops {
 struct gw_exchange {
     struct gw_worker *w;
     const gw_frontend_ops_t *fe;
-    void *fe_conn;     /* the frontend's connection object */
-    void *fe_req;      /* the frontend's request being read; freed once the head is built */
-    int32_t stream_id; /* for logs and the HTTP/2 frontend */
-    const char *client_addr; /* the client connection's, which outlives x */
-    const char *protocol;    /* "h2" or "http/1.1", for the access log */
-    gw_queue_t fe_node; /* in the frontend connection's list of exchanges */
-    gw_sched_entry_t sched; /* while waiting for a connection; owner, urgency and
-                               weight are set by the frontend before start */
-    int is_incremental;     /* RFC 9218 i: kept for the client-side send order */
-    int has_priority_field; /* RFC 9218 field present: it decides the urgency */
+    void *fe_conn;            /* the frontend's connection object */
+    void *fe_req;             /* the frontend's request being read; freed once the head is built */
+    int32_t stream_id;        /* for logs and the HTTP/2 frontend */
+    const char *client_addr;  /* the client connection's, which outlives x */
+    const char *protocol;     /* "h2" or "http/1.1", for the access log */
+    gw_queue_t fe_node;       /* in the frontend connection's list of exchanges */
+    gw_sched_entry_t sched;   /* while waiting for a connection; owner, urgency and
+                                 weight are set by the frontend before start */
+    int is_incremental;       /* RFC 9218 i: kept for the client-side send order */
+    int has_priority_field;   /* RFC 9218 field present: it decides the urgency */
     int32_t parent_stream_id; /* RFC 7540 dependency, 0 for the root */
     uint16_t weight;          /* RFC 7540 weight, 1..256 */
     struct gw_pool *pool;
@@ -86,28 +86,28 @@ struct gw_exchange {
     /* request */
     proto_h1_head_t head;
     int is_head_method;
-    proto_buf_t req_body;        /* received, not yet handed to the backend */
-    uint64_t req_body_written;   /* bytes handed to backend writes so far */
-    uint64_t req_body_credited;  /* bytes the client was told were taken (window) */
-    uint64_t req_body_received;  /* bytes the client sent so far (for the size limit) */
-    proto_buf_t replay;          /* bytes written so far, while replayable */
-    unsigned is_replayable : 1;  /* the whole body written so far is in replay */
-    unsigned is_started : 1;     /* head built and submitted to the pool */
-    unsigned is_req_end : 1;     /* the client sent its last body byte */
+    proto_buf_t req_body;       /* received, not yet handed to the backend */
+    uint64_t req_body_written;  /* bytes handed to backend writes so far */
+    uint64_t req_body_credited; /* bytes the client was told were taken (window) */
+    uint64_t req_body_received; /* bytes the client sent so far (for the size limit) */
+    proto_buf_t replay;         /* bytes written so far, while replayable */
+    unsigned is_replayable : 1; /* the whole body written so far is in replay */
+    unsigned is_started : 1;    /* head built and submitted to the pool */
+    unsigned is_req_end : 1;    /* the client sent its last body byte */
     unsigned is_req_head_written : 1;
-    unsigned is_req_sent : 1;    /* head, body and terminator all written */
+    unsigned is_req_sent : 1; /* head, body and terminator all written */
     unsigned is_retried : 1;
 
     /* response */
     int resp_status;
-    uint64_t resp_bytes;         /* body bytes taken by the client */
-    proto_buf_t resp_body;       /* backend bytes not yet taken by the client */
-    proto_header_t *trailers;    /* one allocation holding fields and bytes */
+    uint64_t resp_bytes;      /* body bytes taken by the client */
+    proto_buf_t resp_body;    /* backend bytes not yet taken by the client */
+    proto_header_t *trailers; /* one allocation holding fields and bytes */
     size_t ntrailers;
     unsigned is_resp_head_sent : 1;
-    unsigned is_resp_done : 1;   /* the whole response body is in resp_body */
+    unsigned is_resp_done : 1; /* the whole response body is in resp_body */
     unsigned is_failed : 1;
-    unsigned is_deferred : 1;    /* the frontend's body reader waits for bytes */
+    unsigned is_deferred : 1; /* the frontend's body reader waits for bytes */
 };
 
 /* Creates an exchange owned by fe_conn. Returns NULL when out of memory. */

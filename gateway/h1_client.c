@@ -73,7 +73,6 @@ static h1_client_t *client_of(const gw_exchange_t *x)
     return x->fe_conn;
 }
 
-
 static int stage(h1_client_t *h, const void *data, size_t len)
 {
     return proto_buf_append(&h->pending, data, len);
@@ -188,9 +187,9 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
     if (h->framing == FRAME_CLOSE || h->is_draining)
         h->is_keep_alive = 0;
 
-    rv = stage(
-        h, line,
-        (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status, proto_reason_phrase(status)));
+    rv = stage(h, line,
+               (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
+                                proto_reason_phrase(status)));
     /* The fields were checked by the response parser: token names, values
      * without CR, LF or NUL, connection-specific ones removed. */
     for (size_t i = 0; i < n && rv == 0; i++)
@@ -369,8 +368,8 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
         free(fields);
     x->is_head_method = h->is_head;
     /* Routed now: head's pointers are valid during this callback only. */
-    x->pool = gw_worker_pool_for(c->w, head->authority, head->authority_len, head->path,
-                                 head->path_len);
+    x->pool =
+        gw_worker_pool_for(c->w, head->authority, head->authority_len, head->path, head->path_len);
     if (rv != 0) {
         gw_exchange_free(x);
         if (rv == PROTO_E_NOMEM) {

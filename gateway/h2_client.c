@@ -154,8 +154,7 @@ static void reply_error(gw_exchange_t *x, int status)
                                   NGHTTP2_INTERNAL_ERROR);
 }
 
-static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n,
-                      int has_body)
+static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n, int has_body)
 {
     h2_client_t *h = client_of(x);
     char status_str[8];
@@ -433,8 +432,8 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     int rv = proto_h1_request_build(&req, &x->head, &why);
     x->is_head_method = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
     /* Routed now: req points into the request's buffer, freed below. */
-    gw_pool_t *pool = gw_worker_pool_for(c->w, req.authority, req.authority_len, req.path,
-                                         req.path_len);
+    gw_pool_t *pool =
+        gw_worker_pool_for(c->w, req.authority, req.authority_len, req.path, req.path_len);
     if (hdrs != stack_hdrs)
         free(hdrs);
     request_free(x);

@@ -98,8 +98,8 @@ gw_health_check_t *gw_health_check_start(gw_server_t *s)
     hc->s = s;
     hc->w = s->pool->w;
     hc->bcfg = bcfg;
-    hc->req = build_request(bcfg->health_check_path, s->cfg->addr.host, s->cfg->addr.port,
-                            &hc->req_len);
+    hc->req =
+        build_request(bcfg->health_check_path, s->cfg->addr.host, s->cfg->addr.port, &hc->req_len);
     if (hc->req == NULL)
         goto fail_hc;
     if (proto_h1_response_init(&hc->resp, &resp_cbs, hc, s->pool->cfg->max_header_list_size) != 0)

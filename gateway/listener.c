@@ -50,8 +50,7 @@ static void on_connection(uv_stream_t *server, int status)
     l->naccepted++;
     int rv = gw_client_conn_start(l, server);
     if (rv != 0)
-        GW_LOG_WARN("listener %s: cannot start client connection: %s", l->name,
-                    uv_strerror(rv));
+        GW_LOG_WARN("listener %s: cannot start client connection: %s", l->name, uv_strerror(rv));
 }
 
 /* ---- TLS material: load, reload, watch ---- */
@@ -148,8 +147,8 @@ static int bind_shared(const struct sockaddr_storage *ss, int is_shared)
         close(fd);
         return err;
     }
-    socklen_t len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
-                                              : sizeof(struct sockaddr_in);
+    socklen_t len =
+        ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
     if (bind(fd, (const struct sockaddr *)ss, len) != 0) {
         int err = -errno;
         close(fd);
@@ -181,10 +180,10 @@ int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cf
 
     struct sockaddr_storage ss;
     uint16_t bind_port = port != 0 ? port : a->port;
-    int rv = strchr(a->host, ':') != NULL
-                 ? uv_ip6_addr(a->host, bind_port, (struct sockaddr_in6 *)&ss)
-                 : uv_ip4_addr(a->host[0] ? a->host : "0.0.0.0", bind_port,
-                               (struct sockaddr_in *)&ss);
+    int rv =
+        strchr(a->host, ':') != NULL
+            ? uv_ip6_addr(a->host, bind_port, (struct sockaddr_in6 *)&ss)
+            : uv_ip4_addr(a->host[0] ? a->host : "0.0.0.0", bind_port, (struct sockaddr_in *)&ss);
     if (rv != 0) {
         GW_LOG_ERROR("listener %s: not a numeric address: %s", l->name, uv_strerror(rv));
         return rv;
@@ -225,8 +224,7 @@ void gw_listener_stop(gw_listener_t *l)
     GW_LOG_INFO("listener %s: %llu connections, %llu failed TLS handshakes, %llu bad PROXY "
                 "headers",
                 l->name, (unsigned long long)l->naccepted,
-                (unsigned long long)l->nhandshake_failures,
-                (unsigned long long)l->nproxy_failures);
+                (unsigned long long)l->nhandshake_failures, (unsigned long long)l->nproxy_failures);
     uv_close((uv_handle_t *)&l->tcp, NULL);
     for (size_t i = 0; i < l->nwatches; i++)
         uv_close((uv_handle_t *)&l->watches[i], NULL);
@@ -239,8 +237,8 @@ void gw_listener_stop(gw_listener_t *l)
 /* ---- protocols ---- */
 
 /* Switches c to proto and replays the bytes seen so far plus data. */
-static int switch_protocol(gw_client_conn_t *c, const gw_client_proto_t *proto,
-                           const uint8_t *data, size_t len)
+static int switch_protocol(gw_client_conn_t *c, const gw_client_proto_t *proto, const uint8_t *data,
+                           size_t len)
 {
     c->proto = proto;
     if (proto == &gw_h2_client_proto && gw_h2_client_attach(c) != 0)

@@ -21,11 +21,11 @@ typedef struct gw_listener {
     struct gw_worker *w;
     const cfg_listener_t *cfg;
     char name[CFG_NAME_MAX + CFG_HOST_MAX + 16]; /* for logs: section name and address */
-    gw_tls_ctx_t *tls;            /* NULL for cleartext; swapped on reload */
+    gw_tls_ctx_t *tls;                           /* NULL for cleartext; swapped on reload */
     int is_listening;
-    uv_fs_event_t *watches;       /* watch_certificates: one per directory */
+    uv_fs_event_t *watches; /* watch_certificates: one per directory */
     size_t nwatches;
-    uv_timer_t reload_timer;      /* gathers a burst of file events into one reload */
+    uv_timer_t reload_timer; /* gathers a burst of file events into one reload */
     int has_reload_timer;
     uint64_t naccepted;           /* counted for the shutdown summary */
     uint64_t nhandshake_failures; /* failed or timed-out TLS handshakes */

@@ -34,9 +34,9 @@ struct gw_sched_flow;
 
 typedef struct gw_sched_entry {
     /* set by the caller before gw_sched_enqueue() */
-    const void *owner;  /* fairness key: the client connection */
-    uint8_t urgency;    /* 0..7 */
-    uint16_t weight;    /* 1..256 */
+    const void *owner; /* fairness key: the client connection */
+    uint8_t urgency;   /* 0..7 */
+    uint16_t weight;   /* 1..256 */
     /* owned by the scheduler */
     gw_queue_t flow_node; /* in its flow, arrival order */
     gw_queue_t age_node;  /* in the scheduler, arrival order */
@@ -51,8 +51,8 @@ typedef gw_sched_entry_t *(*gw_sched_parent_fn)(gw_sched_entry_t *e);
 typedef struct gw_sched {
     int mode;
     uint64_t max_wait_ms;
-    gw_sched_parent_fn parent_of; /* NULL: no dependency tree */
-    gw_queue_t age;               /* every waiting entry, oldest first */
+    gw_sched_parent_fn parent_of;       /* NULL: no dependency tree */
+    gw_queue_t age;                     /* every waiting entry, oldest first */
     gw_queue_t levels[GW_SCHED_LEVELS]; /* per urgency: ring of non-empty buckets */
     struct gw_sched_bucket **table;     /* (owner, urgency) -> bucket */
     size_t table_size, nbuckets;

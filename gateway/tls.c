@@ -118,9 +118,8 @@ static int load_key_file(gw_tls_ctx_t *c, const char *path, char *err, size_t er
     size_t n = fread(buf, 1, sizeof(buf), f);
     fclose(f);
     if (n == 0 || n % sizeof(ticket_key_t) != 0 || n > MAX_TICKET_KEYS * sizeof(ticket_key_t)) {
-        snprintf(err, errlen,
-                 "ticket key file '%s': %zu bytes; expected 1 to %d keys of 80 bytes", path, n,
-                 MAX_TICKET_KEYS);
+        snprintf(err, errlen, "ticket key file '%s': %zu bytes; expected 1 to %d keys of 80 bytes",
+                 path, n, MAX_TICKET_KEYS);
         return -1;
     }
     memcpy(c->keys, buf, n);
@@ -177,7 +176,8 @@ static int on_alpn_select(SSL *ssl, const unsigned char **out, unsigned char *ou
     for (size_t p = 0; p < 2; p++) {
         size_t plen = strlen(preferred[p]);
         for (unsigned int i = 0; i < inlen; i += 1u + in[i]) {
-            if (in[i] == plen && i + 1 + plen <= inlen && memcmp(in + i + 1, preferred[p], plen) == 0) {
+            if (in[i] == plen && i + 1 + plen <= inlen &&
+                memcmp(in + i + 1, preferred[p], plen) == 0) {
                 *out = in + i + 1;
                 *outlen = (unsigned char)plen;
                 return SSL_TLSEXT_ERR_OK;
@@ -447,7 +447,8 @@ int gw_tls_conn_init_client(gw_tls_conn_t *t, gw_tls_ctx_t *ctx, const char *sni
         return -1;
     SSL_set_connect_state(t->ssl);
     struct in6_addr ip;
-    int is_ip = sni != NULL && (inet_pton(AF_INET, sni, &ip) == 1 || inet_pton(AF_INET6, sni, &ip) == 1);
+    int is_ip =
+        sni != NULL && (inet_pton(AF_INET, sni, &ip) == 1 || inet_pton(AF_INET6, sni, &ip) == 1);
     if (sni != NULL && !is_ip)
         SSL_set_tlsext_host_name(t->ssl, sni);
     if (verify_name != NULL) {

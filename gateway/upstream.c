@@ -133,8 +133,8 @@ void gw_upconn_open(gw_server_t *s, gw_exchange_t *x)
     set_busy(u, 1);
     uv_tcp_nodelay(&u->tcp, 1);
 
-    int rv = uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&s->addr,
-                            on_connect);
+    int rv =
+        uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&s->addr, on_connect);
     if (rv != 0) {
         char why[96];
         snprintf(why, sizeof(why), "cannot connect: %s", uv_strerror(rv));
@@ -224,7 +224,8 @@ static void on_connect(uv_connect_t *req, int status)
         /* HTTPS: the handshake runs under the connect timeout; the
          * exchange is assigned once it completes (on_read). */
         const char *name = p->bcfg->tls_sni != NULL ? p->bcfg->tls_sni : u->server->cfg->addr.host;
-        if (gw_tls_conn_init_client(&u->tls, p->tls, name, p->bcfg->tls_verify ? name : NULL) != 0) {
+        if (gw_tls_conn_init_client(&u->tls, p->tls, name, p->bcfg->tls_verify ? name : NULL) !=
+            0) {
             gw_exchange_fail(x, 502, "out of memory starting TLS to the backend", 0);
             return;
         }
@@ -616,7 +617,7 @@ static void on_timer(uv_timer_t *timer)
     case GW_UP_BUSY:
         gw_server_report(u->server, 0, "timed out");
         gw_exchange_fail(u->x, 504,
-                         u->resp.is_started ? "backend stalled mid-response"
+                         u->resp.is_started  ? "backend stalled mid-response"
                          : u->x->is_req_sent ? "backend response timed out"
                                              : "request body stalled",
                          0);

@@ -29,18 +29,18 @@ typedef struct gw_upconn {
     uv_timer_t timer; /* connect, response, io and idle timeouts, by state */
     uv_connect_t connect_req;
     uv_write_t wreq;
-    uv_buf_t wbuf;           /* what the write in flight still sends */
-    char *wbuf_alloc;        /* its allocation, freed when it completes */
-    size_t wbuf_body_bytes;  /* request body bytes in that write */
+    uv_buf_t wbuf;          /* what the write in flight still sends */
+    char *wbuf_alloc;       /* its allocation, freed when it completes */
+    size_t wbuf_body_bytes; /* request body bytes in that write */
     gw_server_t *server;
-    struct gw_exchange *x;   /* borrowed while busy */
+    struct gw_exchange *x; /* borrowed while busy */
     gw_queue_t idle_node;
     gw_queue_t all_node;
-    gw_queue_t dirty_node;   /* request bytes to write at the end of this loop turn */
+    gw_queue_t dirty_node; /* request bytes to write at the end of this loop turn */
     proto_h1_response_t resp;
     int state;
-    int nhandles_open;       /* tcp + timer; freed when both closed */
-    uint32_t nrequests;      /* exchanges completed: > 0 means a reused connection */
+    int nhandles_open;        /* tcp + timer; freed when both closed */
+    uint32_t nrequests;       /* exchanges completed: > 0 means a reused connection */
     uint64_t idle_timeout_ms; /* lowered by the backend's Keep-Alive: timeout */
     gw_tls_conn_t tls;        /* HTTPS backends (the pool has a TLS context) */
     unsigned is_writing : 1;

@@ -20,10 +20,10 @@ typedef struct gw_worker {
     int index;                /* 0 runs on the main thread and reports ports */
     gw_listener_t *listeners; /* one per configured listener */
     size_t nlisteners;
-    gw_pool_t *pools;         /* one per configured backend */
+    gw_pool_t *pools; /* one per configured backend */
     size_t npools;
-    uv_prepare_t flush;       /* writes every dirty connection once per loop turn */
-    uv_idle_t kick;           /* active while output waits for the next turn */
+    uv_prepare_t flush; /* writes every dirty connection once per loop turn */
+    uv_idle_t kick;     /* active while output waits for the next turn */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;   /* bounds a graceful drain */
     gw_queue_t dirty;         /* client connections with output to gather */

@@ -161,8 +161,7 @@ typedef struct build_ctx {
 static int is_extra_name(const proto_request_t *req, const proto_header_t *h)
 {
     for (size_t i = 0; i < req->nextra; i++) {
-        if (proto_headers_name_eq(req->extra[i].name, req->extra[i].name_len, h->name,
-                                  h->name_len))
+        if (proto_headers_name_eq(req->extra[i].name, req->extra[i].name_len, h->name, h->name_len))
             return 1;
     }
     return 0;

@@ -15,9 +15,9 @@
 #define PROTO_PROXY_MAX_HEADER 1024
 
 typedef struct proto_proxy_info {
-    int is_local;        /* v2 LOCAL or v1 UNKNOWN: keep the TCP peer address */
-    int family;          /* AF_INET or AF_INET6 when !is_local */
-    char src_addr[64];   /* numeric, NUL-terminated */
+    int is_local;      /* v2 LOCAL or v1 UNKNOWN: keep the TCP peer address */
+    int family;        /* AF_INET or AF_INET6 when !is_local */
+    char src_addr[64]; /* numeric, NUL-terminated */
     uint16_t src_port;
     char dst_addr[64];
     uint16_t dst_port;

@@ -17,6 +17,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_write(uv_write_t *req, int status);
 static void on_timer(uv_timer_t *timer);
 static void on_close(uv_handle_t *handle);
+static void release_write(gw_upconn_t *u);
 
 static int resp_on_head(void *ud, int status, const proto_header_t *f, size_t n);
 static int resp_on_body(void *ud, const uint8_t *data, size_t len);
@@ -89,6 +90,7 @@ static void on_close(uv_handle_t *handle)
         return;
     if (u->is_tls)
         gw_tls_conn_free(&u->tls);
+    release_write(u);
     proto_h1_response_free(&u->resp);
     free(u);
 }
@@ -173,23 +175,6 @@ static void write_tls_pending(gw_upconn_t *u)
         free(w);
 }
 
-/* Encrypts a request write in place: buf (plaintext, malloc'd) is replaced
- * by the records. Returns 0 or -1 (buf freed either way on failure). */
-static int seal(gw_upconn_t *u, char **buf, size_t *len)
-{
-    if (gw_tls_conn_write(&u->tls, (const uint8_t *)*buf, *len) != 0) {
-        free(*buf);
-        return -1;
-    }
-    free(*buf);
-    size_t n = gw_tls_conn_pending(&u->tls);
-    *buf = malloc(n ? n : 1);
-    if (*buf == NULL)
-        return -1;
-    *len = gw_tls_conn_take(&u->tls, (uint8_t *)*buf, n);
-    return 0;
-}
-
 static void upconn_start_reading(gw_upconn_t *u)
 {
     if (u->is_reading)
@@ -256,51 +241,100 @@ static int early_failure_flags(const gw_upconn_t *u, const char *why)
 
 /* Request bytes go out as one gathered write: the head (once), then body
  * bytes framed as the head promised, then the chunked terminator. */
-/* The next request write: the head (once), then body bytes framed as the
- * head promised, then the chunked terminator, in one buffer (encrypted for
- * HTTPS backends). NULL when nothing is pending, or on failure (x failed). */
-static char *next_write(gw_upconn_t *u, gw_exchange_t *x, size_t *len, int *is_last)
+/* Frees what the last request write owned. */
+static void release_write(gw_upconn_t *u)
 {
-    size_t head_len = x->is_req_head_written ? 0 : x->head.len;
-    size_t body_len = proto_buf_len(&x->req_body);
-    if (body_len > MAX_BODY_PER_WRITE)
-        body_len = MAX_BODY_PER_WRITE;
-    *is_last = x->is_req_end && body_len == proto_buf_len(&x->req_body);
-    int is_chunked = x->head.is_chunked;
-    if (head_len == 0 && body_len == 0 && !*is_last)
-        return NULL;
+    free(u->wbuf_alloc);
+    u->wbuf_alloc = NULL;
+    proto_buf_free(&u->wbody);
+    u->nwbufs = 0;
+}
 
-    char *buf = malloc(head_len + body_len + 32);
-    if (buf == NULL) {
+static void add_buf(gw_upconn_t *u, const void *base, size_t len)
+{
+    if (len > 0)
+        u->wbufs[u->nwbufs++] = uv_buf_init((char *)base, (unsigned)len);
+}
+
+/*
+ * Prepares the next request write in u->wbufs: the head (once), then body
+ * bytes framed as the head promised, then the chunked terminator. The body
+ * segments move from the exchange to the connection (u->wbody) instead of
+ * being copied, so the write owns its bytes whatever happens to the
+ * exchange; HTTPS backends get one encrypted buffer. Returns the bytes to
+ * write, 0 when nothing is pending or on failure (x failed then).
+ */
+static size_t next_write(gw_upconn_t *u, gw_exchange_t *x, int *is_last)
+{
+    static const char crlf[] = "\r\n", last_chunk[] = "0\r\n\r\n";
+    size_t head_len = x->is_req_head_written ? 0 : x->head.len;
+    int is_chunked = x->head.is_chunked;
+    if (head_len == 0 && proto_buf_len(&x->req_body) == 0 && !x->is_req_end)
+        return 0;
+
+    char *prefix = malloc(head_len + 24);
+    if (prefix == NULL) {
         gw_exchange_fail(x, 502, "out of memory writing to the backend", 0);
-        return NULL;
+        return 0;
     }
-    size_t off = 0;
-    memcpy(buf, x->head.data, head_len);
-    off += head_len;
+    u->wbuf_alloc = prefix;
+    size_t body_len =
+        proto_buf_move(&u->wbody, &x->req_body, MAX_BODY_PER_WRITE, GW_WRITE_IOV_MAX - 3);
+    *is_last = x->is_req_end && proto_buf_len(&x->req_body) == 0;
+    if (head_len == 0 && body_len == 0 && !*is_last) {
+        release_write(u);
+        return 0;
+    }
+    memcpy(prefix, x->head.data, head_len);
+    size_t prefix_len = head_len;
     if (body_len > 0 && is_chunked)
-        off += (size_t)snprintf(buf + off, 20, "%zx\r\n", body_len);
-    size_t copied = proto_buf_read(&x->req_body, buf + off, body_len);
-    gw_exchange_note_body_sent(x, buf + off, copied);
-    off += copied;
-    if (body_len > 0 && is_chunked) {
-        memcpy(buf + off, "\r\n", 2);
-        off += 2;
+        prefix_len += (size_t)snprintf(prefix + prefix_len, 20, "%zx\r\n", body_len);
+    add_buf(u, prefix, prefix_len);
+    proto_slice_t sl[GW_WRITE_IOV_MAX];
+    size_t n = proto_buf_slices(&u->wbody, sl, GW_WRITE_IOV_MAX - 3);
+    for (size_t i = 0; i < n; i++) {
+        add_buf(u, sl[i].base, sl[i].len);
+        gw_exchange_note_body_sent(x, sl[i].base, sl[i].len);
     }
-    if (*is_last && is_chunked) {
-        memcpy(buf + off, "0\r\n\r\n", 5);
-        off += 5;
-    }
+    if (body_len > 0 && is_chunked)
+        add_buf(u, crlf, 2);
+    if (*is_last && is_chunked)
+        add_buf(u, last_chunk, 5);
     x->is_req_head_written = 1;
     if (*is_last)
         x->is_req_sent = 1;
-    u->wbuf_body_bytes = copied;
-    if (u->is_tls && seal(u, &buf, &off) != 0) {
-        gw_exchange_fail(x, 502, "TLS write to the backend failed", 0);
-        return NULL;
+    u->wbuf_body_bytes = body_len;
+
+    size_t total = 0;
+    for (size_t i = 0; i < u->nwbufs; i++)
+        total += u->wbufs[i].len;
+    if (total == 0) { /* only the end of a body already sent whole */
+        release_write(u);
+        return 0;
     }
-    *len = off;
-    return buf;
+    if (!u->is_tls)
+        return total;
+
+    /* HTTPS: the pieces become records in one buffer. */
+    for (size_t i = 0; i < u->nwbufs; i++) {
+        if (gw_tls_conn_write(&u->tls, (const uint8_t *)u->wbufs[i].base, u->wbufs[i].len) != 0) {
+            release_write(u);
+            gw_exchange_fail(x, 502, "TLS write to the backend failed", 0);
+            return 0;
+        }
+    }
+    release_write(u);
+    size_t pending = gw_tls_conn_pending(&u->tls);
+    char *sealed = malloc(pending ? pending : 1);
+    if (sealed == NULL) {
+        gw_exchange_fail(x, 502, "out of memory writing to the backend", 0);
+        return 0;
+    }
+    u->wbuf_alloc = sealed;
+    size_t len = gw_tls_conn_take(&u->tls, (uint8_t *)sealed, pending);
+    u->wbuf_body_bytes = body_len;
+    add_buf(u, sealed, len);
+    return len;
 }
 
 static void fail_write(gw_upconn_t *u, gw_exchange_t *x, int err)
@@ -341,38 +375,41 @@ void gw_upconn_flush(gw_upconn_t *u)
         gw_exchange_t *x = u->x;
         if (x == NULL || u->is_writing || u->state != GW_UP_BUSY || x->is_req_sent)
             return;
-        size_t len;
-        int is_last;
-        char *buf = next_write(u, x, &len, &is_last);
-        if (buf == NULL)
-            return;
+        int is_last = 0;
+        size_t len = next_write(u, x, &is_last);
+        if (u->state != GW_UP_BUSY || u->x != x)
+            return; /* the exchange failed while the write was prepared */
         /* Waiting for the response head, or for the client's next body
          * bytes: either way silence beyond the timeout ends the exchange. */
-        if (!u->resp.is_started)
+        if (!u->resp.is_started && (len > 0 || x->is_req_sent))
             upconn_start_timer(u, is_last ? bcfg_of(u)->response_timeout_ms
                                           : bcfg_of(u)->io_timeout_ms);
+        if (len == 0)
+            return;
         /* Most writes complete at once: uv_try_write spares the request,
          * its callback a loop turn later, and libuv's poll update. */
-        uv_buf_t b = uv_buf_init(buf, (unsigned)len);
-        int n = uv_try_write((uv_stream_t *)&u->tcp, &b, 1);
-        if (n == (int)len) {
-            free(buf);
+        int n = uv_try_write((uv_stream_t *)&u->tcp, u->wbufs, (unsigned)u->nwbufs);
+        if (n >= 0 && (size_t)n == len) {
+            release_write(u);
             if (!write_completed(u))
                 return;
             continue;
         }
         if (n < 0 && n != UV_EAGAIN) {
-            free(buf);
+            release_write(u);
             fail_write(u, x, n);
             return;
         }
-        size_t done = n > 0 ? (size_t)n : 0;
-        u->wbuf_alloc = buf;
-        u->wbuf = uv_buf_init(buf + done, (unsigned)(len - done));
-        int rv = uv_write(&u->wreq, (uv_stream_t *)&u->tcp, &u->wbuf, 1, on_write);
+        /* The rest goes with a write request: skip what the socket took. */
+        size_t done = n > 0 ? (size_t)n : 0, k = 0;
+        while (k < u->nwbufs && done >= u->wbufs[k].len)
+            done -= u->wbufs[k++].len;
+        u->wbufs[k].base += done;
+        u->wbufs[k].len -= done;
+        int rv = uv_write(&u->wreq, (uv_stream_t *)&u->tcp, u->wbufs + k, (unsigned)(u->nwbufs - k),
+                          on_write);
         if (rv != 0) {
-            free(buf);
-            u->wbuf_alloc = NULL;
+            release_write(u);
             fail_write(u, x, rv);
             return;
         }
@@ -403,8 +440,7 @@ void gw_upconn_flush_all(gw_queue_t *dirty)
 static void on_write(uv_write_t *req, int status)
 {
     gw_upconn_t *u = req->data;
-    free(u->wbuf_alloc);
-    u->wbuf_alloc = NULL;
+    release_write(u);
     u->is_writing = 0;
     if (u->state == GW_UP_CLOSING)
         return;

@@ -13,9 +13,14 @@
 #include "gateway/backend.h"
 #include "gateway/queue.h"
 #include "gateway/tls.h"
+#include "proto/buf.h"
 #include "proto/h1_response.h"
 
 struct gw_exchange;
+
+/* Pieces of one request write: head, up to GW_WRITE_IOV_MAX - 3 body
+ * segments, chunk framing. */
+#define GW_WRITE_IOV_MAX 40
 
 enum gw_upconn_state {
     GW_UP_CONNECTING,
@@ -29,8 +34,10 @@ typedef struct gw_upconn {
     uv_timer_t timer; /* connect, response, io and idle timeouts, by state */
     uv_connect_t connect_req;
     uv_write_t wreq;
-    uv_buf_t wbuf;          /* what the write in flight still sends */
-    char *wbuf_alloc;       /* its allocation, freed when it completes */
+    uv_buf_t wbufs[GW_WRITE_IOV_MAX]; /* the request write being sent */
+    size_t nwbufs;
+    char *wbuf_alloc;       /* its head (or sealed records), freed when it completes */
+    proto_buf_t wbody;      /* its body segments, moved from the exchange */
     size_t wbuf_body_bytes; /* request body bytes in that write */
     gw_server_t *server;
     struct gw_exchange *x; /* borrowed while busy */

@@ -122,6 +122,32 @@ void proto_buf_consume(proto_buf_t *b, size_t n)
         b->tail = NULL;
 }
 
+size_t proto_buf_move(proto_buf_t *dst, proto_buf_t *src, size_t max_bytes, size_t max_segments)
+{
+    size_t moved = 0, nsegs = 0;
+
+    while (src->head != NULL && nsegs < max_segments) {
+        proto_buf_seg_t *seg = src->head;
+        size_t avail = seg->end - seg->start;
+        if (moved > 0 && moved + avail > max_bytes)
+            break;
+        src->head = seg->next;
+        if (src->head == NULL)
+            src->tail = NULL;
+        src->len -= avail;
+        seg->next = NULL;
+        if (dst->tail != NULL)
+            dst->tail->next = seg;
+        else
+            dst->head = seg;
+        dst->tail = seg;
+        dst->len += avail;
+        moved += avail;
+        nsegs++;
+    }
+    return moved;
+}
+
 void proto_buf_free(proto_buf_t *b)
 {
     proto_buf_seg_t *seg = b->head;

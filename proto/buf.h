@@ -45,6 +45,13 @@ static inline size_t proto_buf_len(const proto_buf_t *b)
     return b->len;
 }
 
+/* Moves whole segments from the front of src to the end of dst, without
+ * copying bytes: at most max_segments, and no more than max_bytes except
+ * that the first segment always moves. Returns the bytes moved. A writer
+ * uses it to own what it hands to the kernel until the write completes,
+ * whatever happens to src meanwhile. */
+size_t proto_buf_move(proto_buf_t *dst, proto_buf_t *src, size_t max_bytes, size_t max_segments);
+
 /* Frees every segment; the buffer is empty and reusable afterwards. */
 void proto_buf_free(proto_buf_t *b);
 

@@ -212,13 +212,54 @@ static void test_free_and_reuse(void **state)
     proto_buf_free(&b); /* idempotent */
 }
 
+/* Moving segments hands bytes over without copying, whole segments only,
+ * and both buffers stay consistent. */
+static void test_move(void **state)
+{
+    (void)state;
+    proto_buf_t src, dst;
+    proto_buf_init(&src);
+    proto_buf_init(&dst);
+    uint8_t data[70000];
+    for (size_t i = 0; i < sizeof(data); i++)
+        data[i] = (uint8_t)(i * 31 + 7);
+    for (size_t off = 0; off < sizeof(data); off += 7000)
+        assert_int_equal(proto_buf_append(&src, data + off, 7000), 0);
+    proto_buf_consume(&src, 100); /* the first segment starts mid-way */
+
+    proto_slice_t sl[16];
+    size_t n = proto_buf_slices(&src, sl, 16);
+    size_t first = sl[0].len;
+    /* max_bytes below one segment still moves the first one. */
+    assert_int_equal(proto_buf_move(&dst, &src, 1, 8), first);
+    assert_int_equal(proto_buf_len(&dst), first);
+    assert_int_equal(proto_buf_len(&src), sizeof(data) - 100 - first);
+    /* The rest, within a byte budget and a segment count. */
+    size_t moved = proto_buf_move(&dst, &src, SIZE_MAX, 1);
+    assert_true(moved > 0);
+    moved += proto_buf_move(&dst, &src, SIZE_MAX, 100);
+    assert_int_equal(proto_buf_len(&src), 0);
+    assert_int_equal(proto_buf_slices(&src, sl, 16), 0);
+    assert_int_equal(proto_buf_len(&dst), sizeof(data) - 100);
+    (void)n;
+
+    uint8_t out[sizeof(data)];
+    assert_int_equal(proto_buf_read(&dst, out, sizeof(out)), sizeof(data) - 100);
+    assert_memory_equal(out, data + 100, sizeof(data) - 100);
+    /* src is usable again after giving everything away. */
+    assert_int_equal(proto_buf_append(&src, "x", 1), 0);
+    assert_int_equal(proto_buf_len(&src), 1);
+    proto_buf_free(&src);
+    proto_buf_free(&dst);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_empty),           cmocka_unit_test(test_append_read_small),
         cmocka_unit_test(test_across_segments), cmocka_unit_test(test_slices),
         cmocka_unit_test(test_consume_partial), cmocka_unit_test(test_large_append),
-        cmocka_unit_test(test_free_and_reuse),
+        cmocka_unit_test(test_free_and_reuse),  cmocka_unit_test(test_move),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

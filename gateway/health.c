@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gateway/log.h"
+#include "gateway/tls.h"
 #include "gateway/worker.h"
 #include "proto/h1_response.h"
 
@@ -39,6 +40,9 @@ struct gw_health_check {
     int state;                 /* enum hc_state */
     int nhandles_open;         /* timer, and tcp from its init to its close callback */
     unsigned is_tcp_open : 1;  /* initialized and not yet closing */
+    unsigned is_tls : 1;       /* the check in flight speaks TLS (tls = on) */
+    gw_tls_ctx_t *tls_ctx;     /* the backend's client context, or NULL */
+    gw_tls_conn_t tls;
     unsigned is_stopped : 1;
     char rbuf[HC_READ_BUF_SIZE];
 };
@@ -98,6 +102,7 @@ gw_health_check_t *gw_health_check_start(gw_server_t *s)
     hc->s = s;
     hc->w = s->pool->w;
     hc->bcfg = bcfg;
+    hc->tls_ctx = s->pool->tls;
     hc->req =
         build_request(bcfg->health_check_path, s->cfg->addr.host, s->cfg->addr.port, &hc->req_len);
     if (hc->req == NULL)
@@ -290,7 +295,26 @@ static void on_connect(uv_connect_t *req, int status)
         check_fail_uv(hc, "read failed", rv);
         return;
     }
+    if (hc->tls_ctx != NULL) {
+        /* HTTPS backends are checked over TLS, like the requests they get;
+         * the request goes out once the handshake is done (on_read). */
+        const char *name = hc->bcfg->tls_sni != NULL ? hc->bcfg->tls_sni : hc->s->cfg->addr.host;
+        if (gw_tls_conn_init_client(&hc->tls, hc->tls_ctx, name,
+                                    hc->bcfg->tls_verify ? name : NULL) != 0) {
+            check_end(hc, 0, "cannot start TLS");
+            return;
+        }
+        hc->is_tls = 1;
+        const char *why = NULL;
+        if (gw_tls_conn_handshake(&hc->tls, &why) < 0) {
+            check_end(hc, 0, why);
+            return;
+        }
+        gw_tls_conn_send_pending(&hc->tls, (uv_stream_t *)&hc->tcp);
+        return;
+    }
     uv_buf_t buf = uv_buf_init(hc->req, (unsigned)hc->req_len);
+
     rv = uv_write(&hc->write_req, (uv_stream_t *)&hc->tcp, &buf, 1, on_write);
     if (rv != 0)
         check_fail_uv(hc, "write failed", rv);
@@ -311,6 +335,64 @@ static void on_alloc(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
     *buf = uv_buf_init(hc->rbuf, sizeof(hc->rbuf));
 }
 
+/* Response bytes (decrypted for TLS backends). */
+static void on_plaintext(gw_health_check_t *hc, const uint8_t *data, size_t len)
+{
+    /* The body is not needed: the verdict is in as soon as the head is,
+     * even when bytes after it do not parse. */
+    ssize_t rv = proto_h1_response_feed(&hc->resp, data, len);
+    if (hc->status != 0) {
+        check_judge_status(hc);
+        return;
+    }
+    if (rv < 0) {
+        char why[128];
+        snprintf(why, sizeof(why), "invalid response: %s",
+                 hc->resp.why != NULL ? hc->resp.why : proto_strerror((int)rv));
+        check_end(hc, 0, why);
+    }
+}
+
+static void on_tls_bytes(gw_health_check_t *hc, const uint8_t *data, size_t len)
+{
+    uv_stream_t *stream = (uv_stream_t *)&hc->tcp;
+    if (gw_tls_conn_put_cipher(&hc->tls, data, len) != 0) {
+        check_end(hc, 0, "out of memory");
+        return;
+    }
+    if (!hc->tls.is_handshake_done) {
+        const char *why = NULL;
+        int rv = gw_tls_conn_handshake(&hc->tls, &why);
+        gw_tls_conn_send_pending(&hc->tls, stream);
+        if (rv < 0) {
+            char msg[128];
+            snprintf(msg, sizeof(msg), "TLS handshake failed: %s", why);
+            check_end(hc, 0, msg);
+            return;
+        }
+        if (rv == 0)
+            return;
+        if (gw_tls_conn_write(&hc->tls, (const uint8_t *)hc->req, hc->req_len) != 0) {
+            check_end(hc, 0, "TLS write failed");
+            return;
+        }
+        gw_tls_conn_send_pending(&hc->tls, stream);
+    }
+    uint8_t plain[HC_READ_BUF_SIZE];
+    for (;;) {
+        int n = gw_tls_conn_read(&hc->tls, plain, sizeof(plain));
+        if (n < 0) {
+            check_end(hc, 0, "TLS connection closed before a response");
+            return;
+        }
+        if (n == 0)
+            return;
+        on_plaintext(hc, plain, (size_t)n);
+        if (hc->state != HC_WAITING)
+            return;
+    }
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     gw_health_check_t *hc = stream->data;
@@ -326,24 +408,19 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         check_fail_uv(hc, "read failed", (int)nread);
         return;
     }
-    /* The body is not needed: the verdict is in as soon as the head is,
-     * even when bytes after it do not parse. */
-    ssize_t rv = proto_h1_response_feed(&hc->resp, (const uint8_t *)buf->base, (size_t)nread);
-    if (hc->status != 0) {
-        check_judge_status(hc);
-        return;
-    }
-    if (rv < 0) {
-        char why[128];
-        snprintf(why, sizeof(why), "invalid response: %s",
-                 hc->resp.why != NULL ? hc->resp.why : proto_strerror((int)rv));
-        check_end(hc, 0, why);
-    }
+    if (hc->is_tls)
+        on_tls_bytes(hc, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        on_plaintext(hc, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 static void on_tcp_close(uv_handle_t *handle)
 {
     gw_health_check_t *hc = handle->data;
+    if (hc->is_tls) {
+        gw_tls_conn_free(&hc->tls);
+        hc->is_tls = 0;
+    }
     if (!hc->is_stopped)
         schedule_next(hc);
     hc_release(hc);

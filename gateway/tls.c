@@ -576,6 +576,33 @@ size_t gw_tls_conn_take(gw_tls_conn_t *t, uint8_t *dst, size_t cap)
     return n > 0 ? (size_t)n : 0;
 }
 
+typedef struct pending_write {
+    uv_write_t req;
+    uint8_t data[];
+} pending_write_t;
+
+static void on_pending_written(uv_write_t *req, int status)
+{
+    (void)status; /* a failure shows up on the read side as well */
+    free(req->data);
+}
+
+int gw_tls_conn_send_pending(gw_tls_conn_t *t, uv_stream_t *stream)
+{
+    size_t n = gw_tls_conn_pending(t);
+    if (n == 0)
+        return 0;
+    pending_write_t *w = malloc(sizeof(*w) + n);
+    if (w == NULL)
+        return UV_ENOMEM;
+    w->req.data = w;
+    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)gw_tls_conn_take(t, w->data, n));
+    int rv = uv_write(&w->req, stream, &b, 1, on_pending_written);
+    if (rv != 0)
+        free(w);
+    return rv;
+}
+
 void gw_tls_conn_alpn(const gw_tls_conn_t *t, char *out, size_t cap)
 {
     const unsigned char *p;

@@ -10,6 +10,7 @@
 #define GW_TLS_H
 
 #include <openssl/ssl.h>
+#include <uv.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -75,6 +76,11 @@ int gw_tls_conn_write(gw_tls_conn_t *t, const uint8_t *data, size_t len);
 /* Ciphertext waiting to go to the socket, and taking it. */
 size_t gw_tls_conn_pending(const gw_tls_conn_t *t);
 size_t gw_tls_conn_take(gw_tls_conn_t *t, uint8_t *dst, size_t cap);
+
+/* Writes the ciphertext waiting in t to stream, in a write request that
+ * frees itself (handshake messages, or records sealed outside a gathered
+ * write). libuv keeps writes on a stream in order. Returns 0 or a uv error. */
+int gw_tls_conn_send_pending(gw_tls_conn_t *t, uv_stream_t *stream);
 
 /* Application protocol agreed by ALPN: "h2", "http/1.1" or "" (none). */
 void gw_tls_conn_alpn(const gw_tls_conn_t *t, char *out, size_t cap);

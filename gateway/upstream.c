@@ -147,32 +147,12 @@ void gw_upconn_open(gw_server_t *s, gw_exchange_t *x)
     upconn_start_timer(u, p->bcfg->connect_timeout_ms);
 }
 
-typedef struct raw_write {
-    uv_write_t req;
-    size_t len;
-    uint8_t data[];
-} raw_write_t;
-
-static void on_raw_write(uv_write_t *req, int status)
-{
-    (void)status; /* a failure shows up on the read side as well */
-    free(gw_container_of(req, raw_write_t, req));
-}
-
 /* TLS records OpenSSL produced outside a request write (handshake, key
- * updates) go out on their own; libuv keeps writes in order. */
+ * updates). */
 static void write_tls_pending(gw_upconn_t *u)
 {
-    size_t n = gw_tls_conn_pending(&u->tls);
-    if (n == 0 || u->state == GW_UP_CLOSING)
-        return;
-    raw_write_t *w = malloc(sizeof(*w) + n);
-    if (w == NULL)
-        return;
-    w->len = gw_tls_conn_take(&u->tls, w->data, n);
-    uv_buf_t b = uv_buf_init((char *)w->data, (unsigned)w->len);
-    if (uv_write(&w->req, (uv_stream_t *)&u->tcp, &b, 1, on_raw_write) != 0)
-        free(w);
+    if (u->state != GW_UP_CLOSING)
+        gw_tls_conn_send_pending(&u->tls, (uv_stream_t *)&u->tcp);
 }
 
 static void upconn_start_reading(gw_upconn_t *u)

@@ -59,3 +59,26 @@ def test_https_backend_untrusted_ca_is_refused_unless_verify_off(h2gw, pki, orig
                "--backend-tls", "on", "--backend-tls-verify", "off")
     with H2Client(lax.port) as c:
         c.get("/echo").assert_ok()
+
+
+def test_health_checks_speak_tls_to_https_backends(h2gw, pki, origin):
+    """Active checks of a tls = on backend go over TLS: a passing check path
+    keeps the server up, a failing one takes it down (503 at once)."""
+    import time
+
+    front = tls_front(h2gw, pki, origin)
+    common = ["--backend", "127.0.0.1:%d" % front.port, "--backend-tls", "on",
+              "--backend-tls-sni", "a.test", "--backend-tls-ca-file", pki.crt("ca"),
+              "--backend-health-check-interval", "100ms", "--backend-unhealthy-threshold", "2",
+              "--log-level", "info"]
+    good = h2gw("--listen", "127.0.0.1:0", "--backend-health-check-path", "/status/200", *common)
+    bad = h2gw("--listen", "127.0.0.1:0", "--backend-health-check-path", "/status/503", *common)
+    time.sleep(1.5)
+    with H2Client(good.port) as c:
+        c.get("/echo").assert_ok()
+    assert "marked down" not in good.stderr_text()
+    bad.wait_log("marked down", timeout=5)
+    with H2Client(bad.port) as c:
+        r = c.get("/echo")
+        assert r.status == 503, r.describe()
+        assert any(k == b"retry-after" for k, _ in r.headers), r.describe()

@@ -101,9 +101,12 @@ static void watch_certificates(gw_listener_t *l)
     l->watches = calloc(max, sizeof(*l->watches));
     if (l->watches == NULL)
         return;
-    char dirs[64][1024];
+    /* Directories already watched (a cert and its key usually share one). */
+    char(*dirs)[1024] = calloc(max, sizeof(*dirs));
+    if (dirs == NULL)
+        return;
     size_t ndirs = 0;
-    for (size_t i = 0; i < cfg->ncerts * 2 + 1 && ndirs < 64; i++) {
+    for (size_t i = 0; i < cfg->ncerts * 2 + 1; i++) {
         const char *file = i < cfg->ncerts * 2
                                ? (i % 2 ? cfg->certs[i / 2].key_file : cfg->certs[i / 2].cert_file)
                                : cfg->tls_ticket_key_file;
@@ -129,6 +132,7 @@ static void watch_certificates(gw_listener_t *l)
         }
         l->nwatches++;
     }
+    free(dirs);
 }
 
 /* ---- accepting ---- */

@@ -309,7 +309,14 @@ gw_sched_entry_t *gw_sched_dequeue(gw_sched_t *s, uint64_t now_ms, int max_urgen
      * the back of its level's ring (round robin), then take e out. */
     gw_sched_flow_t *f = e->flow;
     gw_sched_bucket_t *b = f->bucket;
+    /* The bucket's present is its least advanced flow, not the flow that
+     * went: aging or a parent can send one that is far ahead, and new
+     * flows must not start behind everything already queued. */
     b->vtime = f->pass;
+    for (gw_sched_flow_t *g = b->flows; g != NULL; g = g->next) {
+        if (g->pass < b->vtime)
+            b->vtime = g->pass;
+    }
     f->pass += STRIDE / f->weight;
     gw_queue_remove(&b->ring_node);
     gw_queue_insert_tail(&s->levels[b->urgency], &b->ring_node);

@@ -312,7 +312,6 @@ static size_t next_write(gw_upconn_t *u, gw_exchange_t *x, int *is_last)
     }
     u->wbuf_alloc = sealed;
     size_t len = gw_tls_conn_take(&u->tls, (uint8_t *)sealed, pending);
-    u->wbuf_body_bytes = body_len;
     add_buf(u, sealed, len);
     return len;
 }

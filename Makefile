@@ -23,7 +23,7 @@ LDLIBS_ALL = $(PKG_LIBS) -lpthread $(EXTRA_LDFLAGS)
 
 SAN_FLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
-GATEWAY_SRC := $(filter-out $(WIP_SRC),$(wildcard gateway/*.c))
+GATEWAY_SRC := $(filter-out $(WIP_SRC),$(wildcard gateway/*.c gateway/*/*.c))
 PROTO_SRC   := $(wildcard proto/*.c)
 CONFIG_SRC  := $(wildcard config/*.c)
 LLHTTP_SRC  := llhttp.c api.c http.c
@@ -33,8 +33,7 @@ UNIT_SRC    := $(wildcard test/unit/test_*.c)
 # $(1) = output dir (build or build/asan)
 objs = $(patsubst %.c,$(1)/obj/%.o,$(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC)) \
        $(patsubst %.c,$(1)/obj/llhttp/%.o,$(LLHTTP_SRC))
-# The scheduler and router are plain code without I/O, unit-tested like proto/.
-LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/scheduler.c gateway/router.c) \
+LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC)) \
            $(patsubst %.c,build/obj/llhttp/%.o,$(LLHTTP_SRC))
 
 .SECONDARY:
@@ -101,7 +100,7 @@ bench: all
 	@bash scripts/bench-peers
 
 format:
-	clang-format -i $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(ORIGIN_SRC) $(UNIT_SRC) */*.h test/*/*.h 2>/dev/null || true
+	clang-format -i $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(ORIGIN_SRC) $(UNIT_SRC) */*.h gateway/*/*.h test/*/*.h 2>/dev/null || true
 
 check-format:
 	clang-format --dry-run --Werror $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(wildcard */*.h)

@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/log.h"
-#include "gateway/access_log.h"
-#include "gateway/backend.h"
-#include "gateway/upstream.h"
+#include "gateway/core/log.h"
+#include "gateway/ops/access_log.h"
+#include "gateway/backend/pool.h"
+#include "gateway/backend/h1conn.h"
 #include "gateway/worker.h"
 
 gw_exchange_t *gw_exchange_new(gw_worker_t *w, const gw_frontend_ops_t *fe, void *fe_conn,
@@ -21,8 +21,8 @@ gw_exchange_t *gw_exchange_new(gw_worker_t *w, const gw_frontend_ops_t *fe, void
     x->stream_id = stream_id;
     x->start_ms = gw_worker_now_ms(w);
     x->head.content_length = -1;
-    gw_queue_init(&x->fe_node);
-    gw_sched_entry_init(&x->sched);
+    proto_queue_init(&x->fe_node);
+    proto_sched_entry_init(&x->sched);
     x->sched.owner = fe_conn;
     x->sched.urgency = 3;
     x->sched.weight = 16;
@@ -52,7 +52,7 @@ void gw_exchange_free(gw_exchange_t *x)
      * will send next belongs to a request nobody waits for. */
     if (u != NULL)
         gw_upconn_close(u);
-    gw_queue_remove(&x->fe_node);
+    proto_queue_remove(&x->fe_node);
     proto_h1_head_free(&x->head);
     proto_buf_free(&x->req_body);
     proto_buf_free(&x->resp_body);
@@ -63,7 +63,7 @@ void gw_exchange_free(gw_exchange_t *x)
 
 void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight)
 {
-    if (x->pool != NULL && gw_sched_is_queued(&x->sched)) {
+    if (x->pool != NULL && proto_sched_is_queued(&x->sched)) {
         gw_pool_reprioritize(x->pool, x, urgency, weight);
         return;
     }

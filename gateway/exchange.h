@@ -8,8 +8,8 @@
 
 #include <stdint.h>
 
-#include "gateway/queue.h"
-#include "gateway/scheduler.h"
+#include "proto/queue.h"
+#include "proto/scheduler.h"
 #include "proto/buf.h"
 #include "proto/h1_request.h"
 #include "proto/headers.h"
@@ -68,8 +68,8 @@ struct gw_exchange {
     int32_t stream_id;        /* for logs and the HTTP/2 frontend */
     const char *client_addr;  /* the client connection's, which outlives x */
     const char *protocol;     /* "h2" or "http/1.1", for the access log */
-    gw_queue_t fe_node;       /* in the frontend connection's list of exchanges */
-    gw_sched_entry_t sched;   /* while waiting for a connection; owner, urgency and
+    proto_queue_t fe_node;       /* in the frontend connection's list of exchanges */
+    proto_sched_entry_t sched;   /* while waiting for a connection; owner, urgency and
                                  weight are set by the frontend before start */
     int is_incremental;       /* RFC 9218 i: kept for the client-side send order */
     int has_priority_field;   /* RFC 9218 field present: it decides the urgency */

@@ -9,8 +9,8 @@
 #include <stdlib.h>
 
 #include "config/config.h"
-#include "gateway/log.h"
-#include "gateway/tls.h"
+#include "gateway/core/log.h"
+#include "gateway/tls/tls.h"
 #include "gateway/worker.h"
 
 static void worker_thread(void *arg)

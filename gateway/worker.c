@@ -3,10 +3,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/access_log.h"
-#include "gateway/client_conn.h"
-#include "gateway/log.h"
-#include "gateway/router.h"
+#include "gateway/ops/access_log.h"
+#include "gateway/client/client_conn.h"
+#include "gateway/core/log.h"
+#include "proto/router.h"
 
 /* How long a graceful drain may take before open connections are cut. */
 #define DRAIN_TIMEOUT_MS 10000
@@ -18,7 +18,7 @@ static void on_kick(uv_idle_t *idle)
 
 static int has_dirty(gw_worker_t *w)
 {
-    return !gw_queue_empty(&w->dirty_upconns) || !gw_queue_empty(&w->dirty);
+    return !proto_queue_empty(&w->dirty_upconns) || !proto_queue_empty(&w->dirty);
 }
 
 /* Runs right before the loop waits for I/O: every connection with output
@@ -88,9 +88,9 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     memset(w, 0, sizeof(*w));
     w->cfg = cfg;
     w->index = index;
-    gw_queue_init(&w->dirty);
-    gw_queue_init(&w->dirty_upconns);
-    gw_queue_init(&w->clients);
+    proto_queue_init(&w->dirty);
+    proto_queue_init(&w->dirty_upconns);
+    proto_queue_init(&w->clients);
     int rv = uv_loop_init(&w->loop);
     if (rv != 0)
         return rv;
@@ -138,7 +138,7 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
 gw_pool_t *gw_worker_pool_for(gw_worker_t *w, const char *authority, size_t authority_len,
                               const char *path, size_t path_len)
 {
-    return &w->pools[gw_route_pick(w->cfg, authority, authority_len, path, path_len)];
+    return &w->pools[proto_route_pick(w->cfg, authority, authority_len, path, path_len)];
 }
 
 void gw_worker_drain(gw_worker_t *w)
@@ -150,8 +150,8 @@ void gw_worker_drain(gw_worker_t *w)
         gw_listener_stop(&w->listeners[i]);
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_close_idle(&w->pools[i]);
-    for (gw_queue_t *n = w->clients.next; n != &w->clients; n = n->next) {
-        gw_client_conn_t *c = gw_container_of(n, gw_client_conn_t, all_node);
+    for (proto_queue_t *n = w->clients.next; n != &w->clients; n = n->next) {
+        gw_client_conn_t *c = proto_container_of(n, gw_client_conn_t, all_node);
         if (c->proto->on_drain != NULL) {
             c->proto->on_drain(c);
         } else {
@@ -190,9 +190,9 @@ int gw_worker_teardown(gw_worker_t *w)
      * then pools, then the worker's own handles, which have no callbacks. */
     for (size_t i = 0; i < w->nlisteners; i++)
         gw_listener_stop(&w->listeners[i]);
-    gw_queue_t *n;
-    while ((n = gw_queue_first(&w->clients)) != NULL)
-        gw_client_conn_close(gw_container_of(n, gw_client_conn_t, all_node));
+    proto_queue_t *n;
+    while ((n = proto_queue_first(&w->clients)) != NULL)
+        gw_client_conn_close(proto_container_of(n, gw_client_conn_t, all_node));
     uv_run(&w->loop, UV_RUN_NOWAIT);
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_close_all(&w->pools[i]);

@@ -8,9 +8,9 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "gateway/listener.h"
-#include "gateway/queue.h"
-#include "gateway/upstream.h"
+#include "gateway/client/listener.h"
+#include "proto/queue.h"
+#include "gateway/backend/h1conn.h"
 
 #define GW_READ_BUF_SIZE (64 * 1024)
 
@@ -26,9 +26,9 @@ typedef struct gw_worker {
     uv_idle_t kick;     /* active while output waits for the next turn */
     uv_signal_t sig_term, sig_int, sig_hup;
     uv_timer_t drain_timer;   /* bounds a graceful drain */
-    gw_queue_t dirty;         /* client connections with output to gather */
-    gw_queue_t dirty_upconns; /* backend connections with request bytes to write */
-    gw_queue_t clients;       /* every open client connection */
+    proto_queue_t dirty;         /* client connections with output to gather */
+    proto_queue_t dirty_upconns; /* backend connections with request bytes to write */
+    proto_queue_t clients;       /* every open client connection */
     uint32_t nclients;
     int is_draining;
     struct gw_access_log *access_log; /* NULL: off */

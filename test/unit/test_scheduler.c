@@ -1,4 +1,4 @@
-/* Unit tests for gateway/scheduler.c. */
+/* Unit tests for proto/scheduler.c. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,10 +9,10 @@
 
 #include <cmocka.h>
 
-#include "gateway/scheduler.h"
+#include "proto/scheduler.h"
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
-#define ALL (GW_SCHED_LEVELS - 1)
+#define ALL (PROTO_SCHED_LEVELS - 1)
 #define NO_AGING UINT64_MAX
 #define DEFAULT_WEIGHT 16
 
@@ -24,49 +24,49 @@ static const void *owner(int i)
     return &owner_keys[i];
 }
 
-static void entry_set(gw_sched_entry_t *e, const void *o, int urgency, int weight)
+static void entry_set(proto_sched_entry_t *e, const void *o, int urgency, int weight)
 {
-    gw_sched_entry_init(e);
+    proto_sched_entry_init(e);
     e->owner = o;
     e->urgency = (uint8_t)urgency;
     e->weight = (uint16_t)weight;
 }
 
-static void enqueue(gw_sched_t *s, gw_sched_entry_t *e, uint64_t now)
+static void enqueue(proto_sched_t *s, proto_sched_entry_t *e, uint64_t now)
 {
-    size_t len = gw_sched_len(s);
+    size_t len = proto_sched_len(s);
 
-    assert_int_equal(gw_sched_enqueue(s, e, now), 0);
-    assert_true(gw_sched_is_queued(e));
-    assert_int_equal(gw_sched_len(s), len + 1);
+    assert_int_equal(proto_sched_enqueue(s, e, now), 0);
+    assert_true(proto_sched_is_queued(e));
+    assert_int_equal(proto_sched_len(s), len + 1);
 }
 
 /* Dequeues and returns the index of the entry in base[0..n), or -1 for NULL. */
-static int dequeue_index(gw_sched_t *s, gw_sched_entry_t *base, size_t n, uint64_t now,
+static int dequeue_index(proto_sched_t *s, proto_sched_entry_t *base, size_t n, uint64_t now,
                          int max_urgency)
 {
-    size_t len = gw_sched_len(s);
-    gw_sched_entry_t *e = gw_sched_dequeue(s, now, max_urgency);
+    size_t len = proto_sched_len(s);
+    proto_sched_entry_t *e = proto_sched_dequeue(s, now, max_urgency);
 
     if (e == NULL) {
-        assert_int_equal(gw_sched_len(s), len);
+        assert_int_equal(proto_sched_len(s), len);
         return -1;
     }
-    assert_false(gw_sched_is_queued(e));
-    assert_int_equal(gw_sched_len(s), len - 1);
+    assert_false(proto_sched_is_queued(e));
+    assert_int_equal(proto_sched_len(s), len - 1);
     assert_true((uintptr_t)e >= (uintptr_t)base && (uintptr_t)e < (uintptr_t)(base + n));
     return (int)(e - base);
 }
 
 /* Nothing left: no entry, and every bucket and flow has been freed. */
-static void assert_drained(gw_sched_t *s)
+static void assert_drained(proto_sched_t *s)
 {
-    assert_null(gw_sched_dequeue(s, 0, ALL));
-    assert_int_equal(gw_sched_len(s), 0);
+    assert_null(proto_sched_dequeue(s, 0, ALL));
+    assert_int_equal(proto_sched_len(s), 0);
     assert_int_equal(s->nbuckets, 0);
-    assert_true(gw_queue_empty(&s->age));
-    for (int i = 0; i < GW_SCHED_LEVELS; i++)
-        assert_true(gw_queue_empty(&s->levels[i]));
+    assert_true(proto_queue_empty(&s->age));
+    for (int i = 0; i < PROTO_SCHED_LEVELS; i++)
+        assert_true(proto_queue_empty(&s->levels[i]));
 }
 
 /* ---- dispatch order, table-driven (tests 1, 2 and 6) ---- */
@@ -77,32 +77,32 @@ typedef struct seq_case {
     uint8_t owner[16]; /* index into owner_keys */
     uint8_t urgency[16];
     uint16_t weight[16]; /* 0 stands for DEFAULT_WEIGHT */
-    int want[16];        /* entry indices in GW_SCHED_PRIORITY dispatch order */
+    int want[16];        /* entry indices in PROTO_SCHED_PRIORITY dispatch order */
 } seq_case_t;
 
 /* Queues c's entries in index order at t=0 and dequeues them all; FIFO mode
  * must give arrival order whatever the priorities. */
 static void run_seq_case(const seq_case_t *c, int mode)
 {
-    gw_sched_entry_t e[16];
-    gw_sched_t s;
+    proto_sched_entry_t e[16];
+    proto_sched_t s;
 
-    assert_int_equal(gw_sched_init(&s, mode, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, mode, NO_AGING, NULL), 0);
     for (size_t i = 0; i < c->n; i++) {
         entry_set(&e[i], owner(c->owner[i]), c->urgency[i],
                   c->weight[i] != 0 ? c->weight[i] : DEFAULT_WEIGHT);
         enqueue(&s, &e[i], 0);
     }
     for (size_t i = 0; i < c->n; i++) {
-        int want = mode == GW_SCHED_FIFO ? (int)i : c->want[i];
+        int want = mode == PROTO_SCHED_FIFO ? (int)i : c->want[i];
         int got = dequeue_index(&s, e, c->n, 0, ALL);
         if (got != want)
             print_error("case \"%s\" (%s): dispatch %zu got entry %d, want %d\n", c->name,
-                        mode == GW_SCHED_FIFO ? "fifo" : "priority", i, got, want);
+                        mode == PROTO_SCHED_FIFO ? "fifo" : "priority", i, got, want);
         assert_int_equal(got, want);
     }
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* One owner, one weight: urgency decides, arrival order breaks ties. */
@@ -167,26 +167,26 @@ static void test_urgency_order(void **state)
 {
     (void)state;
     for (size_t i = 0; i < COUNT(urgency_cases); i++)
-        run_seq_case(&urgency_cases[i], GW_SCHED_PRIORITY);
+        run_seq_case(&urgency_cases[i], PROTO_SCHED_PRIORITY);
 }
 
 static void test_owner_round_robin(void **state)
 {
     (void)state;
     for (size_t i = 0; i < COUNT(owner_cases); i++)
-        run_seq_case(&owner_cases[i], GW_SCHED_PRIORITY);
+        run_seq_case(&owner_cases[i], PROTO_SCHED_PRIORITY);
 }
 
 /* A connection with a long backlog does not hold back a newcomer. */
 static void test_owner_newcomer(void **state)
 {
     enum { N = 500 };
-    static gw_sched_entry_t e[N + 1]; /* e[N] is owner B's */
-    gw_sched_t s;
+    static proto_sched_entry_t e[N + 1]; /* e[N] is owner B's */
+    proto_sched_t s;
     int first[2];
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     for (int i = 0; i < N; i++) {
         entry_set(&e[i], owner(0), 3, DEFAULT_WEIGHT);
         enqueue(&s, &e[i], 0);
@@ -206,26 +206,26 @@ static void test_owner_newcomer(void **state)
     while (next < N)
         assert_int_equal(dequeue_index(&s, e, N + 1, 0, ALL), next++);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 static void test_fifo_order(void **state)
 {
     (void)state;
     for (size_t i = 0; i < COUNT(urgency_cases); i++)
-        run_seq_case(&urgency_cases[i], GW_SCHED_FIFO);
+        run_seq_case(&urgency_cases[i], PROTO_SCHED_FIFO);
     for (size_t i = 0; i < COUNT(owner_cases); i++)
-        run_seq_case(&owner_cases[i], GW_SCHED_FIFO);
+        run_seq_case(&owner_cases[i], PROTO_SCHED_FIFO);
 }
 
 /* The oldest entry blocks the line when it may not use the connection. */
 static void test_fifo_head_of_line(void **state)
 {
-    gw_sched_entry_t e[3];
-    gw_sched_t s;
+    proto_sched_entry_t e[3];
+    proto_sched_t s;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_FIFO, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_FIFO, NO_AGING, NULL), 0);
     entry_set(&e[0], owner(0), 5, DEFAULT_WEIGHT);
     entry_set(&e[1], owner(1), 1, DEFAULT_WEIGHT);
     entry_set(&e[2], owner(0), 0, DEFAULT_WEIGHT);
@@ -239,7 +239,7 @@ static void test_fifo_head_of_line(void **state)
     assert_int_equal(dequeue_index(&s, e, 3, 10, 1), 1);
     assert_int_equal(dequeue_index(&s, e, 3, 10, 0), 2);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* ---- weights (test 3) ---- */
@@ -257,12 +257,12 @@ typedef struct weight_case {
 static void run_weight_case(const weight_case_t *c)
 {
     enum { KEEP = 50, N = 2 * KEEP, DISPATCHES = 10000 };
-    gw_sched_entry_t e[N];
+    proto_sched_entry_t e[N];
     unsigned seq[N], next_seq = 0, last_seq[2] = {0, 0};
     unsigned count[2] = {0, 0};
-    gw_sched_t s;
+    proto_sched_t s;
 
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     /* Even indices have w1, odd w2; queued interleaved. */
     for (int i = 0; i < N; i++) {
         entry_set(&e[i], owner(0), 3, i % 2 == 0 ? c->w1 : c->w2);
@@ -282,14 +282,14 @@ static void run_weight_case(const weight_case_t *c)
         enqueue(&s, &e[i], 0);
         seq[i] = ++next_seq;
     }
-    assert_int_equal(gw_sched_len(&s), N);
+    assert_int_equal(proto_sched_len(&s), N);
     double ratio = count[1] > 0 ? (double)count[0] / count[1] : 1e9;
     if (ratio < c->want * 0.9 || ratio > c->want * 1.1)
         print_error("weights %u:%u: %u vs %u dispatches (ratio %.4f, want %.4f)\n", c->w1, c->w2,
                     count[0], count[1], ratio, c->want);
     assert_true(count[0] > 0 && count[1] > 0);
     assert_true(ratio >= c->want * 0.9 && ratio <= c->want * 1.1);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 static void test_weights(void **state)
@@ -309,18 +309,18 @@ static void test_weights(void **state)
  * heavy dispatches per light one still holds. */
 static void test_weights_refilled_flow(void **state)
 {
-    gw_sched_entry_t heavy, light;
-    gw_sched_t s;
+    proto_sched_entry_t heavy, light;
+    proto_sched_t s;
     unsigned nheavy = 0, nlight = 0;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     entry_set(&heavy, owner(0), 3, 256);
     entry_set(&light, owner(0), 3, 32);
     enqueue(&s, &heavy, 0);
     enqueue(&s, &light, 0);
     for (int k = 0; k < 9000; k++) {
-        gw_sched_entry_t *e = gw_sched_dequeue(&s, 0, ALL);
+        proto_sched_entry_t *e = proto_sched_dequeue(&s, 0, ALL);
         assert_non_null(e);
         if (e == &heavy)
             nheavy++;
@@ -330,7 +330,7 @@ static void test_weights_refilled_flow(void **state)
     }
     assert_in_range(nheavy, 7900, 8100);
     assert_in_range(nlight, 900, 1100);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* ---- aging (test 4) ---- */
@@ -341,9 +341,9 @@ typedef struct aging_case {
 } aging_case_t;
 
 /* Queues the old u=7 entry at t=0 and u=0 entries at t=500, 600, 700, 800. */
-static void aging_setup(gw_sched_t *s, gw_sched_entry_t e[5])
+static void aging_setup(proto_sched_t *s, proto_sched_entry_t e[5])
 {
-    assert_int_equal(gw_sched_init(s, GW_SCHED_PRIORITY, 1000, NULL), 0);
+    assert_int_equal(proto_sched_init(s, PROTO_SCHED_PRIORITY, 1000, NULL), 0);
     entry_set(&e[0], owner(0), 7, DEFAULT_WEIGHT);
     enqueue(s, &e[0], 0);
     for (int i = 1; i < 5; i++) {
@@ -357,14 +357,14 @@ static void test_aging(void **state)
     static const aging_case_t cases[] = {
         {0, 0}, {500, 0}, {900, 0}, {999, 0}, {1000, 1}, {1001, 1}, {5000, 1},
     };
-    gw_sched_entry_t e[5];
-    gw_sched_t s;
+    proto_sched_entry_t e[5];
+    proto_sched_t s;
 
     (void)state;
     for (size_t i = 0; i < COUNT(cases); i++) {
         aging_setup(&s, e);
         assert_int_equal(dequeue_index(&s, e, 5, cases[i].now, ALL), cases[i].want_old ? 0 : 1);
-        gw_sched_free(&s);
+        proto_sched_free(&s);
     }
 
     /* The same scenario over time. */
@@ -375,31 +375,31 @@ static void test_aging(void **state)
     assert_int_equal(dequeue_index(&s, e, 5, 1000, ALL), 3);
     assert_int_equal(dequeue_index(&s, e, 5, 1000, ALL), 4);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 
     /* An aged entry still obeys max_urgency. */
     aging_setup(&s, e);
     assert_int_equal(dequeue_index(&s, e, 5, 2000, 3), 1);
     assert_int_equal(dequeue_index(&s, e, 5, 2000, ALL), 0);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 
     /* Once everything has aged, dispatch is oldest first. */
     aging_setup(&s, e);
     for (int i = 0; i < 5; i++)
         assert_int_equal(dequeue_index(&s, e, 5, 10000, ALL), i);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* max_wait_ms = 0: every entry has aged at once, so priority mode is FIFO. */
 static void test_aging_zero_wait(void **state)
 {
-    gw_sched_entry_t e[4];
-    gw_sched_t s;
+    proto_sched_entry_t e[4];
+    proto_sched_t s;
     static const uint8_t urgency[] = {7, 0, 5, 1};
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, 0, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, 0, NULL), 0);
     for (int i = 0; i < 4; i++) {
         entry_set(&e[i], owner(i), urgency[i], DEFAULT_WEIGHT);
         enqueue(&s, &e[i], 100);
@@ -407,18 +407,18 @@ static void test_aging_zero_wait(void **state)
     for (int i = 0; i < 4; i++)
         assert_int_equal(dequeue_index(&s, e, 4, 100, ALL), i);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* ---- max_urgency filter (test 5) ---- */
 
 static void test_max_urgency(void **state)
 {
-    gw_sched_entry_t e[2];
-    gw_sched_t s;
+    proto_sched_entry_t e[2];
+    proto_sched_t s;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     entry_set(&e[0], owner(0), 5, DEFAULT_WEIGHT); /* older, less urgent */
     entry_set(&e[1], owner(0), 1, DEFAULT_WEIGHT);
     enqueue(&s, &e[0], 0);
@@ -428,8 +428,8 @@ static void test_max_urgency(void **state)
     assert_int_equal(dequeue_index(&s, e, 2, 0, 2), 1);
     assert_int_equal(dequeue_index(&s, e, 2, 0, 2), -1);
     assert_int_equal(dequeue_index(&s, e, 2, 0, 4), -1);
-    assert_true(gw_sched_is_queued(&e[0]));
-    assert_int_equal(gw_sched_len(&s), 1);
+    assert_true(proto_sched_is_queued(&e[0]));
+    assert_int_equal(proto_sched_len(&s), 1);
     assert_int_equal(dequeue_index(&s, e, 2, 0, ALL), 0);
     assert_drained(&s);
 
@@ -442,7 +442,7 @@ static void test_max_urgency(void **state)
     assert_int_equal(dequeue_index(&s, e, 2, 0, -1), -1);
     assert_int_equal(dequeue_index(&s, e, 2, 0, 100), 1);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* ---- the parent_of hook (test 7) ---- */
@@ -450,14 +450,14 @@ static void test_max_urgency(void **state)
 /* An exchange-like owner of an entry, with its RFC 7540 parent. */
 typedef struct node {
     int id;
-    gw_sched_entry_t entry;
+    proto_sched_entry_t entry;
     struct node *parent;
 } node_t;
 
 /* Returns the parent whether it waits or not: the scheduler must check. */
-static gw_sched_entry_t *node_parent_of(gw_sched_entry_t *e)
+static proto_sched_entry_t *node_parent_of(proto_sched_entry_t *e)
 {
-    node_t *n = gw_container_of(e, node_t, entry);
+    node_t *n = proto_container_of(e, node_t, entry);
     return n->parent != NULL ? &n->parent->entry : NULL;
 }
 
@@ -476,9 +476,9 @@ typedef struct parent_case {
 static void run_parent_case(const parent_case_t *c)
 {
     node_t nodes[8];
-    gw_sched_t s;
+    proto_sched_t s;
 
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, node_parent_of), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, node_parent_of), 0);
     for (size_t i = 0; i < c->n; i++) {
         nodes[i].id = (int)i;
         nodes[i].parent = c->parent[i] >= 0 ? &nodes[c->parent[i]] : NULL;
@@ -487,15 +487,15 @@ static void run_parent_case(const parent_case_t *c)
     for (size_t i = 0; i < c->nq; i++)
         enqueue(&s, &nodes[c->enqueue[i]].entry, 0);
     for (size_t i = 0; i <= c->nwant; i++) {
-        gw_sched_entry_t *e = gw_sched_dequeue(&s, 0, c->max_urgency);
-        int got = e != NULL ? gw_container_of(e, node_t, entry)->id : -1;
+        proto_sched_entry_t *e = proto_sched_dequeue(&s, 0, c->max_urgency);
+        int got = e != NULL ? proto_container_of(e, node_t, entry)->id : -1;
         int want = i < c->nwant ? c->want[i] : -1;
         if (got != want)
             print_error("case \"%s\": dispatch %zu got node %d, want %d\n", c->name, i, got, want);
         assert_int_equal(got, want);
     }
-    assert_int_equal(gw_sched_len(&s), c->nq - c->nwant);
-    gw_sched_free(&s);
+    assert_int_equal(proto_sched_len(&s), c->nq - c->nwant);
+    proto_sched_free(&s);
 }
 
 static void test_parent_of(void **state)
@@ -541,11 +541,11 @@ static void test_parent_of_malformed(void **state)
 {
     enum { N = 200 };
     static node_t nodes[N];
-    gw_sched_t s;
+    proto_sched_t s;
     int seen[2] = {0, 0};
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, node_parent_of), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, node_parent_of), 0);
     for (int i = 0; i < 2; i++) {
         nodes[i].id = i;
         nodes[i].parent = &nodes[1 - i];
@@ -553,9 +553,9 @@ static void test_parent_of_malformed(void **state)
         enqueue(&s, &nodes[i].entry, 0);
     }
     for (int k = 0; k < 2; k++) {
-        gw_sched_entry_t *e = gw_sched_dequeue(&s, 0, ALL);
+        proto_sched_entry_t *e = proto_sched_dequeue(&s, 0, ALL);
         assert_non_null(e);
-        seen[gw_container_of(e, node_t, entry)->id]++;
+        seen[proto_container_of(e, node_t, entry)->id]++;
     }
     assert_int_equal(seen[0], 1);
     assert_int_equal(seen[1], 1);
@@ -572,25 +572,25 @@ static void test_parent_of_malformed(void **state)
         enqueue(&s, &nodes[i].entry, 0);
     int done[N] = {0};
     for (int k = 0; k < N; k++) {
-        gw_sched_entry_t *e = gw_sched_dequeue(&s, 0, ALL);
+        proto_sched_entry_t *e = proto_sched_dequeue(&s, 0, ALL);
         assert_non_null(e);
-        int id = gw_container_of(e, node_t, entry)->id;
+        int id = proto_container_of(e, node_t, entry)->id;
         assert_int_equal(done[id], 0);
         done[id] = 1;
     }
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* ---- remove (test 8) ---- */
 
 static void test_remove(void **state)
 {
-    gw_sched_entry_t e[6], never;
-    gw_sched_t s;
+    proto_sched_entry_t e[6], never;
+    proto_sched_t s;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     for (int i = 0; i < 5; i++) {
         entry_set(&e[i], owner(0), 3, DEFAULT_WEIGHT);
         enqueue(&s, &e[i], 0);
@@ -599,108 +599,108 @@ static void test_remove(void **state)
     enqueue(&s, &e[5], 0);
     assert_int_equal(s.nbuckets, 2);
 
-    gw_sched_remove(&s, &e[2]); /* middle */
-    assert_false(gw_sched_is_queued(&e[2]));
-    assert_int_equal(gw_sched_len(&s), 5);
-    gw_sched_remove(&s, &e[0]); /* head */
-    assert_int_equal(gw_sched_len(&s), 4);
-    gw_sched_remove(&s, &e[5]); /* last of its bucket */
-    assert_int_equal(gw_sched_len(&s), 3);
+    proto_sched_remove(&s, &e[2]); /* middle */
+    assert_false(proto_sched_is_queued(&e[2]));
+    assert_int_equal(proto_sched_len(&s), 5);
+    proto_sched_remove(&s, &e[0]); /* head */
+    assert_int_equal(proto_sched_len(&s), 4);
+    proto_sched_remove(&s, &e[5]); /* last of its bucket */
+    assert_int_equal(proto_sched_len(&s), 3);
     assert_int_equal(s.nbuckets, 1);
 
     /* Twice, and never queued: no-ops. */
-    gw_sched_remove(&s, &e[2]);
-    gw_sched_remove(&s, &e[0]);
-    gw_sched_remove(&s, &e[5]);
+    proto_sched_remove(&s, &e[2]);
+    proto_sched_remove(&s, &e[0]);
+    proto_sched_remove(&s, &e[5]);
     entry_set(&never, owner(0), 3, DEFAULT_WEIGHT);
-    gw_sched_remove(&s, &never);
-    assert_int_equal(gw_sched_len(&s), 3);
+    proto_sched_remove(&s, &never);
+    assert_int_equal(proto_sched_len(&s), 3);
 
     /* A removed entry may be queued again; it goes to the back. */
     enqueue(&s, &e[0], 0);
     assert_int_equal(dequeue_index(&s, e, 6, 0, ALL), 1);
     assert_int_equal(dequeue_index(&s, e, 6, 0, ALL), 3);
-    gw_sched_remove(&s, &e[0]); /* tail */
+    proto_sched_remove(&s, &e[0]); /* tail */
     assert_int_equal(dequeue_index(&s, e, 6, 0, ALL), 4);
     assert_drained(&s);
 
     /* Removing a dispatched entry is a no-op too. */
     enqueue(&s, &e[1], 0);
     assert_int_equal(dequeue_index(&s, e, 6, 0, ALL), 1);
-    gw_sched_remove(&s, &e[1]);
+    proto_sched_remove(&s, &e[1]);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* Removing the last entry of one weight keeps the other weights going, and
  * removing every entry of a level empties the level's ring. */
 static void test_remove_flows_and_levels(void **state)
 {
-    gw_sched_entry_t e[6];
-    gw_sched_t s;
+    proto_sched_entry_t e[6];
+    proto_sched_t s;
     static const struct {
         uint8_t urgency;
         uint16_t weight;
     } spec[] = {{2, 256}, {2, 32}, {2, 256}, {5, 16}, {5, 16}, {2, 1}};
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     for (int i = 0; i < 6; i++) {
         entry_set(&e[i], owner(0), spec[i].urgency, spec[i].weight);
         enqueue(&s, &e[i], 0);
     }
-    gw_sched_remove(&s, &e[1]); /* the only weight-32 entry */
-    gw_sched_remove(&s, &e[5]); /* the only weight-1 entry */
+    proto_sched_remove(&s, &e[1]); /* the only weight-32 entry */
+    proto_sched_remove(&s, &e[5]); /* the only weight-1 entry */
     assert_int_equal(dequeue_index(&s, e, 6, 0, ALL), 0);
     assert_int_equal(dequeue_index(&s, e, 6, 0, ALL), 2);
-    gw_sched_remove(&s, &e[3]);
-    gw_sched_remove(&s, &e[4]);
+    proto_sched_remove(&s, &e[3]);
+    proto_sched_remove(&s, &e[4]);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* Freeing with entries still queued leaks nothing (checked under ASan). */
 static void test_free_with_entries(void **state)
 {
     enum { N = 300 };
-    static gw_sched_entry_t e[N];
-    gw_sched_t s;
+    static proto_sched_entry_t e[N];
+    proto_sched_t s;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, 1000, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, 1000, NULL), 0);
     for (int i = 0; i < N; i++) {
-        entry_set(&e[i], owner(i % 97), i % GW_SCHED_LEVELS, 1 + (i * 37) % 256);
+        entry_set(&e[i], owner(i % 97), i % PROTO_SCHED_LEVELS, 1 + (i * 37) % 256);
         enqueue(&s, &e[i], (uint64_t)i);
     }
-    assert_non_null(gw_sched_dequeue(&s, 500, ALL));
-    gw_sched_free(&s);
+    assert_non_null(proto_sched_dequeue(&s, 500, ALL));
+    proto_sched_free(&s);
     assert_null(s.table);
 
     /* Forgotten entries are detached: an exchange freed after its pool
      * still calls remove (and may call update), which must do nothing. */
-    assert_int_equal(gw_sched_len(&s), 0);
+    assert_int_equal(proto_sched_len(&s), 0);
     for (int i = 0; i < N; i++) {
-        assert_false(gw_sched_is_queued(&e[i]));
-        assert_int_equal(gw_sched_update(&s, &e[i], 0, 256), 0);
-        gw_sched_remove(&s, &e[i]);
+        assert_false(proto_sched_is_queued(&e[i]));
+        assert_int_equal(proto_sched_update(&s, &e[i], 0, 256), 0);
+        proto_sched_remove(&s, &e[i]);
     }
-    assert_null(gw_sched_dequeue(&s, 500, ALL));
+    assert_null(proto_sched_dequeue(&s, 500, ALL));
 
     /* Freeing an empty scheduler, and freeing twice, is fine as well. */
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_FIFO, 0, NULL), 0);
-    gw_sched_free(&s);
-    gw_sched_free(&s);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_FIFO, 0, NULL), 0);
+    proto_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* ---- update (test 9) ---- */
 
 static void test_update(void **state)
 {
-    gw_sched_entry_t e[5], never;
-    gw_sched_t s;
+    proto_sched_entry_t e[5], never;
+    proto_sched_t s;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     for (int i = 0; i < 3; i++) {
         entry_set(&e[i], owner(0), 7, DEFAULT_WEIGHT);
         enqueue(&s, &e[i], 0);
@@ -710,52 +710,52 @@ static void test_update(void **state)
     entry_set(&e[4], owner(0), 3, DEFAULT_WEIGHT);
     enqueue(&s, &e[4], 0);
 
-    assert_int_equal(gw_sched_update(&s, &e[1], 0, DEFAULT_WEIGHT), 0);
-    assert_true(gw_sched_is_queued(&e[1]));
+    assert_int_equal(proto_sched_update(&s, &e[1], 0, DEFAULT_WEIGHT), 0);
+    assert_true(proto_sched_is_queued(&e[1]));
     assert_int_equal(e[1].urgency, 0);
-    assert_int_equal(gw_sched_len(&s), 5);
+    assert_int_equal(proto_sched_len(&s), 5);
     assert_int_equal(dequeue_index(&s, e, 5, 0, ALL), 1);
 
     /* The same priority again keeps the entry's place. */
-    assert_int_equal(gw_sched_update(&s, &e[3], 3, DEFAULT_WEIGHT), 0);
+    assert_int_equal(proto_sched_update(&s, &e[3], 3, DEFAULT_WEIGHT), 0);
     assert_int_equal(dequeue_index(&s, e, 5, 0, ALL), 3);
 
     /* Not queued: dispatched or never queued. Nothing changes. */
-    assert_int_equal(gw_sched_update(&s, &e[1], 7, 1), 0);
-    assert_false(gw_sched_is_queued(&e[1]));
+    assert_int_equal(proto_sched_update(&s, &e[1], 7, 1), 0);
+    assert_false(proto_sched_is_queued(&e[1]));
     assert_int_equal(e[1].urgency, 0);
     entry_set(&never, owner(0), 4, DEFAULT_WEIGHT);
-    assert_int_equal(gw_sched_update(&s, &never, 0, 256), 0);
-    assert_false(gw_sched_is_queued(&never));
-    assert_int_equal(gw_sched_len(&s), 3);
+    assert_int_equal(proto_sched_update(&s, &never, 0, 256), 0);
+    assert_false(proto_sched_is_queued(&never));
+    assert_int_equal(proto_sched_len(&s), 3);
 
     /* Down to u=7: e[4] now waits behind e[0] and e[2]. */
-    assert_int_equal(gw_sched_update(&s, &e[4], 7, DEFAULT_WEIGHT), 0);
+    assert_int_equal(proto_sched_update(&s, &e[4], 7, DEFAULT_WEIGHT), 0);
     assert_int_equal(dequeue_index(&s, e, 5, 0, ALL), 0);
     assert_int_equal(dequeue_index(&s, e, 5, 0, ALL), 2);
     assert_int_equal(dequeue_index(&s, e, 5, 0, ALL), 4);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* A new weight moves the entry to its new flow; the stride follows it. */
 static void test_update_weight(void **state)
 {
     enum { N = 40 };
-    gw_sched_entry_t e[N];
-    gw_sched_t s;
+    proto_sched_entry_t e[N];
+    proto_sched_t s;
     int heavy = 0;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     for (int i = 0; i < N; i++) {
         entry_set(&e[i], owner(0), 3, 32);
         enqueue(&s, &e[i], 0);
     }
     /* Half of them become weight 256 (odd indices). */
     for (int i = 1; i < N; i += 2)
-        assert_int_equal(gw_sched_update(&s, &e[i], 3, 256), 0);
-    assert_int_equal(gw_sched_len(&s), N);
+        assert_int_equal(proto_sched_update(&s, &e[i], 3, 256), 0);
+    assert_int_equal(proto_sched_len(&s), N);
     /* In the first 18 dispatches the heavy flow gets about 16. */
     for (int k = 0; k < 18; k++) {
         int i = dequeue_index(&s, e, N, 0, ALL);
@@ -763,32 +763,32 @@ static void test_update_weight(void **state)
         heavy += i % 2;
     }
     assert_in_range(heavy, 15, 17);
-    while (gw_sched_dequeue(&s, 0, ALL) != NULL)
+    while (proto_sched_dequeue(&s, 0, ALL) != NULL)
         ;
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* Reprioritizing keeps the time of arrival, so aging still applies. */
 static void test_update_keeps_age(void **state)
 {
-    gw_sched_entry_t e[4];
-    gw_sched_t s;
+    proto_sched_entry_t e[4];
+    proto_sched_t s;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, 1000, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, 1000, NULL), 0);
     entry_set(&e[0], owner(0), 0, DEFAULT_WEIGHT);
     enqueue(&s, &e[0], 0);
     for (int i = 1; i < 4; i++) {
         entry_set(&e[i], owner(1), 0, DEFAULT_WEIGHT);
         enqueue(&s, &e[i], 400 + 100 * (uint64_t)i);
     }
-    assert_int_equal(gw_sched_update(&s, &e[0], 7, 256), 0);
+    assert_int_equal(proto_sched_update(&s, &e[0], 7, 256), 0);
     assert_int_equal(e[0].enqueued_ms, 0);
     assert_int_equal(dequeue_index(&s, e, 4, 900, ALL), 1);
     assert_int_equal(dequeue_index(&s, e, 4, 1000, ALL), 0);
     assert_int_equal(dequeue_index(&s, e, 4, 1000, ALL), 2);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* ---- clamping (test 10) ---- */
@@ -804,11 +804,11 @@ static void test_clamping(void **state)
         {200, 16, 7, 16}, {7, 0, 7, 1},         {0, 1000, 0, 256}, {8, 257, 7, 256},
         {0, 1, 0, 1},     {255, 65535, 7, 256}, {3, 256, 3, 256},
     };
-    gw_sched_entry_t e, other;
-    gw_sched_t s;
+    proto_sched_entry_t e, other;
+    proto_sched_t s;
 
     (void)state;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     for (size_t i = 0; i < COUNT(cases); i++) {
         const clamp_case_t *c = &cases[i];
 
@@ -818,16 +818,16 @@ static void test_clamping(void **state)
         assert_int_equal(e.urgency, c->want_urgency);
         assert_int_equal(e.weight, c->want_weight);
         if (c->want_urgency > 0)
-            assert_null(gw_sched_dequeue(&s, 0, c->want_urgency - 1));
-        assert_ptr_equal(gw_sched_dequeue(&s, 0, c->want_urgency), &e);
+            assert_null(proto_sched_dequeue(&s, 0, c->want_urgency - 1));
+        assert_ptr_equal(proto_sched_dequeue(&s, 0, c->want_urgency), &e);
 
         /* update() clamps its int arguments the same way. */
         entry_set(&e, owner(0), 1, 2);
         enqueue(&s, &e, 0);
-        assert_int_equal(gw_sched_update(&s, &e, c->urgency, c->weight), 0);
+        assert_int_equal(proto_sched_update(&s, &e, c->urgency, c->weight), 0);
         assert_int_equal(e.urgency, c->want_urgency);
         assert_int_equal(e.weight, c->want_weight);
-        assert_ptr_equal(gw_sched_dequeue(&s, 0, c->want_urgency), &e);
+        assert_ptr_equal(proto_sched_dequeue(&s, 0, c->want_urgency), &e);
         assert_drained(&s);
     }
 
@@ -836,13 +836,13 @@ static void test_clamping(void **state)
     entry_set(&other, owner(0), 0, DEFAULT_WEIGHT);
     enqueue(&s, &other, 0);
     enqueue(&s, &e, 0);
-    assert_int_equal(gw_sched_update(&s, &e, -3, -100), 0);
+    assert_int_equal(proto_sched_update(&s, &e, -3, -100), 0);
     assert_int_equal(e.urgency, 0);
     assert_int_equal(e.weight, 1);
-    assert_ptr_equal(gw_sched_dequeue(&s, 0, 0), &other);
-    assert_ptr_equal(gw_sched_dequeue(&s, 0, 0), &e);
+    assert_ptr_equal(proto_sched_dequeue(&s, 0, 0), &other);
+    assert_ptr_equal(proto_sched_dequeue(&s, 0, 0), &e);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
 }
 
 /* ---- scale (test 11) ---- */
@@ -866,32 +866,32 @@ static double elapsed_ms(const struct timespec *a, const struct timespec *b)
 static void test_scale(void **state)
 {
     enum { N = 100000, OWNERS = 1000 };
-    gw_sched_entry_t *e = calloc(N, sizeof(*e));
+    proto_sched_entry_t *e = calloc(N, sizeof(*e));
     unsigned char *seen = calloc(N, 1);
-    gw_sched_t s;
+    proto_sched_t s;
     struct timespec t0, t1, t2;
 
     (void)state;
     assert_non_null(e);
     assert_non_null(seen);
     rng_state = 0x9e3779b97f4a7c15ull;
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
 
     clock_gettime(CLOCK_MONOTONIC, &t0);
     for (int i = 0; i < N; i++) {
         uint64_t r = rng_next();
-        entry_set(&e[i], owner((int)(r % OWNERS)), (int)((r >> 16) % GW_SCHED_LEVELS),
+        entry_set(&e[i], owner((int)(r % OWNERS)), (int)((r >> 16) % PROTO_SCHED_LEVELS),
                   1 + (int)((r >> 24) % 256));
-        assert_int_equal(gw_sched_enqueue(&s, &e[i], 1000), 0);
+        assert_int_equal(proto_sched_enqueue(&s, &e[i], 1000), 0);
     }
     clock_gettime(CLOCK_MONOTONIC, &t1);
-    assert_int_equal(gw_sched_len(&s), N);
-    assert_true(s.nbuckets <= (size_t)OWNERS * GW_SCHED_LEVELS);
+    assert_int_equal(proto_sched_len(&s), N);
+    assert_true(s.nbuckets <= (size_t)OWNERS * PROTO_SCHED_LEVELS);
     assert_true(s.table_size >= s.nbuckets);
 
     int last_urgency = 0;
     for (int k = 0; k < N; k++) {
-        gw_sched_entry_t *x = gw_sched_dequeue(&s, 1000, ALL);
+        proto_sched_entry_t *x = proto_sched_dequeue(&s, 1000, ALL);
         assert_non_null(x);
         size_t i = (size_t)(x - e);
         assert_true(i < N);
@@ -904,7 +904,7 @@ static void test_scale(void **state)
     assert_drained(&s);
     print_message("    scale: %d entries, %d owners: enqueue %.1f ms, dequeue %.1f ms\n", N, OWNERS,
                   elapsed_ms(&t0, &t1), elapsed_ms(&t1, &t2));
-    gw_sched_free(&s);
+    proto_sched_free(&s);
     free(seen);
     free(e);
 }
@@ -914,14 +914,14 @@ static void test_scale(void **state)
 static void test_scale_round_robin(void **state)
 {
     enum { OWNERS = 1000, PER = 10, N = OWNERS * PER };
-    gw_sched_entry_t *e = calloc(N, sizeof(*e));
+    proto_sched_entry_t *e = calloc(N, sizeof(*e));
     int *last_round = calloc(OWNERS, sizeof(int));
-    gw_sched_t s;
+    proto_sched_t s;
 
     (void)state;
     assert_non_null(e);
     assert_non_null(last_round);
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     for (int i = 0; i < N; i++) { /* owner by owner */
         entry_set(&e[i], owner(i / PER), 4, 1 + i % 256);
         enqueue(&s, &e[i], 0);
@@ -935,7 +935,7 @@ static void test_scale_round_robin(void **state)
         last_round[o] = round;
     }
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
     free(last_round);
     free(e);
 }
@@ -944,19 +944,19 @@ static void test_scale_round_robin(void **state)
  * finds every bucket afterwards. */
 static void test_table_growth(void **state)
 {
-    enum { OWNERS = 4096, N = OWNERS * GW_SCHED_LEVELS };
-    gw_sched_entry_t *first = calloc(N, sizeof(*first));
-    gw_sched_entry_t *second = calloc(N, sizeof(*second));
-    gw_sched_t s;
+    enum { OWNERS = 4096, N = OWNERS * PROTO_SCHED_LEVELS };
+    proto_sched_entry_t *first = calloc(N, sizeof(*first));
+    proto_sched_entry_t *second = calloc(N, sizeof(*second));
+    proto_sched_t s;
     size_t initial;
 
     (void)state;
     assert_non_null(first);
     assert_non_null(second);
-    assert_int_equal(gw_sched_init(&s, GW_SCHED_PRIORITY, NO_AGING, NULL), 0);
+    assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, NO_AGING, NULL), 0);
     initial = s.table_size;
     for (int i = 0; i < N; i++) {
-        entry_set(&first[i], owner(i / GW_SCHED_LEVELS), i % GW_SCHED_LEVELS, DEFAULT_WEIGHT);
+        entry_set(&first[i], owner(i / PROTO_SCHED_LEVELS), i % PROTO_SCHED_LEVELS, DEFAULT_WEIGHT);
         enqueue(&s, &first[i], 0);
         assert_int_equal(s.nbuckets, (size_t)i + 1);
         assert_true(s.table_size >= s.nbuckets);
@@ -966,25 +966,25 @@ static void test_table_growth(void **state)
 
     /* The same keys again: found, not duplicated. */
     for (int i = 0; i < N; i++) {
-        entry_set(&second[i], owner(i / GW_SCHED_LEVELS), i % GW_SCHED_LEVELS, DEFAULT_WEIGHT);
+        entry_set(&second[i], owner(i / PROTO_SCHED_LEVELS), i % PROTO_SCHED_LEVELS, DEFAULT_WEIGHT);
         enqueue(&s, &second[i], 0);
     }
     assert_int_equal(s.nbuckets, N);
 
     /* Every first entry out; each bucket still holds its second one. */
     for (int i = 0; i < N; i++)
-        gw_sched_remove(&s, &first[i]);
+        proto_sched_remove(&s, &first[i]);
     assert_int_equal(s.nbuckets, N);
-    assert_int_equal(gw_sched_len(&s), N);
+    assert_int_equal(proto_sched_len(&s), N);
 
     /* Level 0 first, one entry per owner, owners in order of arrival. */
     for (int k = 0; k < OWNERS; k++)
-        assert_ptr_equal(gw_sched_dequeue(&s, 0, 0), &second[k * GW_SCHED_LEVELS]);
-    assert_null(gw_sched_dequeue(&s, 0, 0));
+        assert_ptr_equal(proto_sched_dequeue(&s, 0, 0), &second[k * PROTO_SCHED_LEVELS]);
+    assert_null(proto_sched_dequeue(&s, 0, 0));
     for (int i = 0; i < N; i++)
-        gw_sched_remove(&s, &second[i]);
+        proto_sched_remove(&s, &second[i]);
     assert_drained(&s);
-    gw_sched_free(&s);
+    proto_sched_free(&s);
     free(second);
     free(first);
 }

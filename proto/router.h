@@ -2,8 +2,8 @@
  * Which backend a request goes to: the configured routes, matched on the
  * request's host and path. Plain code without I/O, unit-tested.
  */
-#ifndef GW_ROUTER_H
-#define GW_ROUTER_H
+#ifndef PROTO_ROUTER_H
+#define PROTO_ROUTER_H
 
 #include <stddef.h>
 
@@ -19,7 +19,7 @@
  * then the longest path prefix, then the first declared. No match: the
  * default backend.
  */
-size_t gw_route_pick(const cfg_t *cfg, const char *authority, size_t authority_len,
+size_t proto_route_pick(const cfg_t *cfg, const char *authority, size_t authority_len,
                      const char *path, size_t path_len);
 
 #endif

@@ -12,8 +12,8 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "gateway/queue.h"
-#include "gateway/scheduler.h"
+#include "proto/queue.h"
+#include "proto/scheduler.h"
 
 struct gw_worker;
 struct gw_exchange;
@@ -30,7 +30,7 @@ typedef struct gw_server {
     uv_getaddrinfo_t resolve_req;
     int is_resolving;
     int is_awaiting_first_address; /* a name whose first resolution is pending */
-    gw_queue_t idle;               /* LIFO: the most recently used is warmest */
+    proto_queue_t idle;               /* LIFO: the most recently used is warmest */
     uint32_t nidle;
     uint32_t nconns; /* open or opening; bounded by max_connections */
     uint32_t nbusy;  /* connections carrying an exchange */
@@ -58,8 +58,8 @@ typedef struct gw_pool {
     gw_server_t *servers;
     size_t nservers;
     size_t rr_next;           /* tie breaker for least outstanding */
-    gw_queue_t all;           /* every open connection, for a drain */
-    gw_sched_t sched;         /* exchanges waiting for a connection */
+    proto_queue_t all;           /* every open connection, for a drain */
+    proto_sched_t sched;         /* exchanges waiting for a connection */
     uv_timer_t queue_timer;   /* fails exchanges waiting over queue_timeout */
     uv_timer_t resolve_timer; /* re-resolves server names */
     struct gw_tls_ctx *tls;   /* HTTPS to the servers (tls = on), else NULL */

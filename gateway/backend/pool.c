@@ -1,14 +1,14 @@
-#include "gateway/backend.h"
+#include "gateway/backend/pool.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gateway/exchange.h"
-#include "gateway/health.h"
-#include "gateway/log.h"
-#include "gateway/tls.h"
-#include "gateway/upstream.h"
+#include "gateway/backend/health.h"
+#include "gateway/core/log.h"
+#include "gateway/tls/tls.h"
+#include "gateway/backend/h1conn.h"
 #include "gateway/worker.h"
 
 /* Reserved connections (priority_reserved_connections) serve urgency 0..2:
@@ -19,9 +19,9 @@ static void on_queue_timer(uv_timer_t *timer);
 static void on_resolve_timer(uv_timer_t *timer);
 
 /* The scheduler's view of the RFC 7540 tree: a waiting parent goes first. */
-static gw_sched_entry_t *sched_parent_of(gw_sched_entry_t *e)
+static proto_sched_entry_t *sched_parent_of(proto_sched_entry_t *e)
 {
-    gw_exchange_t *x = gw_container_of(e, gw_exchange_t, sched);
+    gw_exchange_t *x = proto_container_of(e, gw_exchange_t, sched);
     if (x->fe->parent_of == NULL)
         return NULL;
     gw_exchange_t *parent = x->fe->parent_of(x);
@@ -109,9 +109,9 @@ int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_backend_t *bcfg)
     p->cfg = w->cfg;
     p->bcfg = bcfg;
     snprintf(p->name, sizeof(p->name), "%s", bcfg->name);
-    gw_queue_init(&p->all);
-    if (gw_sched_init(&p->sched,
-                      bcfg->scheduling == CFG_SCHED_FIFO ? GW_SCHED_FIFO : GW_SCHED_PRIORITY,
+    proto_queue_init(&p->all);
+    if (proto_sched_init(&p->sched,
+                      bcfg->scheduling == CFG_SCHED_FIFO ? PROTO_SCHED_FIFO : PROTO_SCHED_PRIORITY,
                       bcfg->priority_max_wait_ms, sched_parent_of) != 0)
         return UV_ENOMEM;
     uv_timer_init(&w->loop, &p->queue_timer);
@@ -136,7 +136,7 @@ int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_backend_t *bcfg)
         s->pool = p;
         s->cfg = &bcfg->servers[i];
         snprintf(s->name, sizeof(s->name), "%s:%u", s->cfg->addr.host, s->cfg->addr.port);
-        gw_queue_init(&s->idle);
+        proto_queue_init(&s->idle);
         if (numeric_addr(&s->cfg->addr, &s->addr) == 0) {
             s->has_addr = 1;
         } else {
@@ -155,9 +155,9 @@ int gw_pool_init(gw_pool_t *p, gw_worker_t *w, const cfg_backend_t *bcfg)
 void gw_pool_close_idle(gw_pool_t *p)
 {
     for (size_t i = 0; i < p->nservers; i++) {
-        gw_queue_t *n;
-        while ((n = gw_queue_first(&p->servers[i].idle)) != NULL)
-            gw_upconn_close(gw_container_of(n, gw_upconn_t, idle_node));
+        proto_queue_t *n;
+        while ((n = proto_queue_first(&p->servers[i].idle)) != NULL)
+            gw_upconn_close(proto_container_of(n, gw_upconn_t, idle_node));
     }
 }
 
@@ -170,18 +170,18 @@ void gw_pool_close_all(gw_pool_t *p)
                 (unsigned long long)(st->queue_full + st->queue_timeouts + st->all_down),
                 (unsigned long long)st->queue_full, (unsigned long long)st->queue_timeouts,
                 (unsigned long long)st->all_down, (unsigned long long)st->body_too_large);
-    gw_queue_t *n;
-    while ((n = gw_queue_first(&p->all)) != NULL) {
-        gw_upconn_t *u = gw_container_of(n, gw_upconn_t, all_node);
+    proto_queue_t *n;
+    while ((n = proto_queue_first(&p->all)) != NULL) {
+        gw_upconn_t *u = proto_container_of(n, gw_upconn_t, all_node);
         if (u->x != NULL)
             gw_exchange_fail(u->x, 503, "gateway shutting down", 0);
         else
             gw_upconn_close(u);
     }
-    gw_sched_entry_t *e;
-    while ((e = gw_sched_dequeue(&p->sched, now_ms(p), GW_SCHED_LEVELS - 1)) != NULL)
-        gw_exchange_fail(gw_container_of(e, gw_exchange_t, sched), 503, "gateway shutting down", 0);
-    gw_sched_free(&p->sched);
+    proto_sched_entry_t *e;
+    while ((e = proto_sched_dequeue(&p->sched, now_ms(p), PROTO_SCHED_LEVELS - 1)) != NULL)
+        gw_exchange_fail(proto_container_of(e, gw_exchange_t, sched), 503, "gateway shutting down", 0);
+    proto_sched_free(&p->sched);
     for (size_t i = 0; i < p->nservers; i++) {
         gw_health_check_stop(p->servers[i].hc);
         p->servers[i].hc = NULL;
@@ -319,18 +319,18 @@ static gw_exchange_t *next_for(gw_pool_t *p, gw_server_t *s)
 {
     uint32_t reserved = p->bcfg->priority_reserved_connections;
     uint32_t max = p->bcfg->max_connections;
-    int max_urgency = reserved > 0 && s->nbusy + reserved >= max ? URGENT_MAX : GW_SCHED_LEVELS - 1;
-    gw_sched_entry_t *e = gw_sched_dequeue(&p->sched, now_ms(p), max_urgency);
-    return e != NULL ? gw_container_of(e, gw_exchange_t, sched) : NULL;
+    int max_urgency = reserved > 0 && s->nbusy + reserved >= max ? URGENT_MAX : PROTO_SCHED_LEVELS - 1;
+    proto_sched_entry_t *e = proto_sched_dequeue(&p->sched, now_ms(p), max_urgency);
+    return e != NULL ? proto_container_of(e, gw_exchange_t, sched) : NULL;
 }
 
 /* Sends x on s: an idle connection, or a new one. */
 static void send_on(gw_server_t *s, gw_exchange_t *x)
 {
-    gw_queue_t *idle = gw_queue_first(&s->idle);
+    proto_queue_t *idle = proto_queue_first(&s->idle);
     if (idle != NULL) {
-        gw_upconn_t *u = gw_container_of(idle, gw_upconn_t, idle_node);
-        gw_queue_remove(idle);
+        gw_upconn_t *u = proto_container_of(idle, gw_upconn_t, idle_node);
+        proto_queue_remove(idle);
         s->nidle--;
         gw_upconn_assign(u, x);
     } else {
@@ -358,7 +358,7 @@ void gw_pool_dispatch(gw_pool_t *p)
     if (p->is_dispatching)
         return;
     p->is_dispatching = 1;
-    while (gw_sched_len(&p->sched) > 0) {
+    while (proto_sched_len(&p->sched) > 0) {
         gw_server_t *s = pick_server(p, NULL);
         if (s == NULL)
             break;
@@ -368,11 +368,11 @@ void gw_pool_dispatch(gw_pool_t *p)
         send_on(s, x);
     }
     p->is_dispatching = 0;
-    if (gw_sched_len(&p->sched) > 0 && !any_server_up(p, now_ms(p))) {
+    if (proto_sched_len(&p->sched) > 0 && !any_server_up(p, now_ms(p))) {
         /* Everything went down under the queue: waiting is pointless. */
-        gw_sched_entry_t *e;
-        while ((e = gw_sched_dequeue(&p->sched, now_ms(p), GW_SCHED_LEVELS - 1)) != NULL) {
-            gw_exchange_t *x = gw_container_of(e, gw_exchange_t, sched);
+        proto_sched_entry_t *e;
+        while ((e = proto_sched_dequeue(&p->sched, now_ms(p), PROTO_SCHED_LEVELS - 1)) != NULL) {
+            gw_exchange_t *x = proto_container_of(e, gw_exchange_t, sched);
             x->retry_after_s = gw_pool_retry_after(p);
             p->stats.all_down++;
             gw_exchange_fail(x, 503, "every server of the backend is down", 0);
@@ -390,13 +390,13 @@ void gw_pool_submit(gw_pool_t *p, gw_exchange_t *x)
         gw_exchange_fail(x, 503, "every server of the backend is down", 0);
         return;
     }
-    if (gw_sched_len(&p->sched) >= p->bcfg->queue_length && !has_free_slot(p)) {
+    if (proto_sched_len(&p->sched) >= p->bcfg->queue_length && !has_free_slot(p)) {
         x->retry_after_s = 1;
         p->stats.queue_full++;
         gw_exchange_fail(x, 503, "backend queue is full", 0);
         return;
     }
-    if (gw_sched_enqueue(&p->sched, &x->sched, now_ms(p)) != 0) {
+    if (proto_sched_enqueue(&p->sched, &x->sched, now_ms(p)) != 0) {
         gw_exchange_fail(x, 503, "out of memory queueing the request", 0);
         return;
     }
@@ -420,7 +420,7 @@ void gw_pool_retry(gw_pool_t *p, gw_upconn_t *u, gw_exchange_t *x, int is_stale)
     gw_server_t *s = pick_server(p, failed);
     if (s == NULL) {
         /* Every server is busy: wait like a new request, keeping its age. */
-        if (gw_sched_enqueue(&p->sched, &x->sched, now_ms(p)) != 0)
+        if (proto_sched_enqueue(&p->sched, &x->sched, now_ms(p)) != 0)
             gw_exchange_fail(x, 503, "out of memory queueing the request", 0);
         else
             gw_pool_dispatch(p);
@@ -431,12 +431,12 @@ void gw_pool_retry(gw_pool_t *p, gw_upconn_t *u, gw_exchange_t *x, int is_stale)
 
 void gw_pool_reprioritize(gw_pool_t *p, gw_exchange_t *x, int urgency, int weight)
 {
-    gw_sched_update(&p->sched, &x->sched, urgency, weight);
+    proto_sched_update(&p->sched, &x->sched, urgency, weight);
 }
 
 void gw_pool_cancel(gw_pool_t *p, gw_exchange_t *x)
 {
-    gw_sched_remove(&p->sched, &x->sched);
+    proto_sched_remove(&p->sched, &x->sched);
 }
 
 /* ---- queue timeout ---- */
@@ -445,7 +445,7 @@ static void arm_queue_timer(gw_pool_t *p)
 {
     if (uv_is_closing((uv_handle_t *)&p->queue_timer))
         return;
-    gw_sched_entry_t *oldest = gw_sched_oldest(&p->sched);
+    proto_sched_entry_t *oldest = proto_sched_oldest(&p->sched);
     if (oldest == NULL) {
         uv_timer_stop(&p->queue_timer);
         return;
@@ -458,11 +458,11 @@ static void on_queue_timer(uv_timer_t *timer)
 {
     gw_pool_t *p = timer->data;
     uint64_t now = now_ms(p);
-    gw_sched_entry_t *e;
-    while ((e = gw_sched_oldest(&p->sched)) != NULL &&
+    proto_sched_entry_t *e;
+    while ((e = proto_sched_oldest(&p->sched)) != NULL &&
            now - e->enqueued_ms >= p->bcfg->queue_timeout_ms) {
-        gw_sched_remove(&p->sched, e);
-        gw_exchange_t *x = gw_container_of(e, gw_exchange_t, sched);
+        proto_sched_remove(&p->sched, e);
+        gw_exchange_t *x = proto_container_of(e, gw_exchange_t, sched);
         x->retry_after_s = 1;
         p->stats.queue_timeouts++;
         gw_exchange_fail(x, 503, "waited too long for a backend connection", 0);

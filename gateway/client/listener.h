@@ -11,7 +11,7 @@
 #include <uv.h>
 
 #include "config/config.h"
-#include "gateway/tls.h"
+#include "gateway/tls/tls.h"
 
 struct gw_worker;
 struct gw_client_conn;

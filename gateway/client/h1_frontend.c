@@ -10,15 +10,15 @@
  * past MAX_UNPARSED, the request body buffer past request_buffer_size, and
  * at most about OUT_HIGH of response body is gathered per write.
  */
-#include "gateway/h1_client.h"
+#include "gateway/client/h1_frontend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gateway/exchange.h"
-#include "gateway/h2_client.h"
-#include "gateway/log.h"
+#include "gateway/client/h2_frontend.h"
+#include "gateway/core/log.h"
 #include "proto/headers.h"
 #include "gateway/worker.h"
 #include "proto/buf.h"

@@ -1,4 +1,4 @@
-#include "gateway/scheduler.h"
+#include "proto/scheduler.h"
 
 #include <stdlib.h>
 
@@ -11,33 +11,33 @@
 #define MAX_PARENT_DEPTH 64
 
 /* All waiting entries of one weight within a bucket, in arrival order. */
-typedef struct gw_sched_flow {
-    struct gw_sched_flow *next;
-    struct gw_sched_bucket *bucket;
+typedef struct proto_sched_flow {
+    struct proto_sched_flow *next;
+    struct proto_sched_bucket *bucket;
     uint64_t pass;
     uint16_t weight;
-    gw_queue_t entries;
-} gw_sched_flow_t;
+    proto_queue_t entries;
+} proto_sched_flow_t;
 
 /* Waiting entries of one client connection at one urgency level. */
-typedef struct gw_sched_bucket {
-    struct gw_sched_bucket *hash_next;
+typedef struct proto_sched_bucket {
+    struct proto_sched_bucket *hash_next;
     const void *owner;
     uint8_t urgency;
     uint64_t vtime; /* pass of the last dispatch: where new flows start */
-    gw_queue_t ring_node;
-    gw_sched_flow_t *flows;
+    proto_queue_t ring_node;
+    proto_sched_flow_t *flows;
     size_t len;
-} gw_sched_bucket_t;
+} proto_sched_bucket_t;
 
-int gw_sched_init(gw_sched_t *s, int mode, uint64_t max_wait_ms, gw_sched_parent_fn parent_of)
+int proto_sched_init(proto_sched_t *s, int mode, uint64_t max_wait_ms, proto_sched_parent_fn parent_of)
 {
     s->mode = mode;
     s->max_wait_ms = max_wait_ms;
     s->parent_of = parent_of;
-    gw_queue_init(&s->age);
-    for (int i = 0; i < GW_SCHED_LEVELS; i++)
-        gw_queue_init(&s->levels[i]);
+    proto_queue_init(&s->age);
+    for (int i = 0; i < PROTO_SCHED_LEVELS; i++)
+        proto_queue_init(&s->levels[i]);
     s->table_size = 64;
     s->nbuckets = 0;
     s->len = 0;
@@ -45,35 +45,35 @@ int gw_sched_init(gw_sched_t *s, int mode, uint64_t max_wait_ms, gw_sched_parent
     return s->table != NULL ? 0 : -1;
 }
 
-static void bucket_free(gw_sched_bucket_t *b)
+static void bucket_free(proto_sched_bucket_t *b)
 {
-    gw_sched_flow_t *f = b->flows;
+    proto_sched_flow_t *f = b->flows;
     while (f != NULL) {
-        gw_sched_flow_t *next = f->next;
+        proto_sched_flow_t *next = f->next;
         free(f);
         f = next;
     }
     free(b);
 }
 
-void gw_sched_free(gw_sched_t *s)
+void proto_sched_free(proto_sched_t *s)
 {
     /* Detach the entries still waiting: left linked, they would still look
-     * queued and a later gw_sched_remove() (an exchange freed after its
+     * queued and a later proto_sched_remove() (an exchange freed after its
      * pool) would use the flows freed below. table is NULL when init failed
      * or after a first free; there is nothing to detach then. */
-    gw_queue_t *n;
-    while (s->table != NULL && (n = gw_queue_first(&s->age)) != NULL) {
-        gw_sched_entry_t *e = gw_container_of(n, gw_sched_entry_t, age_node);
-        gw_queue_remove(&e->age_node);
-        gw_queue_init(&e->flow_node);
+    proto_queue_t *n;
+    while (s->table != NULL && (n = proto_queue_first(&s->age)) != NULL) {
+        proto_sched_entry_t *e = proto_container_of(n, proto_sched_entry_t, age_node);
+        proto_queue_remove(&e->age_node);
+        proto_queue_init(&e->flow_node);
         e->flow = NULL;
     }
     s->len = 0;
     for (size_t i = 0; s->table != NULL && i < s->table_size; i++) {
-        gw_sched_bucket_t *b = s->table[i];
+        proto_sched_bucket_t *b = s->table[i];
         while (b != NULL) {
-            gw_sched_bucket_t *next = b->hash_next;
+            proto_sched_bucket_t *next = b->hash_next;
             bucket_free(b);
             b = next;
         }
@@ -91,16 +91,16 @@ static size_t bucket_hash(const void *owner, int urgency, size_t size)
 
 /* Doubles the table when it is as full as it is large; on failure the
  * table stays as it is, only slower. */
-static void table_grow(gw_sched_t *s)
+static void table_grow(proto_sched_t *s)
 {
     size_t size = s->table_size * 2;
-    gw_sched_bucket_t **t = calloc(size, sizeof(*t));
+    proto_sched_bucket_t **t = calloc(size, sizeof(*t));
     if (t == NULL)
         return;
     for (size_t i = 0; i < s->table_size; i++) {
-        gw_sched_bucket_t *b = s->table[i];
+        proto_sched_bucket_t *b = s->table[i];
         while (b != NULL) {
-            gw_sched_bucket_t *next = b->hash_next;
+            proto_sched_bucket_t *next = b->hash_next;
             size_t h = bucket_hash(b->owner, b->urgency, size);
             b->hash_next = t[h];
             t[h] = b;
@@ -112,44 +112,44 @@ static void table_grow(gw_sched_t *s)
     s->table_size = size;
 }
 
-static gw_sched_bucket_t *bucket_get(gw_sched_t *s, const void *owner, int urgency)
+static proto_sched_bucket_t *bucket_get(proto_sched_t *s, const void *owner, int urgency)
 {
     size_t h = bucket_hash(owner, urgency, s->table_size);
-    for (gw_sched_bucket_t *b = s->table[h]; b != NULL; b = b->hash_next) {
+    for (proto_sched_bucket_t *b = s->table[h]; b != NULL; b = b->hash_next) {
         if (b->owner == owner && b->urgency == urgency)
             return b;
     }
-    gw_sched_bucket_t *b = calloc(1, sizeof(*b));
+    proto_sched_bucket_t *b = calloc(1, sizeof(*b));
     if (b == NULL)
         return NULL;
     b->owner = owner;
     b->urgency = (uint8_t)urgency;
     b->hash_next = s->table[h];
     s->table[h] = b;
-    gw_queue_insert_tail(&s->levels[urgency], &b->ring_node);
+    proto_queue_insert_tail(&s->levels[urgency], &b->ring_node);
     if (++s->nbuckets > s->table_size)
         table_grow(s);
     return b;
 }
 
-static void bucket_release(gw_sched_t *s, gw_sched_bucket_t *b)
+static void bucket_release(proto_sched_t *s, proto_sched_bucket_t *b)
 {
-    gw_sched_bucket_t **p = &s->table[bucket_hash(b->owner, b->urgency, s->table_size)];
+    proto_sched_bucket_t **p = &s->table[bucket_hash(b->owner, b->urgency, s->table_size)];
     while (*p != b)
         p = &(*p)->hash_next;
     *p = b->hash_next;
-    gw_queue_remove(&b->ring_node);
+    proto_queue_remove(&b->ring_node);
     s->nbuckets--;
     bucket_free(b);
 }
 
-static gw_sched_flow_t *flow_get(gw_sched_bucket_t *b, int weight)
+static proto_sched_flow_t *flow_get(proto_sched_bucket_t *b, int weight)
 {
-    for (gw_sched_flow_t *f = b->flows; f != NULL; f = f->next) {
+    for (proto_sched_flow_t *f = b->flows; f != NULL; f = f->next) {
         if (f->weight == weight)
             return f;
     }
-    gw_sched_flow_t *f = calloc(1, sizeof(*f));
+    proto_sched_flow_t *f = calloc(1, sizeof(*f));
     if (f == NULL)
         return NULL;
     f->bucket = b;
@@ -157,16 +157,16 @@ static gw_sched_flow_t *flow_get(gw_sched_bucket_t *b, int weight)
     /* A new flow starts one stride after the bucket's present, so it
      * neither jumps ahead of flows already waiting nor owes them a debt. */
     f->pass = b->vtime + STRIDE / (unsigned)weight;
-    gw_queue_init(&f->entries);
+    proto_queue_init(&f->entries);
     f->next = b->flows;
     b->flows = f;
     return f;
 }
 
-static void flow_release(gw_sched_flow_t *f)
+static void flow_release(proto_sched_flow_t *f)
 {
-    gw_sched_bucket_t *b = f->bucket;
-    gw_sched_flow_t **p = &b->flows;
+    proto_sched_bucket_t *b = f->bucket;
+    proto_sched_flow_t **p = &b->flows;
     while (*p != f)
         p = &(*p)->next;
     *p = f->next;
@@ -179,62 +179,62 @@ static int clamp(int v, int lo, int hi)
 }
 
 /* Puts e into the bucket and flow of its present priority. */
-static int place(gw_sched_t *s, gw_sched_entry_t *e)
+static int place(proto_sched_t *s, proto_sched_entry_t *e)
 {
-    gw_sched_bucket_t *b = bucket_get(s, e->owner, e->urgency);
+    proto_sched_bucket_t *b = bucket_get(s, e->owner, e->urgency);
     if (b == NULL)
         return -1;
-    gw_sched_flow_t *f = flow_get(b, e->weight);
+    proto_sched_flow_t *f = flow_get(b, e->weight);
     if (f == NULL) {
         if (b->len == 0)
             bucket_release(s, b);
         return -1;
     }
-    gw_queue_insert_tail(&f->entries, &e->flow_node);
+    proto_queue_insert_tail(&f->entries, &e->flow_node);
     e->flow = f;
     b->len++;
     return 0;
 }
 
 /* Takes e out of its flow and bucket (not out of the age list). */
-static void unplace(gw_sched_t *s, gw_sched_entry_t *e)
+static void unplace(proto_sched_t *s, proto_sched_entry_t *e)
 {
-    gw_sched_flow_t *f = e->flow;
-    gw_sched_bucket_t *b = f->bucket;
-    gw_queue_remove(&e->flow_node);
+    proto_sched_flow_t *f = e->flow;
+    proto_sched_bucket_t *b = f->bucket;
+    proto_queue_remove(&e->flow_node);
     e->flow = NULL;
-    if (gw_queue_empty(&f->entries))
+    if (proto_queue_empty(&f->entries))
         flow_release(f);
     if (--b->len == 0)
         bucket_release(s, b);
 }
 
-int gw_sched_enqueue(gw_sched_t *s, gw_sched_entry_t *e, uint64_t now_ms)
+int proto_sched_enqueue(proto_sched_t *s, proto_sched_entry_t *e, uint64_t now_ms)
 {
-    e->urgency = (uint8_t)clamp(e->urgency, 0, GW_SCHED_LEVELS - 1);
+    e->urgency = (uint8_t)clamp(e->urgency, 0, PROTO_SCHED_LEVELS - 1);
     e->weight = (uint16_t)clamp(e->weight, 1, 256);
     if (place(s, e) != 0)
         return -1;
     e->enqueued_ms = now_ms;
-    gw_queue_insert_tail(&s->age, &e->age_node);
+    proto_queue_insert_tail(&s->age, &e->age_node);
     s->len++;
     return 0;
 }
 
-void gw_sched_remove(gw_sched_t *s, gw_sched_entry_t *e)
+void proto_sched_remove(proto_sched_t *s, proto_sched_entry_t *e)
 {
-    if (!gw_sched_is_queued(e))
+    if (!proto_sched_is_queued(e))
         return;
-    gw_queue_remove(&e->age_node);
+    proto_queue_remove(&e->age_node);
     unplace(s, e);
     s->len--;
 }
 
-int gw_sched_update(gw_sched_t *s, gw_sched_entry_t *e, int urgency, int weight)
+int proto_sched_update(proto_sched_t *s, proto_sched_entry_t *e, int urgency, int weight)
 {
-    if (!gw_sched_is_queued(e))
+    if (!proto_sched_is_queued(e))
         return 0;
-    urgency = clamp(urgency, 0, GW_SCHED_LEVELS - 1);
+    urgency = clamp(urgency, 0, PROTO_SCHED_LEVELS - 1);
     weight = clamp(weight, 1, 256);
     if (urgency == e->urgency && weight == e->weight)
         return 0;
@@ -250,7 +250,7 @@ int gw_sched_update(gw_sched_t *s, gw_sched_entry_t *e, int urgency, int weight)
     if (place(s, e) != 0) {
         /* Not even the old place could be allocated again: drop it from the
          * age list too, so that the scheduler stays consistent. */
-        gw_queue_remove(&e->age_node);
+        proto_queue_remove(&e->age_node);
         s->len--;
     }
     return -1;
@@ -258,33 +258,33 @@ int gw_sched_update(gw_sched_t *s, gw_sched_entry_t *e, int urgency, int weight)
 
 /* The next entry by urgency, then round robin across connections, then
  * stride across weights. */
-static gw_sched_entry_t *pick_by_priority(gw_sched_t *s, int max_urgency)
+static proto_sched_entry_t *pick_by_priority(proto_sched_t *s, int max_urgency)
 {
     for (int level = 0; level <= max_urgency; level++) {
-        gw_queue_t *ring = gw_queue_first(&s->levels[level]);
+        proto_queue_t *ring = proto_queue_first(&s->levels[level]);
         if (ring == NULL)
             continue;
-        gw_sched_bucket_t *b = gw_container_of(ring, gw_sched_bucket_t, ring_node);
-        gw_sched_flow_t *best = b->flows;
-        for (gw_sched_flow_t *f = b->flows->next; f != NULL; f = f->next) {
+        proto_sched_bucket_t *b = proto_container_of(ring, proto_sched_bucket_t, ring_node);
+        proto_sched_flow_t *best = b->flows;
+        for (proto_sched_flow_t *f = b->flows->next; f != NULL; f = f->next) {
             if (f->pass < best->pass)
                 best = f;
         }
-        return gw_container_of(gw_queue_first(&best->entries), gw_sched_entry_t, flow_node);
+        return proto_container_of(proto_queue_first(&best->entries), proto_sched_entry_t, flow_node);
     }
     return NULL;
 }
 
-gw_sched_entry_t *gw_sched_dequeue(gw_sched_t *s, uint64_t now_ms, int max_urgency)
+proto_sched_entry_t *proto_sched_dequeue(proto_sched_t *s, uint64_t now_ms, int max_urgency)
 {
     if (s->len == 0)
         return NULL;
-    max_urgency = clamp(max_urgency, 0, GW_SCHED_LEVELS - 1);
+    max_urgency = clamp(max_urgency, 0, PROTO_SCHED_LEVELS - 1);
 
-    gw_sched_entry_t *e = NULL;
-    gw_queue_t *oldest = gw_queue_first(&s->age);
-    gw_sched_entry_t *o = gw_container_of(oldest, gw_sched_entry_t, age_node);
-    if (s->mode == GW_SCHED_FIFO) {
+    proto_sched_entry_t *e = NULL;
+    proto_queue_t *oldest = proto_queue_first(&s->age);
+    proto_sched_entry_t *o = proto_container_of(oldest, proto_sched_entry_t, age_node);
+    if (s->mode == PROTO_SCHED_FIFO) {
         /* Strict arrival order: the head waits for a connection it may use
          * rather than being overtaken. */
         e = o->urgency <= max_urgency ? o : NULL;
@@ -298,8 +298,8 @@ gw_sched_entry_t *gw_sched_dequeue(gw_sched_t *s, uint64_t now_ms, int max_urgen
 
     if (s->parent_of != NULL) {
         for (int depth = 0; depth < MAX_PARENT_DEPTH; depth++) {
-            gw_sched_entry_t *p = s->parent_of(e);
-            if (p == NULL || !gw_sched_is_queued(p) || p->urgency > max_urgency)
+            proto_sched_entry_t *p = s->parent_of(e);
+            if (p == NULL || !proto_sched_is_queued(p) || p->urgency > max_urgency)
                 break;
             e = p;
         }
@@ -307,19 +307,19 @@ gw_sched_entry_t *gw_sched_dequeue(gw_sched_t *s, uint64_t now_ms, int max_urgen
 
     /* Charge the dispatch to the flow (stride) and send the connection to
      * the back of its level's ring (round robin), then take e out. */
-    gw_sched_flow_t *f = e->flow;
-    gw_sched_bucket_t *b = f->bucket;
+    proto_sched_flow_t *f = e->flow;
+    proto_sched_bucket_t *b = f->bucket;
     /* The bucket's present is its least advanced flow, not the flow that
      * went: aging or a parent can send one that is far ahead, and new
      * flows must not start behind everything already queued. */
     b->vtime = f->pass;
-    for (gw_sched_flow_t *g = b->flows; g != NULL; g = g->next) {
+    for (proto_sched_flow_t *g = b->flows; g != NULL; g = g->next) {
         if (g->pass < b->vtime)
             b->vtime = g->pass;
     }
     f->pass += STRIDE / f->weight;
-    gw_queue_remove(&b->ring_node);
-    gw_queue_insert_tail(&s->levels[b->urgency], &b->ring_node);
-    gw_sched_remove(s, e);
+    proto_queue_remove(&b->ring_node);
+    proto_queue_insert_tail(&s->levels[b->urgency], &b->ring_node);
+    proto_sched_remove(s, e);
     return e;
 }

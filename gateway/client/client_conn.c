@@ -1,11 +1,11 @@
-#include "gateway/client_conn.h"
+#include "gateway/client/client_conn.h"
 
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/listener.h"
-#include "gateway/log.h"
+#include "gateway/client/listener.h"
+#include "gateway/core/log.h"
 #include "gateway/worker.h"
 #include "proto/proxy_protocol.h"
 
@@ -47,8 +47,8 @@ int gw_client_conn_start(gw_listener_t *l, uv_stream_t *server)
     c->tcp.data = c->timer.data = c->wreq.data = c;
     c->w = w;
     c->listener = l;
-    gw_queue_init(&c->dirty_node);
-    gw_queue_insert_tail(&w->clients, &c->all_node);
+    proto_queue_init(&c->dirty_node);
+    proto_queue_insert_tail(&w->clients, &c->all_node);
     w->nclients++;
 
     int rv = uv_accept(server, (uv_stream_t *)&c->tcp);
@@ -107,9 +107,9 @@ int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len)
 
 void gw_client_conn_mark_dirty(gw_client_conn_t *c)
 {
-    if (c->is_closing || gw_queue_is_linked(&c->dirty_node))
+    if (c->is_closing || proto_queue_is_linked(&c->dirty_node))
         return;
-    gw_queue_insert_tail(&c->w->dirty, &c->dirty_node);
+    proto_queue_insert_tail(&c->w->dirty, &c->dirty_node);
 }
 
 /* TLS: what the protocol wrote this turn becomes records (one SSL_write for
@@ -250,12 +250,12 @@ void gw_client_conn_flush_all(gw_worker_t *w)
 {
     /* Only those dirty now: one with endless output marks itself again and
      * waits a turn, so it cannot hold the loop from everything else. */
-    gw_queue_t now;
-    gw_queue_move(&now, &w->dirty);
-    gw_queue_t *n;
-    while ((n = gw_queue_first(&now)) != NULL) {
-        gw_queue_remove(n);
-        flush_one(gw_container_of(n, gw_client_conn_t, dirty_node));
+    proto_queue_t now;
+    proto_queue_move(&now, &w->dirty);
+    proto_queue_t *n;
+    while ((n = proto_queue_first(&now)) != NULL) {
+        proto_queue_remove(n);
+        flush_one(proto_container_of(n, gw_client_conn_t, dirty_node));
     }
 }
 
@@ -420,8 +420,8 @@ void gw_client_conn_close(gw_client_conn_t *c)
     if (c->is_closing)
         return;
     c->is_closing = 1;
-    gw_queue_remove(&c->dirty_node);
-    gw_queue_remove(&c->all_node);
+    proto_queue_remove(&c->dirty_node);
+    proto_queue_remove(&c->all_node);
     uv_close((uv_handle_t *)&c->tcp, on_close);
     uv_close((uv_handle_t *)&c->timer, on_close);
 }

@@ -10,9 +10,9 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "gateway/backend.h"
-#include "gateway/queue.h"
-#include "gateway/tls.h"
+#include "gateway/backend/pool.h"
+#include "proto/queue.h"
+#include "gateway/tls/tls.h"
 #include "proto/buf.h"
 #include "proto/h1_response.h"
 
@@ -41,9 +41,9 @@ typedef struct gw_upconn {
     size_t wbuf_body_bytes; /* request body bytes in that write */
     gw_server_t *server;
     struct gw_exchange *x; /* borrowed while busy */
-    gw_queue_t idle_node;
-    gw_queue_t all_node;
-    gw_queue_t dirty_node; /* request bytes to write at the end of this loop turn */
+    proto_queue_t idle_node;
+    proto_queue_t all_node;
+    proto_queue_t dirty_node; /* request bytes to write at the end of this loop turn */
     proto_h1_response_t resp;
     int state;
     int nhandles_open;        /* tcp + timer; freed when both closed */
@@ -73,7 +73,7 @@ void gw_upconn_flush(gw_upconn_t *u);
 void gw_upconn_mark_dirty(gw_upconn_t *u);
 
 /* Flushes every connection of the worker marked dirty (prepare hook). */
-void gw_upconn_flush_all(gw_queue_t *dirty);
+void gw_upconn_flush_all(proto_queue_t *dirty);
 
 /* The exchange drained its response buffer: read the backend again. */
 void gw_upconn_resume_read(gw_upconn_t *u);

@@ -1,4 +1,4 @@
-#include "gateway/listener.h"
+#include "gateway/client/listener.h"
 
 #include <errno.h>
 #include <libgen.h>
@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/client_conn.h"
-#include "gateway/h1_client.h"
-#include "gateway/h2_client.h"
-#include "gateway/log.h"
+#include "gateway/client/client_conn.h"
+#include "gateway/client/h1_frontend.h"
+#include "gateway/client/h2_frontend.h"
+#include "gateway/core/log.h"
 #include "gateway/worker.h"
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";

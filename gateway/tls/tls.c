@@ -1,4 +1,4 @@
-#include "gateway/tls.h"
+#include "gateway/tls/tls.h"
 
 #include <errno.h>
 #include <openssl/core_names.h>
@@ -14,7 +14,7 @@
 #include <strings.h>
 #include <time.h>
 
-#include "gateway/log.h"
+#include "gateway/core/log.h"
 
 /* RFC 9113 §9.2.2: TLS 1.2 for HTTP/2 needs ephemeral key exchange and an
  * AEAD cipher. TLS 1.3 suites are all AEAD and keep OpenSSL's defaults. */

@@ -1,4 +1,4 @@
-#include "gateway/h2_client.h"
+#include "gateway/client/h2_frontend.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -6,8 +6,8 @@
 #include <string.h>
 
 #include "gateway/exchange.h"
-#include "gateway/listener.h"
-#include "gateway/log.h"
+#include "gateway/client/listener.h"
+#include "gateway/core/log.h"
 #include "gateway/worker.h"
 #include "proto/headers.h"
 #include "proto/priority.h"
@@ -23,7 +23,7 @@
 typedef struct h2_client {
     gw_client_conn_t *conn;
     nghttp2_session *session;
-    gw_queue_t exchanges;
+    proto_queue_t exchanges;
     /* After an h2c upgrade nothing is sent until the client's first bytes
      * (its preface) arrive: a client reading the 101 may not be ready for
      * more than a little HTTP/2 behind it (curl 7.88 fails past 32 KiB). */
@@ -336,7 +336,7 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
     x->weight = PROTO_WEIGHT_DEFAULT;
     if (frame->hd.flags & NGHTTP2_FLAG_PRIORITY)
         note_priority_spec(x, &frame->headers.pri_spec);
-    gw_queue_insert_tail(&h->exchanges, &x->fe_node);
+    proto_queue_insert_tail(&h->exchanges, &x->fe_node);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, x);
     return 0;
 }
@@ -604,9 +604,9 @@ static void h2_conn_on_destroy(gw_client_conn_t *c)
     h2_client_t *h = c->proto_state;
     if (h == NULL)
         return;
-    gw_queue_t *n;
-    while ((n = gw_queue_first(&h->exchanges)) != NULL) {
-        gw_exchange_t *x = gw_container_of(n, gw_exchange_t, fe_node);
+    proto_queue_t *n;
+    while ((n = proto_queue_first(&h->exchanges)) != NULL) {
+        gw_exchange_t *x = proto_container_of(n, gw_exchange_t, fe_node);
         request_free(x);
         gw_exchange_free(x);
     }
@@ -618,7 +618,7 @@ static void h2_conn_on_destroy(gw_client_conn_t *c)
 static int h2_conn_is_idle(gw_client_conn_t *c)
 {
     h2_client_t *h = c->proto_state;
-    return h == NULL || gw_queue_empty(&h->exchanges);
+    return h == NULL || proto_queue_empty(&h->exchanges);
 }
 
 const gw_client_proto_t gw_h2_client_proto = {
@@ -641,7 +641,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     if (h == NULL)
         return NULL;
     h->conn = c;
-    gw_queue_init(&h->exchanges);
+    proto_queue_init(&h->exchanges);
 
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         goto fail;
@@ -728,7 +728,7 @@ int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, si
     x->protocol = "h2";
     x->sched.owner = h;
     x->is_req_end = 1;
-    gw_queue_insert_tail(&h->exchanges, &x->fe_node);
+    proto_queue_insert_tail(&h->exchanges, &x->fe_node);
     nghttp2_session_set_stream_user_data(h->session, 1, x);
     c->proto = &gw_h2_client_proto;
     c->proto_state = h;

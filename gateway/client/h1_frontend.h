@@ -9,7 +9,7 @@
 #ifndef GW_H1_CLIENT_H
 #define GW_H1_CLIENT_H
 
-#include "gateway/client_conn.h"
+#include "gateway/client/client_conn.h"
 
 extern const gw_client_proto_t gw_h1_client_proto;
 

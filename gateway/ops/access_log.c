@@ -1,4 +1,4 @@
-#include "gateway/access_log.h"
+#include "gateway/ops/access_log.h"
 
 #include <fcntl.h>
 #include <stdio.h>
@@ -6,9 +6,9 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/backend.h"
+#include "gateway/backend/pool.h"
 #include "gateway/exchange.h"
-#include "gateway/log.h"
+#include "gateway/core/log.h"
 #include "gateway/worker.h"
 
 /* Lines beyond this much unwritten text are dropped (and counted). */

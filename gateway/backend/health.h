@@ -7,7 +7,7 @@
 #ifndef GW_HEALTH_H
 #define GW_HEALTH_H
 
-#include "gateway/backend.h"
+#include "gateway/backend/pool.h"
 
 typedef struct gw_health_check gw_health_check_t;
 

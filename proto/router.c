@@ -1,4 +1,4 @@
-#include "gateway/router.h"
+#include "proto/router.h"
 
 #include <string.h>
 #include <strings.h>
@@ -35,7 +35,7 @@ static int host_score(const char *pattern, const char *host, size_t len)
     return 0;
 }
 
-size_t gw_route_pick(const cfg_t *cfg, const char *authority, size_t authority_len,
+size_t proto_route_pick(const cfg_t *cfg, const char *authority, size_t authority_len,
                      const char *path, size_t path_len)
 {
     const char *host = "";

@@ -12,8 +12,8 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "gateway/queue.h"
-#include "gateway/tls.h"
+#include "proto/queue.h"
+#include "gateway/tls/tls.h"
 #include "proto/proto.h"
 
 struct gw_worker;
@@ -53,8 +53,8 @@ struct gw_client_conn {
     void *proto_state;
     char peer_addr[64]; /* numeric, without port; from PROXY protocol when used */
     int peer_port;
-    gw_queue_t dirty_node;
-    gw_queue_t all_node;
+    proto_queue_t dirty_node;
+    proto_queue_t all_node;
     uint8_t *out; /* bytes for the socket; the write in flight owns them */
     size_t out_len, out_cap;
     uint8_t *plain; /* TLS: plaintext gathered this turn, encrypted at flush */

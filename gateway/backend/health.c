@@ -1,11 +1,11 @@
-#include "gateway/health.h"
+#include "gateway/backend/health.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/log.h"
-#include "gateway/tls.h"
+#include "gateway/core/log.h"
+#include "gateway/tls/tls.h"
 #include "gateway/worker.h"
 #include "proto/h1_response.h"
 

@@ -6,7 +6,7 @@
 #ifndef GW_H2_CLIENT_H
 #define GW_H2_CLIENT_H
 
-#include "gateway/client_conn.h"
+#include "gateway/client/client_conn.h"
 #include "gateway/exchange.h"
 
 extern const gw_client_proto_t gw_h2_client_proto;

@@ -1,11 +1,11 @@
-#include "gateway/upstream.h"
+#include "gateway/backend/h1conn.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "gateway/exchange.h"
-#include "gateway/log.h"
+#include "gateway/core/log.h"
 #include "gateway/worker.h"
 
 /* A single upstream write carries at most this much request body, so one
@@ -62,9 +62,9 @@ static void upconn_close(gw_upconn_t *u, int dispatch)
     if (u->state == GW_UP_IDLE)
         s->nidle--;
     set_busy(u, 0);
-    gw_queue_remove(&u->idle_node);
-    gw_queue_remove(&u->all_node);
-    gw_queue_remove(&u->dirty_node);
+    proto_queue_remove(&u->idle_node);
+    proto_queue_remove(&u->all_node);
+    proto_queue_remove(&u->dirty_node);
     u->state = GW_UP_CLOSING;
     uv_close((uv_handle_t *)&u->tcp, on_close);
     uv_close((uv_handle_t *)&u->timer, on_close);
@@ -120,9 +120,9 @@ void gw_upconn_open(gw_server_t *s, gw_exchange_t *x)
     u->server = s;
     s->nconns++;
     s->nopened++;
-    gw_queue_init(&u->idle_node);
-    gw_queue_init(&u->dirty_node);
-    gw_queue_insert_tail(&p->all, &u->all_node);
+    proto_queue_init(&u->idle_node);
+    proto_queue_init(&u->dirty_node);
+    proto_queue_insert_tail(&p->all, &u->all_node);
     uv_tcp_init(&p->w->loop, &u->tcp);
     uv_timer_init(&p->w->loop, &u->timer);
     u->tcp.data = u->timer.data = u->connect_req.data = u->wreq.data = u;
@@ -399,20 +399,20 @@ void gw_upconn_flush(gw_upconn_t *u)
 
 void gw_upconn_mark_dirty(gw_upconn_t *u)
 {
-    if (u->state == GW_UP_CLOSING || gw_queue_is_linked(&u->dirty_node))
+    if (u->state == GW_UP_CLOSING || proto_queue_is_linked(&u->dirty_node))
         return;
-    gw_queue_insert_tail(&u->server->pool->w->dirty_upconns, &u->dirty_node);
+    proto_queue_insert_tail(&u->server->pool->w->dirty_upconns, &u->dirty_node);
 }
 
-void gw_upconn_flush_all(gw_queue_t *dirty)
+void gw_upconn_flush_all(proto_queue_t *dirty)
 {
     /* Only those dirty now: one marked again meanwhile waits a turn. */
-    gw_queue_t now;
-    gw_queue_move(&now, dirty);
-    gw_queue_t *n;
-    while ((n = gw_queue_first(&now)) != NULL) {
-        gw_queue_remove(n);
-        gw_upconn_flush(gw_container_of(n, gw_upconn_t, dirty_node));
+    proto_queue_t now;
+    proto_queue_move(&now, dirty);
+    proto_queue_t *n;
+    while ((n = proto_queue_first(&now)) != NULL) {
+        proto_queue_remove(n);
+        gw_upconn_flush(proto_container_of(n, gw_upconn_t, dirty_node));
     }
 }
 
@@ -467,7 +467,7 @@ static void on_response_complete(gw_upconn_t *u, int has_extra_bytes)
     /* Idle first, then dispatch: a waiting exchange takes it back at once,
      * through the same rules as every other dispatch. */
     u->state = GW_UP_IDLE;
-    gw_queue_insert_head(&s->idle, &u->idle_node);
+    proto_queue_insert_head(&s->idle, &u->idle_node);
     s->nidle++;
     upconn_start_timer(u, u->idle_timeout_ms);
     gw_pool_dispatch(s->pool);

@@ -5,11 +5,41 @@
 
 #include "gateway/core/log.h"
 #include "gateway/ops/access_log.h"
-#include "gateway/backend/pool.h"
-#include "gateway/backend/h1conn.h"
-#include "gateway/worker.h"
+#include "proto/retry.h"
 
-gw_exchange_t *gw_exchange_new(gw_worker_t *w, const gw_frontend_ops_t *fe, void *fe_conn,
+static void on_conn(gw_pool_waiter_t *wt, gw_h1conn_t *c, gw_server_t *s);
+static void on_wait_fail(gw_pool_waiter_t *wt, gw_err_t err, const char *why, gw_server_t *s);
+static gw_pool_waiter_t *waiter_parent_of(gw_pool_waiter_t *wt);
+
+static const gw_pool_waiter_ops_t waiter_ops = {on_conn, on_wait_fail, waiter_parent_of};
+
+static int conn_on_head(void *ud, int status, const proto_header_t *f, size_t n);
+static int conn_on_body(void *ud, const uint8_t *data, size_t len);
+static int conn_on_trailers(void *ud, const proto_header_t *f, size_t n);
+static void conn_on_done(void *ud, int is_reusable);
+static void conn_on_error(void *ud, const gw_h1conn_fail_t *f);
+static size_t conn_take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs,
+                             int *is_end);
+static void conn_on_body_written(void *ud, size_t n);
+
+static const gw_h1conn_req_ops_t conn_ops = {
+    conn_on_head,  conn_on_body,   conn_on_trailers,     conn_on_done,
+    conn_on_error, conn_take_body, conn_on_body_written,
+};
+
+const char *gw_exchange_state_str(int state)
+{
+    static const char *const names[] = {"new",     "queued",    "connecting", "sending",
+                                        "receiving", "done",    "failed"};
+    return state >= 0 && state <= GW_X_FAILED ? names[state] : "?";
+}
+
+static gw_exchange_t *of_waiter(gw_pool_waiter_t *wt)
+{
+    return proto_container_of(wt, gw_exchange_t, wait);
+}
+
+gw_exchange_t *gw_exchange_new(gw_ctx_t *w, const gw_frontend_ops_t *fe, void *fe_conn,
                                int32_t stream_id)
 {
     gw_exchange_t *x = calloc(1, sizeof(*x));
@@ -19,13 +49,10 @@ gw_exchange_t *gw_exchange_new(gw_worker_t *w, const gw_frontend_ops_t *fe, void
     x->fe = fe;
     x->fe_conn = fe_conn;
     x->stream_id = stream_id;
-    x->start_ms = gw_worker_now_ms(w);
+    x->start_ms = gw_ctx_now_ms(w);
     x->head.content_length = -1;
     proto_queue_init(&x->fe_node);
-    proto_sched_entry_init(&x->sched);
-    x->sched.owner = fe_conn;
-    x->sched.urgency = 3;
-    x->sched.weight = 16;
+    gw_pool_waiter_init(&x->wait, &waiter_ops, fe_conn);
     proto_buf_init(&x->req_body);
     proto_buf_init(&x->resp_body);
     proto_buf_init(&x->replay);
@@ -33,25 +60,55 @@ gw_exchange_t *gw_exchange_new(gw_worker_t *w, const gw_frontend_ops_t *fe, void
     return x;
 }
 
-void gw_exchange_detach(gw_exchange_t *x)
+/* ---- the end of an exchange ---- */
+
+static void log_access(const gw_exchange_t *x)
 {
-    if (x->upconn != NULL) {
-        x->upconn->x = NULL;
-        x->upconn = NULL;
+    if (x->w->access_log == NULL)
+        return;
+    gw_access_record_t r = {
+        .client_addr = x->client_addr,
+        .protocol = x->protocol,
+        .status = x->is_refused ? 0 : x->resp_status,
+        .bytes_out = x->resp_bytes,
+        .duration_ms = gw_ctx_now_ms(x->w) - x->start_ms,
+        .backend = x->pool != NULL ? x->pool->name : NULL,
+        .server = x->server != NULL ? x->server->name : NULL,
+        /* The status alone can mislead: the backend's may be logged while
+         * the client saw the stream reset. */
+        .outcome = x->is_refused                            ? "refused"
+                   : x->is_failed && x->is_resp_head_sent   ? "reset"
+                   : x->is_failed && x->resp_status > 0     ? "error"
+                   : x->is_failed                           ? "reset"
+                   : !x->is_resp_done                       ? "cancelled"
+                                                            : "ok",
+    };
+    /* The request line's method and target, from the HTTP/1.1 head. */
+    const char *end = x->head.data != NULL ? memchr(x->head.data, '\r', x->head.len) : NULL;
+    if (end != NULL && end - x->head.data >= 9) {
+        r.request_line = x->head.data;
+        r.request_line_len = (int)(end - x->head.data) - 9; /* without " HTTP/1.1" */
     }
+    gw_access_log_write(x->w->access_log, &r);
+}
+
+/* Gives the borrowed connection back: reusable only after a clean end. */
+static void drop_conn(gw_exchange_t *x, int is_reusable)
+{
+    gw_h1conn_t *c = x->conn;
+    if (c == NULL)
+        return;
+    x->conn = NULL;
+    gw_pool_release(x->pool, c, is_reusable);
 }
 
 void gw_exchange_free(gw_exchange_t *x)
 {
-    gw_access_log_exchange(x->w->access_log, x);
-    if (x->pool != NULL)
-        gw_pool_cancel(x->pool, x);
-    gw_upconn_t *u = x->upconn;
-    gw_exchange_detach(x);
+    log_access(x);
+    gw_pool_cancel(&x->wait);
     /* A connection still borrowed here is mid-exchange: what the backend
-     * will send next belongs to a request nobody waits for. */
-    if (u != NULL)
-        gw_upconn_close(u);
+     * sends next belongs to a request nobody waits for. */
+    drop_conn(x, 0);
     proto_queue_remove(&x->fe_node);
     proto_h1_head_free(&x->head);
     proto_buf_free(&x->req_body);
@@ -61,20 +118,74 @@ void gw_exchange_free(gw_exchange_t *x)
     free(x);
 }
 
-void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight)
+/* The one exit to the client for a failed exchange: its status before the
+ * head, a reset after it, a refusal when nothing reached a backend and the
+ * request may not be replayed (the client may, RFC 9113 8.7). */
+static void tell_failure(gw_exchange_t *x, gw_err_t err, const char *why, int is_unsent)
 {
-    if (x->pool != NULL && proto_sched_is_queued(&x->sched)) {
-        gw_pool_reprioritize(x->pool, x, urgency, weight);
+    if (x->is_failed)
         return;
+    const gw_err_info_t *info = gw_err_info(err);
+    x->is_failed = 1;
+    x->state = GW_X_FAILED;
+    x->err = err;
+    int reply = x->is_resp_head_sent ? 0 : info->status;
+    if (reply > 0 && is_unsent && !x->head.is_idempotent && info->is_server_fault) {
+        reply = GW_STATUS_REFUSED;
+        x->is_refused = 1;
     }
-    x->sched.urgency = (uint8_t)urgency;
-    x->sched.weight = (uint16_t)weight;
+    if (reply > 0)
+        x->resp_status = reply;
+    const char *server = x->server != NULL ? x->server->name : "-";
+    const char *backend = x->pool != NULL ? x->pool->name : "-";
+    const char *what = reply > 0                    ? "answered with an error"
+                       : reply == GW_STATUS_REFUSED ? "stream refused"
+                                                    : "stream reset";
+    /* Through an outage the same failure repeats per request: one line a
+     * second per server (or backend) says it, with a count. */
+    gw_log_limit_t *lim = x->server != NULL ? &x->server->log_limit
+                          : x->pool != NULL ? &x->pool->log_limit
+                                            : NULL;
+    if (info->status < 500 || err == GW_E_CLIENT_WRITE_TIMEOUT || lim == NULL)
+        GW_LOG_INFO("backend %s server %s stream %d: %s (%s)", backend, server, (int)x->stream_id,
+                    why, what);
+    else
+        gw_log_limited(lim, gw_ctx_now_ms(x->w), CFG_LOG_WARN,
+                       "backend %s server %s stream %d: %s (%s)", backend, server,
+                       (int)x->stream_id, why, what);
+    proto_buf_free(&x->resp_body);
+    if (err == GW_E_ALL_DOWN || err == GW_E_QUEUE_FULL || err == GW_E_QUEUE_TIMEOUT)
+        x->retry_after_s = err == GW_E_ALL_DOWN && x->pool != NULL ? gw_pool_retry_after(x->pool)
+                                                                     : 1;
+    x->fe->on_fail(x, reply, info->rst_code, why);
 }
+
+void gw_exchange_fail(gw_exchange_t *x, gw_err_t err, const char *why)
+{
+    gw_pool_cancel(&x->wait);
+    drop_conn(x, 0);
+    tell_failure(x, err, why, 0);
+}
+
+/* ---- request ---- */
 
 static int is_over_body_limit(const gw_exchange_t *x, uint64_t size)
 {
     uint64_t max = x->pool->bcfg->max_request_body;
     return max > 0 && size > max;
+}
+
+static void submit(gw_exchange_t *x)
+{
+    x->state = GW_X_QUEUED;
+    gw_err_t err = gw_pool_submit(x->pool, &x->wait);
+    if (err != GW_OK)
+        tell_failure(x, err,
+                     err == GW_E_ALL_DOWN     ? "every server of the backend is down"
+                     : err == GW_E_QUEUE_FULL ? "backend queue is full"
+                     : err == GW_E_SHUTDOWN   ? "gateway shutting down"
+                                              : "out of memory queueing the request",
+                     0);
 }
 
 void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool)
@@ -84,155 +195,204 @@ void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool)
     x->retries_left = pool->bcfg->retries;
     if (x->head.content_length > 0 && is_over_body_limit(x, (uint64_t)x->head.content_length)) {
         pool->stats.body_too_large++;
-        gw_exchange_fail(x, 413, "request body over max_request_body", 0);
+        tell_failure(x, GW_E_BODY_TOO_LARGE, "request body over max_request_body", 0);
         return;
     }
-    gw_pool_submit(pool, x);
+    submit(x);
+}
+
+void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight)
+{
+    gw_pool_reprioritize(&x->wait, urgency, weight);
 }
 
 int gw_exchange_req_body(gw_exchange_t *x, const uint8_t *data, size_t len)
 {
-    /* Once the response is complete or failed, or the connection that took
-     * the request is gone, nobody will write these bytes. */
-    if (x->is_failed || x->is_resp_done || (x->is_req_head_written && x->upconn == NULL))
+    /* Once the response is complete or failed nobody will write these. */
+    if (x->state == GW_X_DONE || x->state == GW_X_FAILED)
         return 0;
     x->req_body_received += len;
     if (is_over_body_limit(x, x->req_body_received)) {
         x->pool->stats.body_too_large++;
-        gw_exchange_fail(x, 413, "request body over max_request_body", 0);
+        gw_exchange_fail(x, GW_E_BODY_TOO_LARGE, "request body over max_request_body");
         return 0;
     }
     if (proto_buf_append(&x->req_body, data, len) != 0)
         return PROTO_E_NOMEM;
-    if (x->upconn != NULL)
-        gw_upconn_mark_dirty(x->upconn);
+    if (x->conn != NULL)
+        gw_h1conn_body_ready(x->conn);
     return 1;
 }
 
 void gw_exchange_req_end(gw_exchange_t *x)
 {
     x->is_req_end = 1;
-    if (x->upconn != NULL)
-        gw_upconn_mark_dirty(x->upconn);
+    if (x->conn != NULL)
+        gw_h1conn_body_ready(x->conn);
 }
 
-size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max)
+static gw_pool_waiter_t *waiter_parent_of(gw_pool_waiter_t *wt)
 {
-    size_t n = proto_buf_read(&x->resp_body, dst, max);
-    x->resp_bytes += n;
-    if (x->upconn != NULL && x->upconn->is_read_paused &&
-        proto_buf_len(&x->resp_body) <= x->w->cfg->response_buffer_size / 2)
-        gw_upconn_resume_read(x->upconn);
+    gw_exchange_t *x = of_waiter(wt);
+    if (x->fe->parent_of == NULL)
+        return NULL;
+    gw_exchange_t *parent = x->fe->parent_of(x);
+    return parent != NULL ? &parent->wait : NULL;
+}
+
+static void on_conn(gw_pool_waiter_t *wt, gw_h1conn_t *c, gw_server_t *s)
+{
+    gw_exchange_t *x = of_waiter(wt);
+    x->conn = c;
+    x->server = s;
+    x->attempt_ms = wt->attempt_started_ms;
+    x->is_conn_reused = gw_h1conn_is_reused(c);
+    x->state = GW_X_SENDING;
+    x->is_resp_paused = 0;
+    x->req_body_taken = 0;
+    x->req_body_acked = 0;
+    gw_h1conn_request(c, &conn_ops, x, (const uint8_t *)x->head.data, x->head.len,
+                      x->head.is_chunked, x->is_head_method);
+}
+
+static size_t conn_take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs,
+                             int *is_end)
+{
+    gw_exchange_t *x = ud;
+    size_t before = proto_buf_len(dst);
+    size_t n = proto_buf_move(dst, &x->req_body, max, max_segs);
+    *is_end = x->is_req_end && proto_buf_len(&x->req_body) == 0;
+    if (*is_end && x->state == GW_X_SENDING)
+        x->state = GW_X_RECEIVING;
+    x->req_body_taken += n;
+    /* Only idempotent requests are ever replayed: keep nothing for others,
+     * and nothing past GW_REPLAY_MAX. */
+    if (x->is_replayable && (!x->head.is_idempotent || x->req_body_taken > GW_REPLAY_MAX)) {
+        x->is_replayable = 0;
+        proto_buf_free(&x->replay);
+    }
+    if (x->is_replayable && n > 0) {
+        proto_slice_t sl[64];
+        size_t skip = before, k = proto_buf_slices(dst, sl, 64);
+        for (size_t i = 0; i < k && x->is_replayable; i++) {
+            size_t off = skip < sl[i].len ? skip : sl[i].len;
+            skip -= off;
+            if (sl[i].len > off &&
+                proto_buf_append(&x->replay, (const uint8_t *)sl[i].base + off,
+                                 sl[i].len - off) != 0) {
+                x->is_replayable = 0;
+                proto_buf_free(&x->replay);
+            }
+        }
+    }
     return n;
 }
 
-void gw_exchange_note_body_sent(gw_exchange_t *x, const void *data, size_t len)
+static void conn_on_body_written(void *ud, size_t n)
 {
-    x->req_body_written += len;
-    /* Only idempotent requests are ever replayed: keep nothing for others. */
-    if (x->is_replayable && !x->head.is_idempotent) {
-        x->is_replayable = 0;
-        proto_buf_free(&x->replay);
+    gw_exchange_t *x = ud;
+    x->req_body_acked += n;
+    /* A replayed body is written twice; the client's window is reopened
+     * once per byte. */
+    if (x->req_body_acked > x->req_body_credited) {
+        size_t credit = (size_t)(x->req_body_acked - x->req_body_credited);
+        x->req_body_credited = x->req_body_acked;
+        x->fe->on_req_body_written(x, credit);
     }
-    if (!x->is_replayable || len == 0)
-        return;
-    if (x->req_body_written > GW_REPLAY_MAX || proto_buf_append(&x->replay, data, len) != 0) {
-        x->is_replayable = 0;
-        proto_buf_free(&x->replay);
-    }
-}
-
-/* Moves every byte of src to the end of dst. Returns 0 or PROTO_E_NOMEM. */
-static int buf_move(proto_buf_t *dst, proto_buf_t *src)
-{
-    proto_slice_t sl[16];
-    size_t n;
-    while ((n = proto_buf_slices(src, sl, 16)) > 0) {
-        size_t total = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (proto_buf_append(dst, sl[i].base, sl[i].len) != 0)
-                return PROTO_E_NOMEM;
-            total += sl[i].len;
-        }
-        proto_buf_consume(src, total);
-    }
-    return 0;
 }
 
 /* Puts the body bytes of the failed attempt back in front of those not
  * yet sent, so the next attempt sends the whole body again. */
-static int rewind_request(gw_exchange_t *x)
+static void rewind_request(gw_exchange_t *x)
 {
-    if (x->req_body_written > 0) {
-        proto_buf_t body;
-        proto_buf_init(&body);
-        if (buf_move(&body, &x->replay) != 0 || buf_move(&body, &x->req_body) != 0) {
-            proto_buf_free(&body);
-            return -1;
-        }
+    if (x->req_body_taken > 0) {
+        proto_buf_move(&x->replay, &x->req_body, SIZE_MAX, SIZE_MAX);
         proto_buf_free(&x->req_body);
-        x->req_body = body;
-        x->req_body_written = 0;
+        x->req_body = x->replay;
+        proto_buf_init(&x->replay);
     }
-    x->is_req_head_written = 0;
-    x->is_req_sent = 0;
-    return 0;
+    x->req_body_taken = 0;
+    x->req_body_acked = 0;
 }
 
-/*
- * A retry is invisible to the client only if nothing of the earlier attempt
- * can have had an effect the client would notice twice: the method is
- * idempotent, the whole body sent so far can be sent again, and no response
- * byte reached the client. A stale keep-alive failure is free (a few times);
- * any other uses up one of the backend's retries.
- */
-static int can_retry(gw_exchange_t *x, int flags)
+/* An attempt failed: try again when proto/retry allows, else tell the
+ * client. Runs on the failing connection's stack; a retry only queues. */
+static void attempt_failed(gw_exchange_t *x, gw_err_t err, const char *why, int is_reused,
+                           int is_resp_started, int is_unsent)
 {
-    if (x->is_resp_head_sent || x->is_failed || !x->head.is_idempotent || !x->is_replayable ||
-        x->pool == NULL)
-        return 0;
-    if ((flags & GW_FAIL_STALE) && x->stale_retries < 3) {
-        x->stale_retries++;
-        return 1;
-    }
-    if ((flags & (GW_FAIL_RETRY | GW_FAIL_STALE)) && x->retries_left > 0) {
-        x->retries_left--;
-        return 1;
-    }
-    return 0;
-}
-
-void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int flags)
-{
-    gw_upconn_t *u = x->upconn;
-    const char *server = x->server != NULL ? x->server->name : "-";
-    const char *backend = x->pool != NULL ? x->pool->name : "-";
-    gw_exchange_detach(x);
-
-    if (can_retry(x, flags) && rewind_request(x) == 0) {
-        GW_LOG_INFO("backend %s server %s stream %d: %s; retrying %s", backend, server,
-                    (int)x->stream_id, why,
-                    flags & GW_FAIL_STALE ? "on a fresh connection" : "on another server");
-        gw_pool_retry(x->pool, u, x, (flags & GW_FAIL_STALE) != 0);
+    const gw_err_info_t *info = gw_err_info(err);
+    int is_stale = is_reused && !is_resp_started && info->is_server_fault;
+    gw_server_t *s = x->server;
+    if (is_stale)
+        gw_pool_note_stale(x->pool, s);
+    else if (info->is_server_fault && s != NULL)
+        gw_pool_report(x->pool, s, 0, why, x->attempt_ms);
+    proto_retry_facts_t facts = {
+        .is_idempotent = x->head.is_idempotent,
+        .is_replayable = x->is_replayable,
+        .is_resp_head_sent = x->is_resp_head_sent,
+        .is_server_fault = info->is_server_fault,
+        .is_stale = is_stale,
+        .stale_retries = x->stale_retries,
+        .retries_left = x->retries_left,
+    };
+    enum proto_retry r = x->is_failed ? PROTO_RETRY_NO : proto_retry_decide(&facts);
+    /* Another server is worth a counted retry only if there is one. */
+    if (r == PROTO_RETRY_COUNTED && x->pool->nservers < 2 && !is_stale)
+        r = PROTO_RETRY_NO;
+    if (r != PROTO_RETRY_NO) {
+        if (r == PROTO_RETRY_FREE)
+            x->stale_retries++;
+        else
+            x->retries_left--;
+        rewind_request(x);
+        x->wait.avoid = is_stale ? NULL : s;
+        GW_LOG_INFO("backend %s server %s stream %d: %s; retrying %s", x->pool->name,
+                    s != NULL ? s->name : "-", (int)x->stream_id, why,
+                    is_stale ? "on a fresh connection" : "on another server");
+        submit(x);
         return;
     }
-    if (u != NULL)
-        gw_upconn_close(u);
-    if (x->is_failed)
-        return;
-    x->is_failed = 1;
-    int reply = x->is_resp_head_sent ? 0 : status;
-    /* Nothing reached the backend, but we may not replay the request: the
-     * client may (RFC 9113 §8.7). */
-    if (reply > 0 && (flags & GW_FAIL_UNSENT) && !x->head.is_idempotent)
-        reply = GW_STATUS_REFUSED;
-    GW_LOG_WARN("backend %s server %s stream %d: %s (%s)", backend, server, (int)x->stream_id, why,
-                reply > 0                    ? "answered with an error"
-                : reply == GW_STATUS_REFUSED ? "stream refused"
-                                             : "stream reset");
-    proto_buf_free(&x->resp_body);
-    x->fe->on_fail(x, reply, why);
+    tell_failure(x, err, why, is_unsent);
 }
+
+static void on_wait_fail(gw_pool_waiter_t *wt, gw_err_t err, const char *why, gw_server_t *s)
+{
+    gw_exchange_t *x = of_waiter(wt);
+    if (s != NULL)
+        x->server = s;
+    x->attempt_ms = wt->attempt_started_ms;
+    if (err == GW_E_CONNECT || err == GW_E_CONNECT_TIMEOUT || err == GW_E_TLS) {
+        /* The pool has counted it against the server already; nothing of
+         * the request was sent. */
+        const gw_err_info_t *info = gw_err_info(err);
+        proto_retry_facts_t facts = {
+            .is_idempotent = 1, /* nothing was sent: any request may go again */
+            .is_replayable = 1,
+            .is_server_fault = info->is_server_fault,
+            .retries_left = x->retries_left,
+        };
+        if (!x->is_failed && x->pool->nservers > 1 &&
+            proto_retry_decide(&facts) == PROTO_RETRY_COUNTED) {
+            x->retries_left--;
+            x->wait.avoid = s;
+            GW_LOG_INFO("backend %s server %s stream %d: %s; retrying on another server",
+                        x->pool->name, s != NULL ? s->name : "-", (int)x->stream_id, why);
+            submit(x);
+            return;
+        }
+    }
+    tell_failure(x, err, why, 1);
+}
+
+static void conn_on_error(void *ud, const gw_h1conn_fail_t *f)
+{
+    gw_exchange_t *x = ud;
+    drop_conn(x, 0);
+    attempt_failed(x, f->err, f->why, f->is_reused, f->is_resp_started, f->is_unsent);
+}
+
+/* ---- response ---- */
 
 static int has_no_content(const gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
 {
@@ -245,8 +405,11 @@ static int has_no_content(const gw_exchange_t *x, int status, const proto_header
     return 0;
 }
 
-int gw_exchange_on_resp_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
+static int conn_on_head(void *ud, int status, const proto_header_t *f, size_t n)
 {
+    gw_exchange_t *x = ud;
+    int is_failure = status >= 500 && x->pool->bcfg->fail_on_5xx;
+    gw_pool_report(x->pool, x->server, !is_failure, "5xx response", x->attempt_ms);
     x->resp_status = status;
     int rv = x->fe->on_head(x, status, f, n, !has_no_content(x, status, f, n));
     if (rv == 0)
@@ -254,16 +417,25 @@ int gw_exchange_on_resp_head(gw_exchange_t *x, int status, const proto_header_t 
     return rv;
 }
 
-int gw_exchange_on_resp_body(gw_exchange_t *x, const uint8_t *data, size_t len)
+static int conn_on_body(void *ud, const uint8_t *data, size_t len)
 {
+    gw_exchange_t *x = ud;
     if (proto_buf_append(&x->resp_body, data, len) != 0)
         return PROTO_E_NOMEM;
+    /* The client is slower than the backend: stop reading until it has
+     * drained half (gw_exchange_resp_read); the backend connection then
+     * times the client, not the backend. */
+    if (proto_buf_len(&x->resp_body) >= x->w->cfg->response_buffer_size && x->conn != NULL) {
+        x->is_resp_paused = 1;
+        gw_h1conn_pause_read(x->conn);
+    }
     x->fe->on_body(x);
     return 0;
 }
 
-int gw_exchange_on_resp_trailers(gw_exchange_t *x, const proto_header_t *f, size_t n)
+static int conn_on_trailers(void *ud, const proto_header_t *f, size_t n)
 {
+    gw_exchange_t *x = ud;
     /* The fields outlive the parser's buffer: they are sent only after the
      * client has taken the body, so copy them into one block. */
     size_t bytes = n * sizeof(proto_header_t);
@@ -289,8 +461,25 @@ int gw_exchange_on_resp_trailers(gw_exchange_t *x, const proto_header_t *f, size
     return 0;
 }
 
-void gw_exchange_on_resp_done(gw_exchange_t *x)
+static void conn_on_done(void *ud, int is_reusable)
 {
+    gw_exchange_t *x = ud;
+    drop_conn(x, is_reusable);
+    x->state = GW_X_DONE;
     x->is_resp_done = 1;
     x->fe->on_body(x);
+}
+
+size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max)
+{
+    size_t n = proto_buf_read(&x->resp_body, dst, max);
+    x->resp_bytes += n;
+    if (x->conn != NULL && x->is_resp_paused && n > 0) {
+        if (proto_buf_len(&x->resp_body) <= x->w->cfg->response_buffer_size / 2) {
+            x->is_resp_paused = 0;
+            gw_h1conn_resume_read(x->conn);
+        } else
+            gw_h1conn_pause_read(x->conn); /* progress: the client's clock restarts */
+    }
+    return n;
 }

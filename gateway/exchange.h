@@ -1,35 +1,26 @@
 /*
- * One proxied request/response. An exchange is owned by its client
- * connection (the frontend); an upstream connection only borrows it while
- * busy, and gw_exchange_detach() clears both links at once.
+ * One proxied request and its response: the layer between the client side
+ * and the backend side. An exchange is owned by its client connection (the
+ * frontend); it waits in its backend's pool, borrows one backend connection
+ * per attempt, decides retries (proto/retry), turns every failure into one
+ * gw_err (gateway/core/err: status before the head, reset after it), and is
+ * the only caller of the frontend's ops.
  */
 #ifndef GW_EXCHANGE_H
 #define GW_EXCHANGE_H
 
 #include <stdint.h>
 
-#include "proto/queue.h"
-#include "proto/scheduler.h"
+#include "gateway/backend/pool.h"
+#include "gateway/core/ctx.h"
+#include "gateway/core/err.h"
 #include "proto/buf.h"
 #include "proto/h1_request.h"
 #include "proto/headers.h"
 #include "proto/proto.h"
+#include "proto/queue.h"
 
-struct gw_worker;
-struct gw_pool;
-struct gw_server;
-struct gw_upconn;
 typedef struct gw_exchange gw_exchange_t;
-
-/* How a failure may be handled (gw_exchange_fail flags). */
-enum {
-    GW_FAIL_RETRY = 1,  /* before any response byte, the server's fault: another
-                           server may be tried, using up a retry */
-    GW_FAIL_STALE = 2,  /* a reused connection died before any response byte: the
-                           pool's fault; a fresh connection is tried for free */
-    GW_FAIL_UNSENT = 4, /* with STALE: the first write failed, so the backend
-                           provably got none of the request */
-};
 
 /* on_fail status for "refused before processing": HTTP/2 answers with
  * RST_STREAM(REFUSED_STREAM), which tells the client it may retry. */
@@ -39,8 +30,19 @@ enum {
  * that a failed attempt can be replayed on another server. */
 #define GW_REPLAY_MAX (64 * 1024)
 
-/* What the backend side tells the client side. Implemented by h2_client
- * (and by the HTTP/1.1 frontend later). */
+enum gw_exchange_state {
+    GW_X_NEW,        /* the frontend is reading the request head */
+    GW_X_QUEUED,     /* waiting in the pool */
+    GW_X_CONNECTING, /* a connection is being opened for it */
+    GW_X_SENDING,    /* writing the request (the response may start meanwhile) */
+    GW_X_RECEIVING,  /* request sent, response arriving */
+    GW_X_DONE,       /* the whole response is in resp_body */
+    GW_X_FAILED,
+};
+
+const char *gw_exchange_state_str(int state);
+
+/* What the exchange tells the client side. Implemented by both frontends. */
 typedef struct gw_frontend_ops {
     /* The final response head arrived. Fields are valid during the call only.
      * has_body is 0 when the response cannot have content (HEAD, 204, 304,
@@ -51,8 +53,9 @@ typedef struct gw_frontend_ops {
     void (*on_body)(gw_exchange_t *x);
     /* The exchange failed. status > 0: answer with that status (the head
      * was not sent; x->retry_after_s > 0 adds Retry-After); status 0: reset
-     * the stream; GW_STATUS_REFUSED: refuse it (retry is safe). */
-    void (*on_fail)(gw_exchange_t *x, int status, const char *why);
+     * the stream with rst_code; GW_STATUS_REFUSED: refuse it (retry is
+     * safe). */
+    void (*on_fail)(gw_exchange_t *x, int status, uint32_t rst_code, const char *why);
     /* n request body bytes reached the backend: let the client send more. */
     void (*on_req_body_written)(gw_exchange_t *x, size_t n);
     /* The exchange of x's parent stream (RFC 7540 dependency), or NULL. May
@@ -61,23 +64,26 @@ typedef struct gw_frontend_ops {
 } gw_frontend_ops_t;
 
 struct gw_exchange {
-    struct gw_worker *w;
+    gw_ctx_t *w;
     const gw_frontend_ops_t *fe;
     void *fe_conn;            /* the frontend's connection object */
     void *fe_req;             /* the frontend's request being read; freed once the head is built */
     int32_t stream_id;        /* for logs and the HTTP/2 frontend */
     const char *client_addr;  /* the client connection's, which outlives x */
     const char *protocol;     /* "h2" or "http/1.1", for the access log */
-    proto_queue_t fe_node;       /* in the frontend connection's list of exchanges */
-    proto_sched_entry_t sched;   /* while waiting for a connection; owner, urgency and
-                                 weight are set by the frontend before start */
+    proto_queue_t fe_node;    /* in the frontend connection's list of exchanges */
+    gw_pool_waiter_t wait;    /* in the pool; wait.sched's urgency and weight are
+                                 set by the frontend before start */
     int is_incremental;       /* RFC 9218 i: kept for the client-side send order */
     int has_priority_field;   /* RFC 9218 field present: it decides the urgency */
     int32_t parent_stream_id; /* RFC 7540 dependency, 0 for the root */
     uint16_t weight;          /* RFC 7540 weight, 1..256 */
-    struct gw_pool *pool;
-    struct gw_upconn *upconn; /* borrowed while busy; NULL otherwise */
-    struct gw_server *server; /* the server of the latest attempt, for logs */
+    int state;                /* enum gw_exchange_state */
+    gw_err_t err;             /* why it failed */
+    gw_pool_t *pool;          /* its backend, set by the frontend before start */
+    gw_h1conn_t *conn;        /* borrowed while SENDING or RECEIVING */
+    gw_server_t *server;      /* the server of the latest attempt, for logs */
+    uint64_t attempt_ms;      /* when the latest attempt got its connection */
     uint32_t retry_after_s;   /* for a 503: when the client may try again */
     uint32_t retries_left;    /* attempts on other servers still allowed */
     uint32_t stale_retries;   /* free retries after stale keep-alive failures */
@@ -87,19 +93,18 @@ struct gw_exchange {
     proto_h1_head_t head;
     int is_head_method;
     proto_buf_t req_body;       /* received, not yet handed to the backend */
-    uint64_t req_body_written;  /* bytes handed to backend writes so far */
+    uint64_t req_body_acked;    /* bytes of this attempt that reached the socket */
     uint64_t req_body_credited; /* bytes the client was told were taken (window) */
     uint64_t req_body_received; /* bytes the client sent so far (for the size limit) */
-    proto_buf_t replay;         /* bytes written so far, while replayable */
-    unsigned is_replayable : 1; /* the whole body written so far is in replay */
-    unsigned is_started : 1;    /* head built and submitted to the pool */
+    uint64_t req_body_taken;    /* bytes handed to this attempt's connection */
+    proto_buf_t replay;         /* those bytes, while replayable */
+    unsigned is_replayable : 1; /* every body byte handed over is in replay */
+    unsigned is_started : 1;    /* head built and given to the pool */
     unsigned is_req_end : 1;    /* the client sent its last body byte */
-    unsigned is_req_head_written : 1;
-    unsigned is_req_sent : 1; /* head, body and terminator all written */
-    unsigned is_retried : 1;
+    unsigned is_conn_reused : 1;
 
     /* response */
-    int resp_status;
+    int resp_status;          /* what the client got (the gateway's own status too) */
     uint64_t resp_bytes;      /* body bytes taken by the client */
     proto_buf_t resp_body;    /* backend bytes not yet taken by the client */
     proto_header_t *trailers; /* one allocation holding fields and bytes */
@@ -107,19 +112,22 @@ struct gw_exchange {
     unsigned is_resp_head_sent : 1;
     unsigned is_resp_done : 1; /* the whole response body is in resp_body */
     unsigned is_failed : 1;
+    unsigned is_refused : 1;
     unsigned is_deferred : 1; /* the frontend's body reader waits for bytes */
+    unsigned is_resp_paused : 1; /* the backend connection's reading is paused for us */
 };
 
 /* Creates an exchange owned by fe_conn. Returns NULL when out of memory. */
-gw_exchange_t *gw_exchange_new(struct gw_worker *w, const gw_frontend_ops_t *fe, void *fe_conn,
+gw_exchange_t *gw_exchange_new(gw_ctx_t *w, const gw_frontend_ops_t *fe, void *fe_conn,
                                int32_t stream_id);
 
-/* Frees x: takes it out of the queue, and closes a borrowed upstream
- * connection whose exchange was not finished (its state is unknown). */
+/* Writes x's access-log line and frees it; a borrowed backend connection
+ * whose exchange was not finished is closed (its state is unknown), a
+ * connection being opened for it serves the next request. */
 void gw_exchange_free(gw_exchange_t *x);
 
 /* Hands x (whose head is built) to its backend's pool. */
-void gw_exchange_start(gw_exchange_t *x, struct gw_pool *pool);
+void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool);
 
 /* Request body bytes from the client. Returns 1 when they were taken for the
  * backend (the window reopens through on_req_body_written), 0 when the
@@ -138,23 +146,8 @@ size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max);
  * a waiting x moves in its queue. */
 void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight);
 
-/* Body bytes just handed to a backend write: kept for a replay while the
- * body stays under GW_REPLAY_MAX. */
-void gw_exchange_note_body_sent(gw_exchange_t *x, const void *data, size_t len);
-
-/* Clears the links between x and its upstream connection. */
-void gw_exchange_detach(gw_exchange_t *x);
-
-/* The one exit for a failed exchange. Retries when the flags and the
- * exchange allow it (see can_retry), else tells the frontend: status before
- * the head, a reset after it, or a refusal when nothing reached a backend
- * and the request cannot be replayed. Logs once, with the reason. */
-void gw_exchange_fail(gw_exchange_t *x, int status, const char *why, int flags);
-
-/* Called by the upstream side as the response arrives. */
-int gw_exchange_on_resp_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n);
-int gw_exchange_on_resp_body(gw_exchange_t *x, const uint8_t *data, size_t len);
-int gw_exchange_on_resp_trailers(gw_exchange_t *x, const proto_header_t *f, size_t n);
-void gw_exchange_on_resp_done(gw_exchange_t *x);
+/* Fails x before it reached the pool (a bad request, a limit): the
+ * frontend hears on_fail with err's status. */
+void gw_exchange_fail(gw_exchange_t *x, gw_err_t err, const char *why);
 
 #endif

@@ -3,9 +3,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/ops/access_log.h"
 #include "gateway/client/client_conn.h"
 #include "gateway/core/log.h"
+#include "gateway/ops/access_log.h"
 #include "proto/router.h"
 
 /* How long a graceful drain may take before open connections are cut. */
@@ -16,11 +16,6 @@ static void on_kick(uv_idle_t *idle)
     (void)idle; /* its being active is the point: the next poll does not block */
 }
 
-static int has_dirty(gw_worker_t *w)
-{
-    return !proto_queue_empty(&w->dirty_upconns) || !proto_queue_empty(&w->dirty);
-}
-
 /* Runs right before the loop waits for I/O: every connection with output
  * writes it here, once per turn. Flushing can dirty others (a backend
  * write reopens a client window; a finished HTTP/1.1 response starts the
@@ -29,11 +24,10 @@ static int has_dirty(gw_worker_t *w)
 static void on_flush(uv_prepare_t *prepare)
 {
     gw_worker_t *w = prepare->data;
-    for (int round = 0; round < 4 && has_dirty(w); round++) {
-        gw_upconn_flush_all(&w->dirty_upconns);
-        gw_client_conn_flush_all(w);
-    }
-    if (has_dirty(w))
+    int is_left = 1;
+    for (int round = 0; round < 4 && is_left; round++)
+        is_left = gw_ctx_run_tasks(&w->ctx);
+    if (is_left)
         uv_idle_start(&w->kick, on_kick);
     else
         uv_idle_stop(&w->kick);
@@ -48,9 +42,9 @@ static void on_signal(uv_signal_t *sig, int signum)
             gw_listener_reload_tls(&w->listeners[i]);
         return;
     }
-    if (w->is_draining) {
+    if (w->ctx.is_draining) {
         GW_LOG_WARN("signal %d during drain: closing everything now", signum);
-        uv_stop(&w->loop);
+        uv_stop(&w->ctx.loop);
         return;
     }
     GW_LOG_INFO("signal %d: draining", signum);
@@ -60,25 +54,27 @@ static void on_signal(uv_signal_t *sig, int signum)
 static void on_drain_timeout(uv_timer_t *timer)
 {
     gw_worker_t *w = timer->data;
-    GW_LOG_WARN("drain timed out with %u client connections open: closing them", w->nclients);
-    uv_stop(&w->loop);
+    GW_LOG_WARN("drain timed out with %u client connections open: closing them",
+                w->ctx.nclients);
+    uv_stop(&w->ctx.loop);
 }
 
-void gw_worker_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
+static void on_client_closed(gw_ctx_t *ctx)
 {
-    (void)suggested;
-    gw_worker_t *w = handle->loop->data;
-    *buf = uv_buf_init(w->read_buf, sizeof(w->read_buf));
+    if (ctx->is_draining && ctx->nclients == 0)
+        uv_stop(&ctx->loop);
 }
 
-uint64_t gw_worker_now_ms(const gw_worker_t *w)
+static gw_pool_t *pool_for(gw_ctx_t *ctx, const char *authority, size_t authority_len,
+                           const char *path, size_t path_len)
 {
-    return uv_now(&w->loop);
+    gw_worker_t *w = (gw_worker_t *)ctx;
+    return &w->pools[proto_route_pick(ctx->cfg, authority, authority_len, path, path_len)];
 }
 
 static void start_signal(gw_worker_t *w, uv_signal_t *sig, int signum)
 {
-    uv_signal_init(&w->loop, sig);
+    uv_signal_init(&w->ctx.loop, sig);
     sig->data = w;
     uv_signal_start(sig, on_signal, signum);
 }
@@ -86,34 +82,36 @@ static void start_signal(gw_worker_t *w, uv_signal_t *sig, int signum)
 int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports)
 {
     memset(w, 0, sizeof(*w));
-    w->cfg = cfg;
-    w->index = index;
-    proto_queue_init(&w->dirty);
-    proto_queue_init(&w->dirty_upconns);
-    proto_queue_init(&w->clients);
-    int rv = uv_loop_init(&w->loop);
+    gw_ctx_t *ctx = &w->ctx;
+    ctx->cfg = cfg;
+    ctx->index = index;
+    ctx->pool_for = pool_for;
+    ctx->on_client_closed = on_client_closed;
+    proto_queue_init(&ctx->tasks);
+    proto_queue_init(&ctx->clients);
+    int rv = uv_loop_init(&ctx->loop);
     if (rv != 0)
         return rv;
-    w->loop.data = w;
+    ctx->loop.data = ctx;
 
-    uv_prepare_init(&w->loop, &w->flush);
+    uv_prepare_init(&ctx->loop, &w->flush);
     w->flush.data = w;
     uv_prepare_start(&w->flush, on_flush);
-    uv_idle_init(&w->loop, &w->kick);
+    uv_idle_init(&ctx->loop, &w->kick);
     start_signal(w, &w->sig_term, SIGTERM);
     start_signal(w, &w->sig_int, SIGINT);
     start_signal(w, &w->sig_hup, SIGHUP);
-    uv_timer_init(&w->loop, &w->drain_timer);
+    uv_timer_init(&ctx->loop, &w->drain_timer);
     w->drain_timer.data = w;
 
     if (cfg->access_log != NULL) {
-        w->access_log = calloc(1, sizeof(*w->access_log));
-        if (w->access_log == NULL)
+        ctx->access_log = calloc(1, sizeof(*ctx->access_log));
+        if (ctx->access_log == NULL)
             return UV_ENOMEM;
-        if ((rv = gw_access_log_open(w->access_log, &w->loop, cfg->access_log)) != 0) {
+        if ((rv = gw_access_log_open(ctx->access_log, &ctx->loop, cfg->access_log)) != 0) {
             GW_LOG_ERROR("access log %s: %s", cfg->access_log, uv_strerror(rv));
-            free(w->access_log);
-            w->access_log = NULL;
+            free(ctx->access_log);
+            ctx->access_log = NULL;
             return rv;
         }
     }
@@ -122,35 +120,30 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     if (w->pools == NULL || w->listeners == NULL)
         return UV_ENOMEM;
     for (size_t i = 0; i < cfg->nbackends; i++) {
-        if ((rv = gw_pool_init(&w->pools[i], w, &cfg->backends[i])) != 0)
+        if ((rv = gw_pool_init(&w->pools[i], ctx, &cfg->backends[i])) != 0)
             return rv;
         w->npools++;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         w->nlisteners++;
-        if ((rv = gw_listener_start(&w->listeners[i], w, &cfg->listeners[i],
+        if ((rv = gw_listener_start(&w->listeners[i], ctx, &cfg->listeners[i],
                                     ports != NULL ? ports[i] : 0)) != 0)
             return rv;
     }
     return 0;
 }
 
-gw_pool_t *gw_worker_pool_for(gw_worker_t *w, const char *authority, size_t authority_len,
-                              const char *path, size_t path_len)
-{
-    return &w->pools[proto_route_pick(w->cfg, authority, authority_len, path, path_len)];
-}
-
 void gw_worker_drain(gw_worker_t *w)
 {
-    if (w->is_draining)
+    gw_ctx_t *ctx = &w->ctx;
+    if (ctx->is_draining)
         return;
-    w->is_draining = 1;
+    ctx->is_draining = 1;
     for (size_t i = 0; i < w->nlisteners; i++)
         gw_listener_stop(&w->listeners[i]);
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_close_idle(&w->pools[i]);
-    for (proto_queue_t *n = w->clients.next; n != &w->clients; n = n->next) {
+    for (proto_queue_t *n = ctx->clients.next; n != &ctx->clients; n = n->next) {
         gw_client_conn_t *c = proto_container_of(n, gw_client_conn_t, all_node);
         if (c->proto->on_drain != NULL) {
             c->proto->on_drain(c);
@@ -160,13 +153,7 @@ void gw_worker_drain(gw_worker_t *w)
         }
     }
     uv_timer_start(&w->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
-    gw_worker_on_client_closed(w);
-}
-
-void gw_worker_on_client_closed(gw_worker_t *w)
-{
-    if (w->is_draining && w->nclients == 0)
-        uv_stop(&w->loop);
+    on_client_closed(ctx);
 }
 
 static void on_walk_close(uv_handle_t *handle, void *arg)
@@ -178,34 +165,35 @@ static void on_walk_close(uv_handle_t *handle, void *arg)
 
 int gw_worker_run(gw_worker_t *w)
 {
-    uv_run(&w->loop, UV_RUN_DEFAULT);
+    uv_run(&w->ctx.loop, UV_RUN_DEFAULT);
     return gw_worker_teardown(w);
 }
 
 int gw_worker_teardown(gw_worker_t *w)
 {
-    if (w->loop.data != w)
+    gw_ctx_t *ctx = &w->ctx;
+    if (ctx->loop.data != ctx)
         return 0; /* the loop never started */
     /* Orderly teardown: connections first (their close callbacks free them),
      * then pools, then the worker's own handles, which have no callbacks. */
     for (size_t i = 0; i < w->nlisteners; i++)
         gw_listener_stop(&w->listeners[i]);
     proto_queue_t *n;
-    while ((n = proto_queue_first(&w->clients)) != NULL)
+    while ((n = proto_queue_first(&ctx->clients)) != NULL)
         gw_client_conn_close(proto_container_of(n, gw_client_conn_t, all_node));
-    uv_run(&w->loop, UV_RUN_NOWAIT);
+    uv_run(&ctx->loop, UV_RUN_NOWAIT);
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_close_all(&w->pools[i]);
-    uv_run(&w->loop, UV_RUN_NOWAIT);
-    uv_walk(&w->loop, on_walk_close, NULL);
-    uv_run(&w->loop, UV_RUN_DEFAULT);
-    int rv = uv_loop_close(&w->loop);
-    if (w->access_log != NULL) {
-        gw_access_log_close(w->access_log);
-        free(w->access_log);
+    uv_run(&ctx->loop, UV_RUN_NOWAIT);
+    uv_walk(&ctx->loop, on_walk_close, NULL);
+    uv_run(&ctx->loop, UV_RUN_DEFAULT);
+    int rv = uv_loop_close(&ctx->loop);
+    if (ctx->access_log != NULL) {
+        gw_access_log_close(ctx->access_log);
+        free(ctx->access_log);
     }
     for (size_t i = 0; i < w->nlisteners; i++) {
-        gw_tls_ctx_unref(w->listeners[i].tls);
+        gw_tls_ctx_unref(w->listeners[i].origin.tls);
         free(w->listeners[i].watches);
     }
     free(w->listeners);

@@ -1,6 +1,8 @@
 /*
- * A worker: one uv loop, its listeners, its client connections and its
- * backend pools. Everything a worker owns is touched only by its thread.
+ * A worker: one loop (its context, gateway/core/ctx), its listeners, its
+ * client connections and its backend pools, wired together; signals and
+ * the drain. Everything a worker owns is touched only by its thread. The
+ * worker sits on top: it includes the modules, none of them includes it.
  */
 #ifndef GW_WORKER_H
 #define GW_WORKER_H
@@ -8,33 +10,20 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "gateway/backend/pool.h"
 #include "gateway/client/listener.h"
-#include "proto/queue.h"
-#include "gateway/backend/h1conn.h"
-
-#define GW_READ_BUF_SIZE (64 * 1024)
+#include "gateway/core/ctx.h"
 
 typedef struct gw_worker {
-    uv_loop_t loop;
-    const cfg_t *cfg;
-    int index;                /* 0 runs on the main thread and reports ports */
+    gw_ctx_t ctx;             /* first: the modules see only this */
     gw_listener_t *listeners; /* one per configured listener */
     size_t nlisteners;
     gw_pool_t *pools; /* one per configured backend */
     size_t npools;
-    uv_prepare_t flush; /* writes every dirty connection once per loop turn */
-    uv_idle_t kick;     /* active while output waits for the next turn */
+    uv_prepare_t flush; /* runs the deferred tasks once per loop turn */
+    uv_idle_t kick;     /* active while tasks wait for the next turn */
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t drain_timer;   /* bounds a graceful drain */
-    proto_queue_t dirty;         /* client connections with output to gather */
-    proto_queue_t dirty_upconns; /* backend connections with request bytes to write */
-    proto_queue_t clients;       /* every open client connection */
-    uint32_t nclients;
-    int is_draining;
-    struct gw_access_log *access_log; /* NULL: off */
-    /* Every reader copies or parses its bytes before its read callback
-     * returns, so one buffer serves all connections of the loop. */
-    char read_buf[GW_READ_BUF_SIZE];
+    uv_timer_t drain_timer; /* bounds a graceful drain */
 } gw_worker_t;
 
 /* Binds every listener, loads TLS material and sets up the pools. ports
@@ -53,17 +42,5 @@ int gw_worker_teardown(gw_worker_t *w);
 /* Starts a graceful drain: stop accepting, GOAWAY to every client, finish
  * what is in flight, exit when nothing is left or the drain timer fires. */
 void gw_worker_drain(gw_worker_t *w);
-
-/* Called by a client connection when it is gone; ends a drain when last. */
-void gw_worker_on_client_closed(gw_worker_t *w);
-
-/* The pool of the backend a request goes to. */
-gw_pool_t *gw_worker_pool_for(gw_worker_t *w, const char *authority, size_t authority_len,
-                              const char *path, size_t path_len);
-
-/* libuv alloc callback handing out the worker's shared read buffer. */
-void gw_worker_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf);
-
-uint64_t gw_worker_now_ms(const gw_worker_t *w);
 
 #endif

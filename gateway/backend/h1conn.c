@@ -4,12 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/exchange.h"
-#include "gateway/core/log.h"
-#include "gateway/worker.h"
+#include "proto/chunked.h"
 
-/* A single upstream write carries at most this much request body, so one
- * fast client cannot make one write allocation arbitrarily large. */
+/* A single write carries at most this much request body, so one fast
+ * client cannot make one write allocation arbitrarily large. */
 #define MAX_BODY_PER_WRITE (256 * 1024)
 
 static void on_connect(uv_connect_t *req, int status);
@@ -17,673 +15,681 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_write(uv_write_t *req, int status);
 static void on_timer(uv_timer_t *timer);
 static void on_close(uv_handle_t *handle);
-static void release_write(gw_upconn_t *u);
+static void on_flush_task(gw_task_t *t);
+static void flush(gw_h1conn_t *c);
 
 static int resp_on_head(void *ud, int status, const proto_header_t *f, size_t n);
 static int resp_on_body(void *ud, const uint8_t *data, size_t len);
 static int resp_on_trailers(void *ud, const proto_header_t *f, size_t n);
-static int resp_on_complete(void *ud);
 
 static const proto_h1_response_cbs_t resp_cbs = {
     .on_head = resp_on_head,
     .on_body = resp_on_body,
     .on_trailers = resp_on_trailers,
-    .on_complete = resp_on_complete,
 };
 
-static const cfg_backend_t *bcfg_of(const gw_upconn_t *u)
+static uint64_t now_ms(const gw_h1conn_t *c)
 {
-    return u->server->pool->bcfg;
+    return gw_ctx_now_ms(c->w);
 }
 
-static void upconn_start_timer(gw_upconn_t *u, uint64_t ms)
+/* ---- timers: one per connection, its meaning read off the state ---- */
+
+/*
+ * Which clock runs now. Each is a fault of a different party, so each has
+ * its own error: the server that does not connect, answer or keep sending;
+ * the user that does not take the response or give the rest of the body.
+ */
+static gw_err_t timer_kind(const gw_h1conn_t *c, uint64_t *ms)
 {
-    uv_timer_start(&u->timer, on_timer, ms, 0);
+    const gw_h1conn_cfg_t *cfg = c->cfg;
+    if (c->is_read_paused) {
+        *ms = cfg->write_stall_ms;
+        return GW_E_CLIENT_WRITE_TIMEOUT;
+    }
+    if (c->resp.head_done) {
+        *ms = cfg->io_timeout_ms;
+        return GW_E_IO_TIMEOUT;
+    }
+    if (c->is_req_sent) {
+        /* A deadline for the whole head: bytes that trickle in do not
+         * move it. */
+        uint64_t now = now_ms(c);
+        *ms = c->resp_deadline_ms > now ? c->resp_deadline_ms - now : 0;
+        return GW_E_RESPONSE_TIMEOUT;
+    }
+    if (c->is_writing) {
+        *ms = cfg->io_timeout_ms;
+        return GW_E_IO_TIMEOUT;
+    }
+    *ms = cfg->read_stall_ms;
+    return GW_E_CLIENT_READ_TIMEOUT;
 }
 
-static void set_busy(gw_upconn_t *u, int is_busy)
+static void arm_timer(gw_h1conn_t *c)
 {
-    if (u->is_busy_counted == (unsigned)is_busy)
+    uint64_t ms = 0;
+    if (c->state != GW_H1CONN_BUSY)
         return;
-    u->is_busy_counted = is_busy;
-    if (is_busy)
-        u->server->nbusy++;
-    else
-        u->server->nbusy--;
-}
-
-static void upconn_close(gw_upconn_t *u, int dispatch)
-{
-    if (u->state == GW_UP_CLOSING)
+    timer_kind(c, &ms);
+    if (ms == 0 && c->is_req_sent && !c->resp.head_done)
+        ms = 1; /* the head's deadline has passed: fire at once */
+    if (ms == 0) {
+        uv_timer_stop(&c->timer);
         return;
-    gw_server_t *s = u->server;
-    if (u->x != NULL)
-        gw_exchange_detach(u->x);
-    if (u->state == GW_UP_IDLE)
-        s->nidle--;
-    set_busy(u, 0);
-    proto_queue_remove(&u->idle_node);
-    proto_queue_remove(&u->all_node);
-    proto_queue_remove(&u->dirty_node);
-    u->state = GW_UP_CLOSING;
-    uv_close((uv_handle_t *)&u->tcp, on_close);
-    uv_close((uv_handle_t *)&u->timer, on_close);
-    s->nconns--;
-    if (dispatch)
-        gw_pool_dispatch(s->pool);
+    }
+    uv_timer_start(&c->timer, on_timer, ms, 0);
 }
 
-void gw_upconn_close(gw_upconn_t *u)
+/* ---- lifetime ---- */
+
+static void release_write(gw_h1conn_t *c)
 {
-    upconn_close(u, 1);
+    free(c->wbuf_alloc);
+    c->wbuf_alloc = NULL;
+    proto_buf_free(&c->wbody);
+    c->nwbufs = 0;
 }
 
-void gw_upconn_close_keep_slot(gw_upconn_t *u)
+void gw_h1conn_close(gw_h1conn_t *c)
 {
-    upconn_close(u, 0);
+    if (c == NULL || c->state == GW_H1CONN_CLOSED)
+        return;
+    c->state = GW_H1CONN_CLOSED;
+    c->ud = NULL;
+    c->req_ops = NULL;
+    gw_task_cancel(&c->flush_task);
+    uv_close((uv_handle_t *)&c->tcp, on_close);
+    uv_close((uv_handle_t *)&c->timer, on_close);
 }
 
 static void on_close(uv_handle_t *handle)
 {
-    gw_upconn_t *u = handle->data;
-    if (--u->nhandles_open > 0)
+    gw_h1conn_t *c = handle->data;
+    if (--c->nhandles_open > 0)
         return;
-    if (u->is_tls)
-        gw_tls_conn_free(&u->tls);
-    release_write(u);
-    proto_h1_response_free(&u->resp);
-    free(u);
+    if (c->is_tls)
+        gw_tls_conn_free(&c->tls);
+    release_write(c);
+    proto_h1_response_free(&c->resp);
+    free(c);
 }
 
-void gw_upconn_assign(gw_upconn_t *u, gw_exchange_t *x)
+gw_h1conn_t *gw_h1conn_connect(gw_ctx_t *w, const struct sockaddr *addr, const char *name,
+                               const gw_h1conn_cfg_t *cfg, const gw_h1conn_owner_ops_t *ops,
+                               void *owner, gw_err_t *err, char *why, size_t why_len)
 {
-    u->x = x;
-    x->upconn = u;
-    x->server = u->server;
-    u->state = GW_UP_BUSY;
-    set_busy(u, 1);
-    uv_timer_stop(&u->timer);
-    proto_h1_response_reset(&u->resp, x->is_head_method);
-    gw_upconn_flush(u);
-}
-
-void gw_upconn_open(gw_server_t *s, gw_exchange_t *x)
-{
-    gw_pool_t *p = s->pool;
-    gw_upconn_t *u = calloc(1, sizeof(*u));
-    if (u == NULL ||
-        proto_h1_response_init(&u->resp, &resp_cbs, u, p->cfg->max_header_list_size) != 0) {
-        free(u);
-        gw_exchange_fail(x, 502, "out of memory opening a backend connection", 0);
-        return;
+    gw_h1conn_t *c = calloc(1, sizeof(*c));
+    if (c == NULL || proto_h1_response_init(&c->resp, &resp_cbs, c, cfg->max_head_size) != 0) {
+        free(c);
+        *err = GW_E_NOMEM;
+        snprintf(why, why_len, "out of memory opening a backend connection");
+        return NULL;
     }
-    u->server = s;
-    s->nconns++;
-    s->nopened++;
-    proto_queue_init(&u->idle_node);
-    proto_queue_init(&u->dirty_node);
-    proto_queue_insert_tail(&p->all, &u->all_node);
-    uv_tcp_init(&p->w->loop, &u->tcp);
-    uv_timer_init(&p->w->loop, &u->timer);
-    u->tcp.data = u->timer.data = u->connect_req.data = u->wreq.data = u;
-    u->nhandles_open = 2;
-    u->state = GW_UP_CONNECTING;
-    u->idle_timeout_ms = p->bcfg->idle_timeout_ms;
-    u->x = x;
-    x->upconn = u;
-    x->server = s;
-    set_busy(u, 1);
-    uv_tcp_nodelay(&u->tcp, 1);
-
-    int rv =
-        uv_tcp_connect(&u->connect_req, &u->tcp, (const struct sockaddr *)&s->addr, on_connect);
+    c->w = w;
+    c->cfg = cfg;
+    c->owner_ops = ops;
+    c->owner = owner;
+    c->state = GW_H1CONN_CONNECTING;
+    snprintf(c->sni, sizeof(c->sni), "%s", name);
+    proto_queue_init(&c->owner_node);
+    proto_queue_init(&c->owner_all_node);
+    gw_task_init(&c->flush_task, on_flush_task);
+    uv_tcp_init(&w->loop, &c->tcp);
+    uv_timer_init(&w->loop, &c->timer);
+    c->tcp.data = c->timer.data = c->connect_req.data = c->wreq.data = c;
+    c->nhandles_open = 2;
+    uv_tcp_nodelay(&c->tcp, 1);
+    int rv = uv_tcp_connect(&c->connect_req, &c->tcp, addr, on_connect);
     if (rv != 0) {
-        char why[96];
-        snprintf(why, sizeof(why), "cannot connect: %s", uv_strerror(rv));
-        gw_server_report(s, 0, why);
-        gw_exchange_fail(x, 502, why, GW_FAIL_RETRY);
-        return;
+        /* No socket at all (out of descriptors), or a bad address. */
+        *err = gw_err_from_uv(rv, GW_E_CONNECT);
+        snprintf(why, why_len, "cannot connect: %s", uv_strerror(rv));
+        gw_h1conn_close(c);
+        return NULL;
     }
-    upconn_start_timer(u, p->bcfg->connect_timeout_ms);
+    uv_timer_start(&c->timer, on_timer, cfg->connect_timeout_ms, 0);
+    return c;
 }
 
-/* TLS records OpenSSL produced outside a request write (handshake, key
- * updates). */
-static void write_tls_pending(gw_upconn_t *u)
+/* TLS records produced outside a request write (handshake, key updates). */
+static int write_tls_pending(gw_h1conn_t *c)
 {
-    if (u->state != GW_UP_CLOSING)
-        gw_tls_conn_send_pending(&u->tls, (uv_stream_t *)&u->tcp);
+    if (c->state == GW_H1CONN_CLOSED)
+        return 0;
+    return gw_tls_conn_send_pending(&c->tls, (uv_stream_t *)&c->tcp);
 }
 
-static void upconn_start_reading(gw_upconn_t *u)
+static int start_reading(gw_h1conn_t *c)
 {
-    if (u->is_reading)
-        return;
-    if (uv_read_start((uv_stream_t *)&u->tcp, gw_worker_alloc_cb, on_read) == 0)
-        u->is_reading = 1;
+    if (c->is_reading)
+        return 0;
+    int rv = uv_read_start((uv_stream_t *)&c->tcp, gw_ctx_alloc_cb, on_read);
+    if (rv == 0)
+        c->is_reading = 1;
+    return rv;
+}
+
+static void stop_reading(gw_h1conn_t *c)
+{
+    if (c->is_reading)
+        uv_read_stop((uv_stream_t *)&c->tcp);
+    c->is_reading = 0;
+}
+
+static void connected(gw_h1conn_t *c, gw_err_t err, const char *why)
+{
+    uv_timer_stop(&c->timer);
+    if (err == GW_OK)
+        c->state = GW_H1CONN_READY;
+    c->owner_ops->on_connected(c, err, why);
 }
 
 static void on_connect(uv_connect_t *req, int status)
 {
-    gw_upconn_t *u = req->data;
-    if (status == UV_ECANCELED || u->state == GW_UP_CLOSING)
+    gw_h1conn_t *c = req->data;
+    char why[96];
+    if (status == UV_ECANCELED || c->state == GW_H1CONN_CLOSED)
         return;
     if (status != 0) {
-        char why[96];
         snprintf(why, sizeof(why), "connect failed: %s", uv_strerror(status));
-        gw_server_report(u->server, 0, why);
-        if (u->x != NULL)
-            gw_exchange_fail(u->x, 502, why, GW_FAIL_RETRY);
-        else
-            gw_upconn_close(u);
+        connected(c, gw_err_from_uv(status, GW_E_CONNECT), why);
         return;
     }
-    upconn_start_reading(u);
-    gw_exchange_t *x = u->x;
-    if (x == NULL) {
-        gw_upconn_close(u);
+    int rv = start_reading(c);
+    if (rv != 0) {
+        snprintf(why, sizeof(why), "cannot read: %s", uv_strerror(rv));
+        connected(c, gw_err_from_uv(rv, GW_E_CONNECT), why);
         return;
     }
-    gw_pool_t *p = u->server->pool;
-    if (p->tls != NULL) {
-        /* HTTPS: the handshake runs under the connect timeout; the
-         * exchange is assigned once it completes (on_read). */
-        const char *name = p->bcfg->tls_sni != NULL ? p->bcfg->tls_sni : u->server->cfg->addr.host;
-        if (gw_tls_conn_init_client(&u->tls, p->tls, name, p->bcfg->tls_verify ? name : NULL) !=
-            0) {
-            gw_exchange_fail(x, 502, "out of memory starting TLS to the backend", 0);
-            return;
-        }
-        u->is_tls = 1;
-        const char *why = NULL;
-        if (gw_tls_conn_handshake(&u->tls, &why) < 0) {
-            gw_exchange_fail(x, 502, why, 0);
-            return;
-        }
-        write_tls_pending(u);
+    if (c->cfg->tls == NULL) {
+        connected(c, GW_OK, NULL);
         return;
     }
-    uv_timer_stop(&u->timer);
-    gw_upconn_assign(u, x);
+    /* HTTPS: the handshake runs under the connect timeout. */
+    const char *name = c->cfg->tls_sni != NULL ? c->cfg->tls_sni : c->sni;
+    if (gw_tls_conn_init_client(&c->tls, c->cfg->tls, name, c->cfg->tls_verify ? name : NULL) !=
+        0) {
+        connected(c, GW_E_NOMEM, "out of memory starting TLS to the backend");
+        return;
+    }
+    c->is_tls = 1;
+    const char *tls_why = NULL;
+    if (gw_tls_conn_handshake(&c->tls, &tls_why) < 0 || write_tls_pending(c) != 0) {
+        connected(c, GW_E_TLS, tls_why != NULL ? tls_why : "TLS write failed");
+        return;
+    }
 }
 
-/* How a failure before any response byte should be treated: a reused
- * connection that dies then most likely hit the backend's keep-alive
- * timeout (the pool's fault, retried for free on a fresh connection); on
- * a fresh connection it is the server's failure. */
-static int early_failure_flags(const gw_upconn_t *u, const char *why)
+/* ---- requests ---- */
+
+void gw_h1conn_request(gw_h1conn_t *c, const gw_h1conn_req_ops_t *ops, void *ud,
+                       const uint8_t *head, size_t head_len, int is_chunked, int is_head_method)
 {
-    if (u->nrequests > 0)
-        return GW_FAIL_STALE;
-    gw_server_report(u->server, 0, why);
-    return GW_FAIL_RETRY;
+    c->state = GW_H1CONN_BUSY;
+    c->req_ops = ops;
+    c->ud = ud;
+    c->head = head;
+    c->head_len = head_len;
+    c->is_chunked = is_chunked;
+    c->is_head_written = c->is_body_end = c->is_req_sent = 0;
+    c->is_eof_pending = 0;
+    c->is_any_written = 0;
+    c->body_written = 0;
+    c->resp_deadline_ms = 0;
+    proto_h1_response_reset(&c->resp, is_head_method);
+    uv_timer_stop(&c->timer);
+    flush(c);
 }
 
-/* Request bytes go out as one gathered write: the head (once), then body
- * bytes framed as the head promised, then the chunked terminator. */
-/* Frees what the last request write owned. */
-static void release_write(gw_upconn_t *u)
+/* Ends the request with an error: the user learns it once, and the
+ * connection is the owner's to close. */
+static void fail(gw_h1conn_t *c, gw_err_t err, const char *why, int is_unsent)
 {
-    free(u->wbuf_alloc);
-    u->wbuf_alloc = NULL;
-    proto_buf_free(&u->wbody);
-    u->nwbufs = 0;
+    if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL)
+        return;
+    const gw_h1conn_req_ops_t *ops = c->req_ops;
+    void *ud = c->ud;
+    gw_h1conn_fail_t f = {
+        .err = err,
+        .why = why,
+        .is_reused = c->nrequests > 0,
+        .is_resp_started = c->resp.is_started,
+        .is_unsent = is_unsent,
+    };
+    c->req_ops = NULL;
+    c->ud = NULL;
+    stop_reading(c);
+    uv_timer_stop(&c->timer);
+    ops->on_error(ud, &f);
 }
 
-static void add_buf(gw_upconn_t *u, const void *base, size_t len)
+void gw_h1conn_abort(gw_h1conn_t *c, gw_err_t err, const char *why)
+{
+    fail(c, err, why, 0);
+}
+
+static void add_buf(gw_h1conn_t *c, const void *base, size_t len)
 {
     if (len > 0)
-        u->wbufs[u->nwbufs++] = uv_buf_init((char *)base, (unsigned)len);
+        c->wbufs[c->nwbufs++] = uv_buf_init((char *)base, (unsigned)len);
 }
 
 /*
- * Prepares the next request write in u->wbufs: the head (once), then body
- * bytes framed as the head promised, then the chunked terminator. The body
- * segments move from the exchange to the connection (u->wbody) instead of
- * being copied, so the write owns its bytes whatever happens to the
- * exchange; HTTPS backends get one encrypted buffer. Returns the bytes to
- * write, 0 when nothing is pending or on failure (x failed then).
+ * Prepares the next write in c->wbufs: the head (once), then body bytes
+ * framed as the head promised, then the chunked terminator. Body segments
+ * move from the user to the connection (c->wbody) instead of being copied,
+ * so the write owns its bytes whatever happens to the user; HTTPS gets one
+ * buffer of records. Returns the bytes to write; 0 when nothing is pending
+ * or on failure (then the request has failed).
  */
-static size_t next_write(gw_upconn_t *u, gw_exchange_t *x, int *is_last)
+static size_t next_write(gw_h1conn_t *c)
 {
-    static const char crlf[] = "\r\n", last_chunk[] = "0\r\n\r\n";
-    size_t head_len = x->is_req_head_written ? 0 : x->head.len;
-    int is_chunked = x->head.is_chunked;
-    if (head_len == 0 && proto_buf_len(&x->req_body) == 0 && !x->is_req_end)
-        return 0;
-
-    char *prefix = malloc(head_len + 24);
+    size_t head_len = c->is_head_written ? 0 : c->head_len;
+    char *prefix = malloc(head_len + PROTO_CHUNK_LINE_MAX);
     if (prefix == NULL) {
-        gw_exchange_fail(x, 502, "out of memory writing to the backend", 0);
+        fail(c, GW_E_NOMEM, "out of memory writing to the backend", 0);
         return 0;
     }
-    u->wbuf_alloc = prefix;
-    size_t body_len =
-        proto_buf_move(&u->wbody, &x->req_body, MAX_BODY_PER_WRITE, GW_WRITE_IOV_MAX - 3);
-    *is_last = x->is_req_end && proto_buf_len(&x->req_body) == 0;
-    if (head_len == 0 && body_len == 0 && !*is_last) {
-        release_write(u);
+    c->wbuf_alloc = prefix;
+    int is_end = c->is_body_end;
+    size_t body_len = 0;
+    if (!is_end)
+        body_len = c->req_ops->take_body(c->ud, &c->wbody, MAX_BODY_PER_WRITE,
+                                         GW_H1CONN_IOV_MAX - 3, &is_end);
+    int is_last = is_end && !c->is_body_end;
+    if (head_len == 0 && body_len == 0 && !is_last) {
+        release_write(c);
         return 0;
     }
-    memcpy(prefix, x->head.data, head_len);
+    c->is_body_end = is_end;
+    memcpy(prefix, c->head, head_len);
     size_t prefix_len = head_len;
-    if (body_len > 0 && is_chunked)
-        prefix_len += (size_t)snprintf(prefix + prefix_len, 20, "%zx\r\n", body_len);
-    add_buf(u, prefix, prefix_len);
-    proto_slice_t sl[GW_WRITE_IOV_MAX];
-    size_t n = proto_buf_slices(&u->wbody, sl, GW_WRITE_IOV_MAX - 3);
-    for (size_t i = 0; i < n; i++) {
-        add_buf(u, sl[i].base, sl[i].len);
-        gw_exchange_note_body_sent(x, sl[i].base, sl[i].len);
+    if (body_len > 0 && c->is_chunked)
+        prefix_len += proto_chunk_size_line(prefix + prefix_len, body_len);
+    add_buf(c, prefix, prefix_len);
+    proto_slice_t sl[GW_H1CONN_IOV_MAX];
+    size_t n = proto_buf_slices(&c->wbody, sl, GW_H1CONN_IOV_MAX - 3);
+    for (size_t i = 0; i < n; i++)
+        add_buf(c, sl[i].base, sl[i].len);
+    if (body_len > 0 && c->is_chunked)
+        add_buf(c, PROTO_CHUNK_CRLF, 2);
+    if (is_last && c->is_chunked)
+        add_buf(c, PROTO_CHUNK_LAST, PROTO_CHUNK_LAST_LEN);
+    c->is_head_written = 1;
+    c->wbuf_body_bytes = body_len;
+    if (is_last) {
+        c->is_req_sent = 1;
+        c->resp_deadline_ms = now_ms(c) + c->cfg->response_timeout_ms;
     }
-    if (body_len > 0 && is_chunked)
-        add_buf(u, crlf, 2);
-    if (*is_last && is_chunked)
-        add_buf(u, last_chunk, 5);
-    x->is_req_head_written = 1;
-    if (*is_last)
-        x->is_req_sent = 1;
-    u->wbuf_body_bytes = body_len;
-
     size_t total = 0;
-    for (size_t i = 0; i < u->nwbufs; i++)
-        total += u->wbufs[i].len;
+    for (size_t i = 0; i < c->nwbufs; i++)
+        total += c->wbufs[i].len;
     if (total == 0) { /* only the end of a body already sent whole */
-        release_write(u);
+        release_write(c);
         return 0;
     }
-    if (!u->is_tls)
+    if (!c->is_tls)
         return total;
 
-    /* HTTPS: the pieces become records in one buffer. */
-    for (size_t i = 0; i < u->nwbufs; i++) {
-        if (gw_tls_conn_write(&u->tls, (const uint8_t *)u->wbufs[i].base, u->wbufs[i].len) != 0) {
-            release_write(u);
-            gw_exchange_fail(x, 502, "TLS write to the backend failed", 0);
+    for (size_t i = 0; i < c->nwbufs; i++) {
+        if (gw_tls_conn_write(&c->tls, (const uint8_t *)c->wbufs[i].base, c->wbufs[i].len) != 0) {
+            release_write(c);
+            fail(c, GW_E_WRITE, "TLS write to the backend failed", 0);
             return 0;
         }
     }
-    release_write(u);
-    size_t pending = gw_tls_conn_pending(&u->tls);
+    release_write(c);
+    size_t pending = gw_tls_conn_pending(&c->tls);
     char *sealed = malloc(pending ? pending : 1);
     if (sealed == NULL) {
-        gw_exchange_fail(x, 502, "out of memory writing to the backend", 0);
+        fail(c, GW_E_NOMEM, "out of memory writing to the backend", 0);
         return 0;
     }
-    u->wbuf_alloc = sealed;
-    size_t len = gw_tls_conn_take(&u->tls, (uint8_t *)sealed, pending);
-    add_buf(u, sealed, len);
+    c->wbuf_alloc = sealed;
+    size_t len = gw_tls_conn_take(&c->tls, (uint8_t *)sealed, pending);
+    add_buf(c, sealed, len);
     return len;
 }
 
-static void fail_write(gw_upconn_t *u, gw_exchange_t *x, int err)
+static void fail_write(gw_h1conn_t *c, int uv_err)
 {
     char why[96];
-    snprintf(why, sizeof(why), "write to backend failed: %s", uv_strerror(err));
-    /* Nothing was read back yet and the very first write failed: the
-     * backend has none of this request. */
-    int flags = u->resp.is_started ? 0 : early_failure_flags(u, why);
-    if ((flags & GW_FAIL_STALE) && x->req_body_written == u->wbuf_body_bytes)
-        flags |= GW_FAIL_UNSENT;
-    gw_exchange_fail(x, 502, why, flags);
+    snprintf(why, sizeof(why), "write to backend failed: %s", uv_strerror(uv_err));
+    /* Nothing was read back and the request's first write failed: the
+     * backend has none of it. */
+    int is_unsent = !c->resp.is_started && !c->is_any_written;
+    fail(c, GW_E_WRITE, why, is_unsent);
 }
 
 /* A write went out whole. Returns 1 when the next may follow. */
-static int write_completed(gw_upconn_t *u)
+static int write_completed(gw_h1conn_t *c)
 {
-    gw_exchange_t *x = u->x;
-    if (x == NULL)
+    if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL)
         return 0;
-    if (u->is_eof_pending) {
-        gw_exchange_fail(x, 502, "backend closed the connection before responding",
-                         early_failure_flags(u, "closed before responding"));
+    if (c->is_eof_pending) {
+        fail(c, GW_E_CLOSED_EARLY, "backend closed the connection before responding", 0);
         return 0;
     }
-    /* A replayed body is written twice; the client's window is reopened
-     * once per byte. */
-    if (x->req_body_written > x->req_body_credited) {
-        x->fe->on_req_body_written(x, x->req_body_written - x->req_body_credited);
-        x->req_body_credited = x->req_body_written;
+    size_t n = c->wbuf_body_bytes;
+    c->wbuf_body_bytes = 0;
+    c->is_any_written = 1;
+    c->body_written += n;
+    if (n > 0) {
+        c->req_ops->on_body_written(c->ud, n);
+        if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL)
+            return 0;
     }
     return 1;
 }
 
-void gw_upconn_flush(gw_upconn_t *u)
+static void flush(gw_h1conn_t *c)
 {
     for (;;) {
-        gw_exchange_t *x = u->x;
-        if (x == NULL || u->is_writing || u->state != GW_UP_BUSY || x->is_req_sent)
+        if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL || c->is_writing || c->is_req_sent)
             return;
-        int is_last = 0;
-        size_t len = next_write(u, x, &is_last);
-        if (u->state != GW_UP_BUSY || u->x != x)
-            return; /* the exchange failed while the write was prepared */
-        /* Waiting for the response head, or for the client's next body
-         * bytes: either way silence beyond the timeout ends the exchange. */
-        if (!u->resp.is_started && (len > 0 || x->is_req_sent))
-            upconn_start_timer(u, is_last ? bcfg_of(u)->response_timeout_ms
-                                          : bcfg_of(u)->io_timeout_ms);
-        if (len == 0)
+        size_t len = next_write(c);
+        if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL)
+            return; /* failed while preparing */
+        if (len == 0) {
+            arm_timer(c);
             return;
+        }
         /* Most writes complete at once: uv_try_write spares the request,
          * its callback a loop turn later, and libuv's poll update. */
-        int n = uv_try_write((uv_stream_t *)&u->tcp, u->wbufs, (unsigned)u->nwbufs);
+        int n = uv_try_write((uv_stream_t *)&c->tcp, c->wbufs, (unsigned)c->nwbufs);
         if (n >= 0 && (size_t)n == len) {
-            release_write(u);
-            if (!write_completed(u))
+            release_write(c);
+            if (!write_completed(c))
                 return;
             continue;
         }
         if (n < 0 && n != UV_EAGAIN) {
-            release_write(u);
-            fail_write(u, x, n);
+            release_write(c);
+            fail_write(c, n);
             return;
         }
-        /* The rest goes with a write request: skip what the socket took. */
         size_t done = n > 0 ? (size_t)n : 0, k = 0;
-        while (k < u->nwbufs && done >= u->wbufs[k].len)
-            done -= u->wbufs[k++].len;
-        u->wbufs[k].base += done;
-        u->wbufs[k].len -= done;
-        int rv = uv_write(&u->wreq, (uv_stream_t *)&u->tcp, u->wbufs + k, (unsigned)(u->nwbufs - k),
-                          on_write);
+        while (k < c->nwbufs && done >= c->wbufs[k].len)
+            done -= c->wbufs[k++].len;
+        c->wbufs[k].base += done;
+        c->wbufs[k].len -= done;
+        int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs + k,
+                          (unsigned)(c->nwbufs - k), on_write);
         if (rv != 0) {
-            release_write(u);
-            fail_write(u, x, rv);
+            release_write(c);
+            fail_write(c, rv);
             return;
         }
-        u->is_writing = 1;
+        c->is_writing = 1;
+        arm_timer(c);
         return;
     }
 }
 
-void gw_upconn_mark_dirty(gw_upconn_t *u)
+static void on_flush_task(gw_task_t *t)
 {
-    if (u->state == GW_UP_CLOSING || proto_queue_is_linked(&u->dirty_node))
-        return;
-    proto_queue_insert_tail(&u->server->pool->w->dirty_upconns, &u->dirty_node);
+    flush(proto_container_of(t, gw_h1conn_t, flush_task));
 }
 
-void gw_upconn_flush_all(proto_queue_t *dirty)
+void gw_h1conn_body_ready(gw_h1conn_t *c)
 {
-    /* Only those dirty now: one marked again meanwhile waits a turn. */
-    proto_queue_t now;
-    proto_queue_move(&now, dirty);
-    proto_queue_t *n;
-    while ((n = proto_queue_first(&now)) != NULL) {
-        proto_queue_remove(n);
-        gw_upconn_flush(proto_container_of(n, gw_upconn_t, dirty_node));
-    }
+    if (c->state == GW_H1CONN_BUSY)
+        gw_ctx_defer(c->w, &c->flush_task);
 }
 
 static void on_write(uv_write_t *req, int status)
 {
-    gw_upconn_t *u = req->data;
-    release_write(u);
-    u->is_writing = 0;
-    if (u->state == GW_UP_CLOSING)
+    gw_h1conn_t *c = req->data;
+    release_write(c);
+    c->is_writing = 0;
+    if (c->state != GW_H1CONN_BUSY)
         return;
-    gw_exchange_t *x = u->x;
     if (status != 0) {
-        if (x == NULL)
-            gw_upconn_close(u);
-        else
-            fail_write(u, x, status);
+        fail_write(c, status);
         return;
     }
-    if (write_completed(u))
-        gw_upconn_flush(u);
-}
-
-/*
- * nginx's keep-alive checklist: a connection carries another request only if
- * the response said it may, nothing was left unread or unwritten, and we are
- * not draining.
- */
-static int upconn_can_reuse(const gw_upconn_t *u, const gw_exchange_t *x, int has_extra_bytes)
-{
-    return proto_h1_response_can_reuse(&u->resp) && !has_extra_bytes && x->is_req_sent &&
-           !u->is_writing && !u->server->pool->w->is_draining;
-}
-
-static void on_response_complete(gw_upconn_t *u, int has_extra_bytes)
-{
-    gw_exchange_t *x = u->x;
-    gw_server_t *s = u->server;
-    int is_reusable = upconn_can_reuse(u, x, has_extra_bytes);
-    gw_exchange_detach(x);
-    set_busy(u, 0);
-    u->nrequests++;
-    gw_exchange_on_resp_done(x);
-
-    if (!is_reusable) {
-        gw_upconn_close(u);
-        return;
+    if (write_completed(c)) {
+        arm_timer(c);
+        flush(c);
     }
-    if (u->is_read_paused) {
-        u->is_read_paused = 0;
-        upconn_start_reading(u);
-    }
-    /* Idle first, then dispatch: a waiting exchange takes it back at once,
-     * through the same rules as every other dispatch. */
-    u->state = GW_UP_IDLE;
-    proto_queue_insert_head(&s->idle, &u->idle_node);
-    s->nidle++;
-    upconn_start_timer(u, u->idle_timeout_ms);
-    gw_pool_dispatch(s->pool);
 }
 
-static void on_read_error(gw_upconn_t *u, ssize_t nread)
+/* ---- responses ---- */
+
+/* nginx's keep-alive checklist, the connection's half of it: the response
+ * said it may carry another, nothing was left unread or unwritten. */
+static int can_reuse(const gw_h1conn_t *c, int has_extra_bytes)
 {
-    gw_exchange_t *x = u->x;
+    return proto_h1_response_can_reuse(&c->resp) && !has_extra_bytes && c->is_req_sent &&
+           !c->is_writing;
+}
+
+static void response_complete(gw_h1conn_t *c, int has_extra_bytes)
+{
+    const gw_h1conn_req_ops_t *ops = c->req_ops;
+    void *ud = c->ud;
+    int is_reusable = can_reuse(c, has_extra_bytes);
+    c->req_ops = NULL;
+    c->ud = NULL;
+    c->nrequests++;
+    c->state = GW_H1CONN_READY;
+    c->is_read_paused = 0;
+    uv_timer_stop(&c->timer);
+    if (!is_reusable)
+        stop_reading(c);
+    ops->on_done(ud, is_reusable);
+}
+
+static void on_end(gw_h1conn_t *c, ssize_t err)
+{
     char why[128];
-    if (!u->resp.is_started && u->is_writing && u->nrequests > 0) {
+    if (c->state == GW_H1CONN_CONNECTING) {
+        connected(c, GW_E_TLS, "backend closed the connection during the TLS handshake");
+        return;
+    }
+    if (c->state == GW_H1CONN_READY) {
+        stop_reading(c);
+        c->owner_ops->on_idle_end(c, "closed by the server");
+        return;
+    }
+    if (c->state != GW_H1CONN_BUSY)
+        return;
+    if (!c->resp.is_started && c->is_writing && c->nrequests > 0) {
         /* A reused connection ended while our write is in flight: whether
-         * the backend got any of the request is the write's to say (a
-         * failed first write means it got none: REFUSED_STREAM). */
-        uv_read_stop((uv_stream_t *)&u->tcp);
-        u->is_reading = 0;
-        u->is_eof_pending = 1;
+         * the server got any of the request is the write's to say. */
+        stop_reading(c);
+        c->is_eof_pending = 1;
         return;
     }
-    if (!u->resp.is_started) {
+    if (!c->resp.is_started) {
         snprintf(why, sizeof(why), "backend closed the connection before responding (%s)",
-                 uv_strerror((int)nread));
-        gw_exchange_fail(x, 502, why, early_failure_flags(u, why));
+                 uv_strerror((int)err));
+        fail(c, GW_E_CLOSED_EARLY, why, 0);
         return;
     }
-    if (nread == UV_EOF && proto_h1_response_finish(&u->resp) == 0 && u->resp.is_complete) {
-        on_response_complete(u, 0);
+    if (err == UV_EOF && proto_h1_response_finish(&c->resp) == 0 && c->resp.is_complete) {
+        response_complete(c, 0);
         return;
     }
     snprintf(why, sizeof(why), "backend closed the connection mid-response (%s)",
-             uv_strerror((int)nread));
-    gw_server_report(u->server, 0, why);
-    gw_exchange_fail(x, 502, why, 0);
+             uv_strerror((int)err));
+    fail(c, GW_E_CLOSED_MID, why, 0);
 }
 
-/* Response bytes (decrypted, for HTTPS backends). */
-static void on_plaintext(gw_upconn_t *u, const uint8_t *data, size_t len)
+static void on_plaintext(gw_h1conn_t *c, const uint8_t *data, size_t len)
 {
-    if (u->state == GW_UP_IDLE || u->x == NULL) {
-        /* Bytes on an idle connection: the backend is out of sync; it must
+    if (c->state == GW_H1CONN_READY) {
+        /* Bytes on an idle connection: the server is out of sync; it must
          * not carry a request. */
-        gw_upconn_close(u);
+        stop_reading(c);
+        c->owner_ops->on_idle_end(c, "bytes from the server while idle");
         return;
     }
-    if (u->state != GW_UP_BUSY)
+    if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL)
         return;
-
-    gw_exchange_t *x = u->x;
-    ssize_t consumed = proto_h1_response_feed(&u->resp, data, len);
+    ssize_t consumed = proto_h1_response_feed(&c->resp, data, len);
+    if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL)
+        return; /* a callback failed the request */
     if (consumed < 0) {
         char why[160];
         snprintf(why, sizeof(why), "invalid response from backend: %s",
-                 u->resp.why != NULL ? u->resp.why : proto_strerror((int)consumed));
-        if (consumed != PROTO_E_CALLBACK)
-            gw_server_report(u->server, 0, why);
-        gw_exchange_fail(x, 502, why, 0);
+                 c->resp.why != NULL ? c->resp.why : proto_strerror((int)consumed));
+        fail(c, consumed == PROTO_E_CALLBACK ? GW_E_FRONTEND : GW_E_BAD_RESPONSE, why, 0);
         return;
     }
-    if (u->resp.is_complete) {
-        on_response_complete(u, (size_t)consumed < len);
+    if (c->resp.is_complete) {
+        response_complete(c, (size_t)consumed < len);
         return;
     }
-    if (proto_buf_len(&x->resp_body) >= u->server->pool->cfg->response_buffer_size) {
-        /* The client is slower than the backend: stop reading until the
-         * frontend has drained the buffer (gw_upconn_resume_read). The
-         * backend is not late meanwhile, so its timer stops too. */
-        uv_read_stop((uv_stream_t *)&u->tcp);
-        uv_timer_stop(&u->timer);
-        u->is_reading = 0;
-        u->is_read_paused = 1;
-    } else {
-        /* Before the head the backend is thinking (response timeout); after
-         * it, silence between body bytes is the io timeout. */
-        upconn_start_timer(u, u->resp.head_done ? bcfg_of(u)->io_timeout_ms
-                                                : bcfg_of(u)->response_timeout_ms);
-    }
+    arm_timer(c);
 }
 
-/* The connection ended (EOF, reset, or TLS closed). */
-static void on_end(gw_upconn_t *u, ssize_t err)
+static void on_tls_bytes(gw_h1conn_t *c, const uint8_t *data, size_t len)
 {
-    if (u->state == GW_UP_BUSY && u->x != NULL)
-        on_read_error(u, err);
-    else if (u->state == GW_UP_CONNECTING && u->x != NULL)
-        gw_exchange_fail(u->x, 502, "backend closed the connection during the TLS handshake",
-                         GW_FAIL_RETRY);
-    else
-        gw_upconn_close(u);
-}
-
-static void on_tls_bytes(gw_upconn_t *u, const uint8_t *data, size_t len)
-{
-    if (gw_tls_conn_put_cipher(&u->tls, data, len) != 0) {
-        on_end(u, UV_ENOMEM);
+    if (gw_tls_conn_put_cipher(&c->tls, data, len) != 0) {
+        on_end(c, UV_ENOMEM);
         return;
     }
-    if (!u->tls.is_handshake_done) {
+    if (!c->is_tls_ready) {
         const char *why = NULL;
-        int rv = gw_tls_conn_handshake(&u->tls, &why);
-        write_tls_pending(u);
+        int rv = gw_tls_conn_handshake(&c->tls, &why);
+        if (write_tls_pending(c) != 0 && rv >= 0) {
+            rv = -1;
+            why = "write failed";
+        }
         if (rv < 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "TLS handshake with the backend failed: %s", why);
-            gw_server_report(u->server, 0, msg);
-            gw_exchange_fail(u->x, 502, msg, 0);
+            connected(c, GW_E_TLS, msg);
             return;
         }
         if (rv == 0)
             return;
-        uv_timer_stop(&u->timer);
-        gw_upconn_assign(u, u->x);
-        if (u->state != GW_UP_BUSY)
+        c->is_tls_ready = 1;
+        connected(c, GW_OK, NULL);
+        if (c->state == GW_H1CONN_CLOSED)
             return;
     }
     uint8_t plain[16 * 1024];
     for (;;) {
-        int n = gw_tls_conn_read(&u->tls, plain, sizeof(plain));
+        int n = gw_tls_conn_read(&c->tls, plain, sizeof(plain));
         if (n < 0) {
-            on_end(u, UV_EOF);
+            on_end(c, UV_EOF);
             return;
         }
         if (n == 0)
             break;
-        on_plaintext(u, plain, (size_t)n);
-        if (u->state == GW_UP_CLOSING)
+        on_plaintext(c, plain, (size_t)n);
+        if (c->state == GW_H1CONN_CLOSED || !c->is_reading)
             return;
     }
-    write_tls_pending(u);
+    write_tls_pending(c);
 }
 
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
-    gw_upconn_t *u = stream->data;
-    if (nread == 0 || u->state == GW_UP_CLOSING)
+    gw_h1conn_t *c = stream->data;
+    if (nread == 0 || c->state == GW_H1CONN_CLOSED)
         return;
     if (nread < 0) {
-        on_end(u, nread);
+        on_end(c, nread);
         return;
     }
-    if (u->is_tls)
-        on_tls_bytes(u, (const uint8_t *)buf->base, (size_t)nread);
+    if (c->is_tls)
+        on_tls_bytes(c, (const uint8_t *)buf->base, (size_t)nread);
     else
-        on_plaintext(u, (const uint8_t *)buf->base, (size_t)nread);
+        on_plaintext(c, (const uint8_t *)buf->base, (size_t)nread);
 }
 
-void gw_upconn_resume_read(gw_upconn_t *u)
+void gw_h1conn_pause_read(gw_h1conn_t *c)
 {
-    if (!u->is_read_paused || u->state != GW_UP_BUSY)
+    if (c->state != GW_H1CONN_BUSY)
         return;
-    u->is_read_paused = 0;
-    upconn_start_reading(u);
-    upconn_start_timer(u, bcfg_of(u)->io_timeout_ms);
+    stop_reading(c);
+    c->is_read_paused = 1;
+    arm_timer(c);
+}
+
+void gw_h1conn_resume_read(gw_h1conn_t *c)
+{
+    if (!c->is_read_paused || c->state != GW_H1CONN_BUSY)
+        return;
+    c->is_read_paused = 0;
+    if (start_reading(c) != 0) {
+        fail(c, GW_E_CLOSED_MID, "cannot read from the backend", 0);
+        return;
+    }
+    arm_timer(c);
+}
+
+void gw_h1conn_set_idle(gw_h1conn_t *c, uint64_t timeout_ms)
+{
+    if (c->state != GW_H1CONN_READY)
+        return;
+    if (start_reading(c) != 0) {
+        c->owner_ops->on_idle_end(c, "cannot read");
+        return;
+    }
+    uv_timer_start(&c->timer, on_timer, timeout_ms > 0 ? timeout_ms : 1, 0);
 }
 
 static void on_timer(uv_timer_t *timer)
 {
-    gw_upconn_t *u = timer->data;
-    switch (u->state) {
-    case GW_UP_CONNECTING:
-        gw_server_report(u->server, 0, "connect timed out");
-        gw_exchange_fail(u->x, 502, "connect to backend timed out", GW_FAIL_RETRY);
+    gw_h1conn_t *c = timer->data;
+    uint64_t ms;
+    switch (c->state) {
+    case GW_H1CONN_CONNECTING:
+        connected(c, GW_E_CONNECT_TIMEOUT, "connect to backend timed out");
         break;
-    case GW_UP_BUSY:
-        gw_server_report(u->server, 0, "timed out");
-        gw_exchange_fail(u->x, 504,
-                         u->resp.is_started  ? "backend stalled mid-response"
-                         : u->x->is_req_sent ? "backend response timed out"
-                                             : "request body stalled",
-                         0);
+    case GW_H1CONN_READY:
+        c->owner_ops->on_idle_end(c, "idle timeout");
         break;
-    case GW_UP_IDLE:
-        gw_upconn_close(u);
+    case GW_H1CONN_BUSY: {
+        gw_err_t err = timer_kind(c, &ms);
+        const char *why = err == GW_E_CLIENT_WRITE_TIMEOUT  ? "client stopped reading the response"
+                          : err == GW_E_CLIENT_READ_TIMEOUT ? "request body stalled"
+                          : err == GW_E_RESPONSE_TIMEOUT    ? "backend response timed out"
+                          : c->resp.head_done               ? "backend stalled mid-response"
+                                                            : "backend stopped taking the request";
+        fail(c, err, why, 0);
         break;
+    }
     default:
         break;
     }
 }
 
-/* The backend may keep idle connections for less than our idle timeout:
- * close ours first, with a margin, so we never reuse one it is closing. */
-static void honour_keep_alive_timeout(gw_upconn_t *u)
+uint64_t gw_h1conn_idle_timeout(const gw_h1conn_t *c, uint64_t dflt)
 {
-    int secs = u->resp.keep_alive_timeout_s;
+    /* The server may keep idle connections for less than our idle timeout:
+     * close ours first, with a margin, so we never reuse one it is
+     * closing. */
+    int secs = c->resp.keep_alive_timeout_s;
     if (secs < 0)
-        return;
+        return dflt;
     uint64_t ms = (uint64_t)secs * 1000;
     uint64_t margin = ms / 2 < 1000 ? ms / 2 : 1000;
     ms -= margin;
-    if (ms < u->idle_timeout_ms)
-        u->idle_timeout_ms = ms > 0 ? ms : 1;
+    if (ms == 0)
+        ms = 1;
+    return ms < dflt ? ms : dflt;
 }
 
 static int resp_on_head(void *ud, int status, const proto_header_t *f, size_t n)
 {
-    gw_upconn_t *u = ud;
-    honour_keep_alive_timeout(u);
-    int is_failure = status >= 500 && bcfg_of(u)->fail_on_5xx;
-    gw_server_report(u->server, !is_failure, "5xx response");
-    return gw_exchange_on_resp_head(u->x, status, f, n);
+    gw_h1conn_t *c = ud;
+    return c->req_ops != NULL ? c->req_ops->on_head(c->ud, status, f, n) : PROTO_E_CALLBACK;
 }
 
 static int resp_on_body(void *ud, const uint8_t *data, size_t len)
 {
-    gw_upconn_t *u = ud;
-    return gw_exchange_on_resp_body(u->x, data, len);
+    gw_h1conn_t *c = ud;
+    return c->req_ops != NULL ? c->req_ops->on_body(c->ud, data, len) : PROTO_E_CALLBACK;
 }
 
 static int resp_on_trailers(void *ud, const proto_header_t *f, size_t n)
 {
-    gw_upconn_t *u = ud;
-    return gw_exchange_on_resp_trailers(u->x, f, n);
-}
-
-/* Completion is handled once feed() returns (on_response_complete), so that
- * the connection is never released while the parser is on the stack. */
-static int resp_on_complete(void *ud)
-{
-    (void)ud;
-    return 0;
+    gw_h1conn_t *c = ud;
+    return c->req_ops != NULL ? c->req_ops->on_trailers(c->ud, f, n) : PROTO_E_CALLBACK;
 }

@@ -4,9 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gateway/client/listener.h"
 #include "gateway/core/log.h"
-#include "gateway/worker.h"
 #include "proto/proxy_protocol.h"
 
 /* Output buffers are given back as soon as they are written: ten thousand
@@ -35,9 +33,10 @@ static void set_peer(gw_client_conn_t *c, const struct sockaddr_storage *ss)
     }
 }
 
-int gw_client_conn_start(gw_listener_t *l, uv_stream_t *server)
+static void on_flush_task(gw_task_t *t);
+
+int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, uv_stream_t *server)
 {
-    gw_worker_t *w = l->w;
     gw_client_conn_t *c = calloc(1, sizeof(*c));
     if (c == NULL)
         return UV_ENOMEM;
@@ -46,8 +45,8 @@ int gw_client_conn_start(gw_listener_t *l, uv_stream_t *server)
     c->nhandles_open = 2;
     c->tcp.data = c->timer.data = c->wreq.data = c;
     c->w = w;
-    c->listener = l;
-    proto_queue_init(&c->dirty_node);
+    c->origin = origin;
+    gw_task_init(&c->flush_task, on_flush_task);
     proto_queue_insert_tail(&w->clients, &c->all_node);
     w->nclients++;
 
@@ -58,9 +57,9 @@ int gw_client_conn_start(gw_listener_t *l, uv_stream_t *server)
         if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
             set_peer(c, &ss);
         uv_tcp_nodelay(&c->tcp, 1);
-        c->is_proxy_pending = l->cfg->proxy_protocol != 0;
-        if (l->tls != NULL) {
-            if (gw_tls_conn_init(&c->tls, l->tls) != 0) {
+        c->is_proxy_pending = origin->cfg->proxy_protocol != 0;
+        if (origin->tls != NULL) {
+            if (gw_tls_conn_init(&c->tls, origin->tls) != 0) {
                 rv = UV_ENOMEM;
             } else {
                 c->is_tls = 1;
@@ -68,10 +67,10 @@ int gw_client_conn_start(gw_listener_t *l, uv_stream_t *server)
                                0);
             }
         }
-        gw_listener_select_protocol(c);
+        origin->select_first(c);
     }
     if (rv == 0)
-        rv = uv_read_start((uv_stream_t *)&c->tcp, gw_worker_alloc_cb, on_read);
+        rv = uv_read_start((uv_stream_t *)&c->tcp, gw_ctx_alloc_cb, on_read);
     if (rv != 0) {
         gw_client_conn_close(c);
         return rv;
@@ -107,9 +106,8 @@ int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len)
 
 void gw_client_conn_mark_dirty(gw_client_conn_t *c)
 {
-    if (c->is_closing || proto_queue_is_linked(&c->dirty_node))
-        return;
-    proto_queue_insert_tail(&c->w->dirty, &c->dirty_node);
+    if (!c->is_closing)
+        gw_ctx_defer(c->w, &c->flush_task);
 }
 
 /* TLS: what the protocol wrote this turn becomes records (one SSL_write for
@@ -246,17 +244,9 @@ static void flush_one(gw_client_conn_t *c)
     update_idle_timer(c);
 }
 
-void gw_client_conn_flush_all(gw_worker_t *w)
+static void on_flush_task(gw_task_t *t)
 {
-    /* Only those dirty now: one with endless output marks itself again and
-     * waits a turn, so it cannot hold the loop from everything else. */
-    proto_queue_t now;
-    proto_queue_move(&now, &w->dirty);
-    proto_queue_t *n;
-    while ((n = proto_queue_first(&now)) != NULL) {
-        proto_queue_remove(n);
-        flush_one(proto_container_of(n, gw_client_conn_t, dirty_node));
-    }
+    flush_one(proto_container_of(t, gw_client_conn_t, flush_task));
 }
 
 static void on_write(uv_write_t *req, int status)
@@ -281,7 +271,7 @@ static void on_handshake_timeout(uv_timer_t *timer)
 {
     gw_client_conn_t *c = timer->data;
     if (c->is_tls && !c->tls.is_handshake_done) {
-        c->listener->nhandshake_failures++;
+        c->origin->nhandshake_failures++;
         GW_LOG_DEBUG("client %s:%d: TLS handshake timed out", c->peer_addr, c->peer_port);
         gw_client_conn_close(c);
     }
@@ -298,7 +288,7 @@ static int deliver_tls(gw_client_conn_t *c, const uint8_t *data, size_t len)
         if (rv < 0) {
             /* Scanners and broken clients are routine at the edge: counted
              * and logged at debug level, not an error flood. */
-            c->listener->nhandshake_failures++;
+            c->origin->nhandshake_failures++;
             GW_LOG_DEBUG("client %s:%d: TLS handshake failed: %s", c->peer_addr, c->peer_port, why);
             return -1;
         }
@@ -307,7 +297,7 @@ static int deliver_tls(gw_client_conn_t *c, const uint8_t *data, size_t len)
         uv_timer_stop(&c->timer);
         char alpn[16];
         gw_tls_conn_alpn(&c->tls, alpn, sizeof(alpn));
-        if (gw_listener_start_application(c, alpn) != 0)
+        if (c->origin->select_application(c, alpn) != 0)
             return -1;
     }
     uint8_t buf[TLS_READ_CHUNK];
@@ -345,7 +335,7 @@ static int deliver_after_proxy(gw_client_conn_t *c, const uint8_t *data, size_t 
     proto_proxy_info_t info;
     int hlen = proto_proxy_parse(c->proxy_buf, c->proxy_len, &info);
     if (hlen < 0) {
-        c->listener->nproxy_failures++;
+        c->origin->nproxy_failures++;
         GW_LOG_DEBUG("client %s:%d: invalid PROXY protocol header", c->peer_addr, c->peer_port);
         return -1;
     }
@@ -412,7 +402,7 @@ int gw_client_conn_resume_read(gw_client_conn_t *c)
     if (!c->is_read_paused || c->is_closing || c->is_eof)
         return 0;
     c->is_read_paused = 0;
-    return uv_read_start((uv_stream_t *)&c->tcp, gw_worker_alloc_cb, on_read);
+    return uv_read_start((uv_stream_t *)&c->tcp, gw_ctx_alloc_cb, on_read);
 }
 
 void gw_client_conn_close(gw_client_conn_t *c)
@@ -420,7 +410,7 @@ void gw_client_conn_close(gw_client_conn_t *c)
     if (c->is_closing)
         return;
     c->is_closing = 1;
-    proto_queue_remove(&c->dirty_node);
+    gw_task_cancel(&c->flush_task);
     proto_queue_remove(&c->all_node);
     uv_close((uv_handle_t *)&c->tcp, on_close);
     uv_close((uv_handle_t *)&c->timer, on_close);
@@ -431,8 +421,9 @@ static void on_close(uv_handle_t *handle)
     gw_client_conn_t *c = handle->data;
     if (--c->nhandles_open > 0)
         return;
-    gw_worker_t *w = c->w;
-    if (c->proto->on_destroy != NULL)
+    gw_ctx_t *w = c->w;
+    /* No protocol yet when the accept itself failed. */
+    if (c->proto != NULL && c->proto->on_destroy != NULL)
         c->proto->on_destroy(c);
     if (c->is_tls)
         gw_tls_conn_free(&c->tls);
@@ -441,13 +432,13 @@ static void on_close(uv_handle_t *handle)
     free(c->proxy_buf);
     free(c);
     w->nclients--;
-    gw_worker_on_client_closed(w);
+    w->on_client_closed(w);
 }
 
 int gw_client_conn_cert_field(const gw_client_conn_t *c, proto_header_t *field, char *buf,
                               size_t cap)
 {
-    const char *name = c->listener->cfg->client_cert_header;
+    const char *name = c->origin->cfg->client_cert_header;
     if (name == NULL)
         return 0;
     buf[0] = '\0';

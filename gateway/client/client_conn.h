@@ -16,9 +16,20 @@
 #include "gateway/tls/tls.h"
 #include "proto/proto.h"
 
-struct gw_worker;
-struct gw_listener;
+#include "gateway/core/ctx.h"
+
 typedef struct gw_client_conn gw_client_conn_t;
+
+/* What a connection sees of the listener that accepted it. */
+typedef struct gw_client_origin {
+    const cfg_listener_t *cfg;
+    gw_tls_ctx_t *tls; /* NULL for cleartext; swapped on reload */
+    uint64_t nhandshake_failures; /* failed or timed-out TLS handshakes */
+    uint64_t nproxy_failures;     /* invalid PROXY protocol headers */
+    /* The protocol before any byte is read, and the one ALPN chose. */
+    void (*select_first)(gw_client_conn_t *c);
+    int (*select_application)(gw_client_conn_t *c, const char *alpn);
+} gw_client_origin_t;
 
 typedef struct gw_client_proto {
     const char *name;
@@ -47,13 +58,13 @@ typedef struct gw_client_proto {
 struct gw_client_conn {
     uv_tcp_t tcp;
     uv_timer_t timer; /* TLS handshake timeout, then the client idle timeout */
-    struct gw_worker *w;
-    struct gw_listener *listener;
+    gw_ctx_t *w;
+    gw_client_origin_t *origin;
     const gw_client_proto_t *proto;
     void *proto_state;
     char peer_addr[64]; /* numeric, without port; from PROXY protocol when used */
     int peer_port;
-    proto_queue_t dirty_node;
+    gw_task_t flush_task;
     proto_queue_t all_node;
     uint8_t *out; /* bytes for the socket; the write in flight owns them */
     size_t out_len, out_cap;
@@ -77,9 +88,9 @@ struct gw_client_conn {
     size_t sniff_len;
 };
 
-/* Takes an accepted connection of listener l and starts reading. Returns 0
+/* Takes an accepted connection of a listener and starts reading. Returns 0
  * or a negative uv error. */
-int gw_client_conn_start(struct gw_listener *l, uv_stream_t *server);
+int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, uv_stream_t *server);
 
 /* Appends output for the next write (encrypted first on TLS). Returns 0 or
  * -ENOMEM. */
@@ -88,8 +99,6 @@ int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len);
 /* Asks for a flush at the end of this loop turn. */
 void gw_client_conn_mark_dirty(gw_client_conn_t *c);
 
-/* Flushes every dirty connection of the worker (the worker's prepare hook). */
-void gw_client_conn_flush_all(struct gw_worker *w);
 
 /* Stops reading from the client until gw_client_conn_resume_read(): the
  * protocol has as much input buffered as it may hold. Idempotent. */

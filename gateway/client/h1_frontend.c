@@ -20,7 +20,7 @@
 #include "gateway/client/h2_frontend.h"
 #include "gateway/core/log.h"
 #include "proto/headers.h"
-#include "gateway/worker.h"
+#include "gateway/core/ctx.h"
 #include "proto/buf.h"
 #include "proto/h1_request_parser.h"
 
@@ -210,10 +210,11 @@ static void fe_on_body(gw_exchange_t *x)
     gw_client_conn_mark_dirty(client_of(x)->conn);
 }
 
-static void fe_on_fail(gw_exchange_t *x, int status, const char *why)
+static void fe_on_fail(gw_exchange_t *x, int status, uint32_t rst_code, const char *why)
 {
     h1_client_t *h = client_of(x);
-    (void)why; /* logged by gw_exchange_fail */
+    (void)why; /* logged by the exchange */
+    (void)rst_code; /* HTTP/1.1 has one way to reset: the close */
 
     /* HTTP/1.1 cannot refuse a request as retryable: a 502 says it failed. */
     if (status == GW_STATUS_REFUSED)
@@ -369,7 +370,7 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
     x->is_head_method = h->is_head;
     /* Routed now: head's pointers are valid during this callback only. */
     x->pool =
-        gw_worker_pool_for(c->w, head->authority, head->authority_len, head->path, head->path_len);
+        c->w->pool_for(c->w, head->authority, head->authority_len, head->path, head->path_len);
     if (rv != 0) {
         gw_exchange_free(x);
         if (rv == PROTO_E_NOMEM) {

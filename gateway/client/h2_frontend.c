@@ -6,9 +6,8 @@
 #include <string.h>
 
 #include "gateway/exchange.h"
-#include "gateway/client/listener.h"
 #include "gateway/core/log.h"
-#include "gateway/worker.h"
+#include "gateway/core/ctx.h"
 #include "proto/headers.h"
 #include "proto/priority.h"
 
@@ -188,7 +187,7 @@ static void fe_on_body(gw_exchange_t *x)
     gw_client_conn_mark_dirty(h->conn);
 }
 
-static void fe_on_fail(gw_exchange_t *x, int status, const char *why)
+static void fe_on_fail(gw_exchange_t *x, int status, uint32_t rst_code, const char *why)
 {
     h2_client_t *h = client_of(x);
     (void)why;
@@ -196,8 +195,7 @@ static void fe_on_fail(gw_exchange_t *x, int status, const char *why)
         reply_error(x, status);
     else
         nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
-                                  status == GW_STATUS_REFUSED ? NGHTTP2_REFUSED_STREAM
-                                                              : NGHTTP2_INTERNAL_ERROR);
+                                  status == GW_STATUS_REFUSED ? NGHTTP2_REFUSED_STREAM : rst_code);
     gw_client_conn_mark_dirty(h->conn);
 }
 
@@ -272,7 +270,7 @@ static void note_priority_spec(gw_exchange_t *x, const nghttp2_priority_spec *sp
  * meaningful once RFC 9218 was negotiated; nghttp2 ignores it otherwise. */
 static void apply_send_priority(h2_client_t *h, gw_exchange_t *x)
 {
-    nghttp2_extpri extpri = {.urgency = x->sched.urgency, .inc = x->is_incremental};
+    nghttp2_extpri extpri = {.urgency = x->wait.sched.urgency, .inc = x->is_incremental};
     nghttp2_session_change_extpri_stream_priority(h->session, x->stream_id, &extpri, 0);
 }
 
@@ -433,7 +431,7 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     x->is_head_method = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
     /* Routed now: req points into the request's buffer, freed below. */
     gw_pool_t *pool =
-        gw_worker_pool_for(c->w, req.authority, req.authority_len, req.path, req.path_len);
+        c->w->pool_for(c->w, req.authority, req.authority_len, req.path, req.path_len);
     if (hdrs != stack_hdrs)
         free(hdrs);
     request_free(x);
@@ -452,8 +450,8 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         return;
     }
     x->is_req_end = is_end_stream;
-    x->sched.urgency = (uint8_t)urgency;
-    x->sched.weight = (uint16_t)weight;
+    x->wait.sched.urgency = (uint8_t)urgency;
+    x->wait.sched.weight = (uint16_t)weight;
     x->is_incremental = pri.incremental;
     apply_send_priority(h, x);
     gw_exchange_start(x, pool);
@@ -466,10 +464,10 @@ static void on_priority_update(h2_client_t *h, const nghttp2_ext_priority_update
     gw_exchange_t *x = stream_exchange(h->session, pu->stream_id);
     if (x == NULL || !x->is_started)
         return;
-    proto_priority_t pri = {x->sched.urgency, (uint8_t)x->is_incremental};
+    proto_priority_t pri = {x->wait.sched.urgency, (uint8_t)x->is_incremental};
     proto_priority_parse((const char *)pu->field_value, pu->field_value_len, &pri);
     x->is_incremental = pri.incremental;
-    gw_exchange_reprioritize(x, pri.urgency, x->sched.weight);
+    gw_exchange_reprioritize(x, pri.urgency, x->wait.sched.weight);
     apply_send_priority(h, x);
 }
 
@@ -485,7 +483,7 @@ static void on_priority_frame(h2_client_t *h, const nghttp2_frame *frame)
     note_priority_spec(x, &frame->priority.pri_spec);
     if (!x->is_started || x->has_priority_field)
         return;
-    int urgency = x->sched.urgency, weight = x->sched.weight;
+    int urgency = x->wait.sched.urgency, weight = x->wait.sched.weight;
     tree_priority(h, x, &urgency, &weight);
     gw_exchange_reprioritize(x, urgency, weight);
 }
@@ -726,7 +724,7 @@ int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, si
     x->fe_conn = h;
     x->stream_id = 1;
     x->protocol = "h2";
-    x->sched.owner = h;
+    x->wait.sched.owner = h;
     x->is_req_end = 1;
     proto_queue_insert_tail(&h->exchanges, &x->fe_node);
     nghttp2_session_set_stream_user_data(h->session, 1, x);

@@ -9,13 +9,8 @@
 #include <string.h>
 
 #include "gateway/client/client_conn.h"
-#include "gateway/client/h1_frontend.h"
-#include "gateway/client/h2_frontend.h"
+#include "gateway/client/select.h"
 #include "gateway/core/log.h"
-#include "gateway/worker.h"
-
-static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-#define H2_PREFACE_LEN (sizeof(h2_preface) - 1)
 
 /* A burst of file events (a Secret update swaps several links) becomes one
  * reload this long after the last event. */
@@ -29,7 +24,7 @@ static void on_refused_close(uv_handle_t *handle)
 static void on_connection(uv_stream_t *server, int status)
 {
     gw_listener_t *l = server->data;
-    gw_worker_t *w = l->w;
+    gw_ctx_t *w = l->w;
     if (status != 0) {
         GW_LOG_WARN("listener %s: accept failed: %s", l->name, uv_strerror(status));
         return;
@@ -48,7 +43,7 @@ static void on_connection(uv_stream_t *server, int status)
         return;
     }
     l->naccepted++;
-    int rv = gw_client_conn_start(l, server);
+    int rv = gw_client_conn_start(l->w, &l->origin, server);
     if (rv != 0)
         GW_LOG_WARN("listener %s: cannot start client connection: %s", l->name, uv_strerror(rv));
 }
@@ -63,18 +58,18 @@ static int load_tls(gw_listener_t *l)
         GW_LOG_ERROR("listener %s: %s", l->name, err);
         return -1;
     }
-    gw_tls_ctx_unref(l->tls);
-    l->tls = ctx;
+    gw_tls_ctx_unref(l->origin.tls);
+    l->origin.tls = ctx;
     return 0;
 }
 
 void gw_listener_reload_tls(gw_listener_t *l)
 {
-    if (l->tls == NULL || !l->is_listening)
+    if (l->origin.tls == NULL || !l->is_listening)
         return;
     if (load_tls(l) == 0)
         GW_LOG_INFO("listener %s: certificates reloaded (%s)", l->name,
-                    gw_tls_ctx_subject(l->tls, NULL));
+                    gw_tls_ctx_subject(l->origin.tls, NULL));
     else
         GW_LOG_ERROR("listener %s: reload failed; keeping the previous certificates", l->name);
 }
@@ -171,11 +166,14 @@ uint16_t gw_listener_port(const gw_listener_t *l)
                                           : ((struct sockaddr_in *)&ss)->sin_port);
 }
 
-int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cfg, uint16_t port)
+int gw_listener_start(gw_listener_t *l, gw_ctx_t *w, const cfg_listener_t *cfg, uint16_t port)
 {
     memset(l, 0, sizeof(*l));
     l->w = w;
     l->cfg = cfg;
+    l->origin.cfg = cfg;
+    l->origin.select_first = gw_select_first_protocol;
+    l->origin.select_application = gw_select_application;
     const cfg_addr_t *a = &cfg->addr;
     snprintf(l->name, sizeof(l->name), "%s%s%s:%u", cfg->name, cfg->name[0] ? " " : "",
              a->host[0] ? a->host : "0.0.0.0", a->port);
@@ -204,7 +202,7 @@ int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cf
         return rv;
     }
 
-    if (l->tls != NULL) {
+    if (l->origin.tls != NULL) {
         uv_timer_init(&w->loop, &l->reload_timer);
         l->reload_timer.data = l;
         l->has_reload_timer = 1;
@@ -214,7 +212,7 @@ int gw_listener_start(gw_listener_t *l, gw_worker_t *w, const cfg_listener_t *cf
     if (w->index == 0) {
         int is_v6 = ss.ss_family == AF_INET6;
         printf("listening on %s%s%s:%u%s\n", is_v6 ? "[" : "", a->host[0] ? a->host : "0.0.0.0",
-               is_v6 ? "]" : "", gw_listener_port(l), l->tls ? " (tls)" : "");
+               is_v6 ? "]" : "", gw_listener_port(l), l->origin.tls ? " (tls)" : "");
         fflush(stdout);
     }
     return 0;
@@ -228,7 +226,7 @@ void gw_listener_stop(gw_listener_t *l)
     GW_LOG_INFO("listener %s: %llu connections, %llu failed TLS handshakes, %llu bad PROXY "
                 "headers",
                 l->name, (unsigned long long)l->naccepted,
-                (unsigned long long)l->nhandshake_failures, (unsigned long long)l->nproxy_failures);
+                (unsigned long long)l->origin.nhandshake_failures, (unsigned long long)l->origin.nproxy_failures);
     uv_close((uv_handle_t *)&l->tcp, NULL);
     for (size_t i = 0; i < l->nwatches; i++)
         uv_close((uv_handle_t *)&l->watches[i], NULL);
@@ -236,78 +234,4 @@ void gw_listener_stop(gw_listener_t *l)
         uv_close((uv_handle_t *)&l->reload_timer, NULL);
     l->has_reload_timer = 0;
     l->nwatches = 0;
-}
-
-/* ---- protocols ---- */
-
-/* Switches c to proto and replays the bytes seen so far plus data. */
-static int switch_protocol(gw_client_conn_t *c, const gw_client_proto_t *proto, const uint8_t *data,
-                           size_t len)
-{
-    c->proto = proto;
-    if (proto == &gw_h2_client_proto && gw_h2_client_attach(c) != 0)
-        return -1;
-    if (proto == &gw_h1_client_proto && gw_h1_client_attach(c, c->is_tls) != 0)
-        return -1;
-    if (c->sniff_len > 0) {
-        int rv = proto->on_read(c, c->sniff, c->sniff_len);
-        c->sniff_len = 0;
-        if (rv < 0)
-            return rv;
-    }
-    return len > 0 ? proto->on_read(c, data, len) : 0;
-}
-
-/* Reads until the bytes either match the whole HTTP/2 preface or stop
- * matching it; only the prefix seen so far is buffered (24 bytes at most). */
-static int sniff_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
-{
-    size_t need = H2_PREFACE_LEN - c->sniff_len;
-    size_t take = len < need ? len : need;
-    if (memcmp(data, h2_preface + c->sniff_len, take) != 0)
-        return switch_protocol(c, &gw_h1_client_proto, data, len);
-    if (take < need) {
-        memcpy(c->sniff + c->sniff_len, data, take);
-        c->sniff_len += take;
-        return 0;
-    }
-    return switch_protocol(c, &gw_h2_client_proto, data, len);
-}
-
-/* Before the protocol is known there is nothing of ours to write (TLS
- * handshake bytes are added by the transport). */
-static int waiting_on_flush(gw_client_conn_t *c)
-{
-    (void)c;
-    return 1;
-}
-
-static const gw_client_proto_t sniff_proto = {
-    .name = "sniff",
-    .on_read = sniff_on_read,
-    .on_flush = waiting_on_flush,
-};
-
-static int handshake_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
-{
-    (void)c, (void)data, (void)len;
-    return -1; /* unreachable: the transport delivers nothing before ALPN */
-}
-
-static const gw_client_proto_t handshake_proto = {
-    .name = "tls-handshake",
-    .on_read = handshake_on_read,
-    .on_flush = waiting_on_flush,
-};
-
-void gw_listener_select_protocol(gw_client_conn_t *c)
-{
-    c->proto = c->is_tls ? &handshake_proto : &sniff_proto;
-}
-
-int gw_listener_start_application(gw_client_conn_t *c, const char *alpn)
-{
-    if (strcmp(alpn, "h2") == 0)
-        return switch_protocol(c, &gw_h2_client_proto, NULL, 0);
-    return switch_protocol(c, &gw_h1_client_proto, NULL, 0); /* http/1.1 or no ALPN */
 }

@@ -11,25 +11,22 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "gateway/client/client_conn.h"
+#include "gateway/core/ctx.h"
 #include "gateway/tls/tls.h"
-
-struct gw_worker;
-struct gw_client_conn;
 
 typedef struct gw_listener {
     uv_tcp_t tcp;
-    struct gw_worker *w;
+    gw_ctx_t *w;
     const cfg_listener_t *cfg;
+    gw_client_origin_t origin; /* what its connections see of it */
     char name[CFG_NAME_MAX + CFG_HOST_MAX + 16]; /* for logs: section name and address */
-    gw_tls_ctx_t *tls;                           /* NULL for cleartext; swapped on reload */
     int is_listening;
     uv_fs_event_t *watches; /* watch_certificates: one per directory */
     size_t nwatches;
     uv_timer_t reload_timer; /* gathers a burst of file events into one reload */
     int has_reload_timer;
-    uint64_t naccepted;           /* counted for the shutdown summary */
-    uint64_t nhandshake_failures; /* failed or timed-out TLS handshakes */
-    uint64_t nproxy_failures;     /* invalid PROXY protocol headers */
+    uint64_t naccepted; /* counted for the shutdown summary */
 } gw_listener_t;
 
 /* Loads TLS material, binds and listens. With several workers every
@@ -37,7 +34,7 @@ typedef struct gw_listener {
  * connections; port, when not 0, replaces the configured one (so that
  * workers after the first join the port the first got for port 0).
  * Returns 0 or a negative error. */
-int gw_listener_start(gw_listener_t *l, struct gw_worker *w, const cfg_listener_t *cfg,
+int gw_listener_start(gw_listener_t *l, gw_ctx_t *w, const cfg_listener_t *cfg,
                       uint16_t port);
 
 /* The port the listener is bound to. */
@@ -49,12 +46,5 @@ void gw_listener_stop(gw_listener_t *l);
 /* Reloads certificates and ticket keys (SIGHUP, or a watched file changed).
  * New connections get the new material; on failure the old stays. */
 void gw_listener_reload_tls(gw_listener_t *l);
-
-/* Gives a new connection its first protocol: the PROXY header reader, the
- * TLS handshake or the preface sniffer. */
-void gw_listener_select_protocol(struct gw_client_conn *c);
-
-/* Chooses the application protocol once TLS is up, by ALPN. */
-int gw_listener_start_application(struct gw_client_conn *c, const char *alpn);
 
 #endif

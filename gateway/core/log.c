@@ -29,21 +29,46 @@ size_t gw_log_timestamp(char *buf, size_t cap)
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
-void gw_log(int level, const char *fmt, ...)
+static void write_line(int level, uint32_t suppressed, const char *fmt, va_list ap)
 {
-    if (!gw_log_enabled(level))
-        return;
-
     char line[1024];
     size_t n = gw_log_timestamp(line, sizeof(line));
     n += (size_t)snprintf(line + n, sizeof(line) - n, " %s ", cfg_log_level_str(level));
-    va_list ap;
-    va_start(ap, fmt);
     vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    va_end(ap);
+    if (suppressed > 0) {
+        n = strlen(line);
+        snprintf(line + n, sizeof(line) - n - 1, " (%u more in the last 1 s)", suppressed);
+    }
     /* One write() per line keeps lines whole when several workers log at
      * once; stderr is unbuffered, so fputs would split it. */
     size_t len = strlen(line);
     line[len++] = '\n';
     fwrite(line, 1, len, stderr);
+}
+
+void gw_log(int level, const char *fmt, ...)
+{
+    if (!gw_log_enabled(level))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(level, 0, fmt, ap);
+    va_end(ap);
+}
+
+void gw_log_limited(gw_log_limit_t *lim, uint64_t now_ms, int level, const char *fmt, ...)
+{
+    if (!gw_log_enabled(level))
+        return;
+    if (lim->last_ms != 0 && now_ms < lim->last_ms + 1000) {
+        lim->suppressed++;
+        return;
+    }
+    uint32_t suppressed = lim->suppressed;
+    lim->last_ms = now_ms > 0 ? now_ms : 1;
+    lim->suppressed = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    write_line(level, suppressed, fmt, ap);
+    va_end(ap);
 }

@@ -6,10 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "gateway/backend/pool.h"
-#include "gateway/exchange.h"
 #include "gateway/core/log.h"
-#include "gateway/worker.h"
 
 /* Lines beyond this much unwritten text are dropped (and counted). */
 #define MAX_BUFFERED (256 * 1024)
@@ -96,41 +93,20 @@ static void append(gw_access_log_t *log, const char *line, size_t n)
     start_write(log);
 }
 
-/* The request line's method and target, from the HTTP/1.1 head we built. */
-static void request_line(const gw_exchange_t *x, const char **line, int *len)
-{
-    *line = "-";
-    *len = 1;
-    if (x->head.data == NULL)
-        return;
-    const char *end = memchr(x->head.data, '\r', x->head.len);
-    if (end == NULL || end - x->head.data < 9)
-        return;
-    *line = x->head.data;
-    *len = (int)(end - x->head.data) - 9; /* without " HTTP/1.1" */
-}
-
-void gw_access_log_exchange(gw_access_log_t *log, const gw_exchange_t *x)
+void gw_access_log_write(gw_access_log_t *log, const gw_access_record_t *r)
 {
     if (log == NULL || log->loop == NULL)
         return;
     char stamp[40];
     gw_log_timestamp(stamp, sizeof(stamp));
-    const char *rl;
-    int rl_len;
-    request_line(x, &rl, &rl_len);
-    /* How it ended, beyond the status: the backend's status may be in the
-     * log while the client saw the stream reset. */
-    const char *outcome = x->is_failed && x->is_resp_head_sent ? "reset"
-                          : !x->is_resp_done                   ? "cancelled"
-                                                               : "ok";
     char line[MAX_LINE];
     int n = snprintf(line, sizeof(line), "%s %s %s \"%.*s\" %d %llu %llums %s %s %s\n", stamp,
-                     x->client_addr ? x->client_addr : "-", x->protocol ? x->protocol : "-", rl_len,
-                     rl, x->resp_status, (unsigned long long)x->resp_bytes,
-                     (unsigned long long)(gw_worker_now_ms(x->w) - x->start_ms),
-                     x->pool != NULL ? x->pool->name : "-",
-                     x->server != NULL ? x->server->name : "-", outcome);
+                     r->client_addr ? r->client_addr : "-", r->protocol ? r->protocol : "-",
+                     r->request_line_len > 0 ? r->request_line_len : 1,
+                     r->request_line_len > 0 ? r->request_line : "-", r->status,
+                     (unsigned long long)r->bytes_out, (unsigned long long)r->duration_ms,
+                     r->backend ? r->backend : "-", r->server ? r->server : "-",
+                     r->outcome ? r->outcome : "-");
     if (n > 0)
         append(log, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }

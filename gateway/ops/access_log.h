@@ -11,7 +11,19 @@
 #include <stdint.h>
 #include <uv.h>
 
-struct gw_exchange;
+/* One line's fields; strings may be NULL ("-"). */
+typedef struct gw_access_record {
+    const char *client_addr;
+    const char *protocol;
+    const char *request_line; /* method and target */
+    int request_line_len;
+    int status;          /* what the client got; 0: nothing (reset or gone) */
+    uint64_t bytes_out;  /* response body bytes the client took */
+    uint64_t duration_ms;
+    const char *backend;
+    const char *server;
+    const char *outcome; /* ok, error (the gateway answered), reset, refused, cancelled */
+} gw_access_record_t;
 
 typedef struct gw_access_log {
     uv_loop_t *loop;
@@ -30,10 +42,8 @@ typedef struct gw_access_log {
  * fine. Returns 0 or a negative uv error. */
 int gw_access_log_open(gw_access_log_t *log, uv_loop_t *loop, const char *path);
 
-/* Logs the end of x: time, client, protocol, request line, status, response
- * body bytes, duration, backend, server, and the outcome: ok, reset (the
- * client saw the stream reset) or cancelled (it went away first). */
-void gw_access_log_exchange(gw_access_log_t *log, const struct gw_exchange *x);
+/* Logs one exchange's end, with the time. */
+void gw_access_log_write(gw_access_log_t *log, const gw_access_record_t *r);
 
 /* Writes what is buffered (synchronously: only at exit) and closes. */
 void gw_access_log_close(gw_access_log_t *log);

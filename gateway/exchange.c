@@ -382,14 +382,18 @@ static void on_wait_fail(gw_pool_waiter_t *wt, gw_err_t err, const char *why, gw
             return;
         }
     }
-    tell_failure(x, err, why, 1);
+    tell_failure(x, err, why, 0);
 }
 
 static void conn_on_error(void *ud, const gw_h1conn_fail_t *f)
 {
     gw_exchange_t *x = ud;
     drop_conn(x, 0);
-    attempt_failed(x, f->err, f->why, f->is_reused, f->is_resp_started, f->is_unsent);
+    /* Only a reused connection's first write failing proves the server never
+     * saw the request: then a request that may not be replayed is refused
+     * (the client may send it again); any other failure is a 502. */
+    attempt_failed(x, f->err, f->why, f->is_reused, f->is_resp_started,
+                   f->is_unsent && f->is_reused);
 }
 
 /* ---- response ---- */

@@ -383,7 +383,7 @@ static int write_completed(gw_h1conn_t *c)
     return 1;
 }
 
-static void flush(gw_h1conn_t *c)
+static void write_pending(gw_h1conn_t *c)
 {
     for (;;) {
         if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL || c->is_writing || c->is_req_sent)
@@ -391,10 +391,8 @@ static void flush(gw_h1conn_t *c)
         size_t len = next_write(c);
         if (c->state != GW_H1CONN_BUSY || c->req_ops == NULL)
             return; /* failed while preparing */
-        if (len == 0) {
-            arm_timer(c);
+        if (len == 0)
             return;
-        }
         /* Most writes complete at once: uv_try_write spares the request,
          * its callback a loop turn later, and libuv's poll update. */
         int n = uv_try_write((uv_stream_t *)&c->tcp, c->wbufs, (unsigned)c->nwbufs);
@@ -422,9 +420,16 @@ static void flush(gw_h1conn_t *c)
             return;
         }
         c->is_writing = 1;
-        arm_timer(c);
         return;
     }
+}
+
+/* Writes what is pending, then sets the clock for what it waits on now. */
+static void flush(gw_h1conn_t *c)
+{
+    write_pending(c);
+    if (c->state == GW_H1CONN_BUSY && c->req_ops != NULL)
+        arm_timer(c);
 }
 
 static void on_flush_task(gw_task_t *t)
@@ -449,10 +454,8 @@ static void on_write(uv_write_t *req, int status)
         fail_write(c, status);
         return;
     }
-    if (write_completed(c)) {
-        arm_timer(c);
+    if (write_completed(c))
         flush(c);
-    }
 }
 
 /* ---- responses ---- */

@@ -219,8 +219,10 @@ static gw_server_t *pick_among(gw_pool_t *p, const gw_server_t *avoid)
         gw_server_t *s = &p->servers[(p->rr_next + k) % n];
         if (s == avoid || !gw_server_is_up(s, now) || !gw_server_has_capacity(s))
             continue;
-        if (best == NULL || (uint64_t)(s->nbusy + 1) * best->cfg->weight <
-                                (uint64_t)(best->nbusy + 1) * s->cfg->weight)
+        /* Connections being opened carry a request too. */
+        uint64_t load = s->nbusy + s->nconnecting + 1;
+        if (best == NULL || load * best->cfg->weight <
+                                (uint64_t)(best->nbusy + best->nconnecting + 1) * s->cfg->weight)
             best = s;
     }
     p->rr_next++;

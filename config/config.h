@@ -94,8 +94,8 @@ typedef struct cfg_backend {
     uint64_t eject_time_ms;       /* first ejection; doubles on repeats */
     uint64_t eject_time_max_ms;
     uint32_t max_ejection_percent; /* of the servers at once; never the last usable */
-    int fail_on_5xx;         /* passive health counts 5xx responses */
-    char *health_check_path; /* NULL: no active health checks */
+    int fail_on_5xx;               /* passive health counts 5xx responses */
+    char *health_check_path;       /* NULL: no active health checks */
     uint64_t health_check_interval_ms;
     uint32_t healthy_threshold;
     uint32_t unhealthy_threshold;
@@ -141,10 +141,10 @@ typedef struct cfg {
     uint64_t tls_handshake_timeout_ms;
     uint64_t stream_read_timeout_ms;  /* client stopped sending its request body */
     uint64_t stream_write_timeout_ms; /* client stopped taking its response */
-    int log_level;     /* enum cfg_log_level */
-    char *access_log;  /* NULL: off; "-": stdout; else a file path */
-    char *config_file; /* the file read, if any */
-    int check_only;    /* --check: validate and exit */
+    int log_level;                    /* enum cfg_log_level */
+    char *access_log;                 /* NULL: off; "-": stdout; else a file path */
+    char *config_file;                /* the file read, if any */
+    int check_only;                   /* --check: validate and exit */
 } cfg_t;
 
 /* What cfg_from_args() asks the caller to do. */

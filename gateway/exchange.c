@@ -18,8 +18,7 @@ static int conn_on_body(void *ud, const uint8_t *data, size_t len);
 static int conn_on_trailers(void *ud, const proto_header_t *f, size_t n);
 static void conn_on_done(void *ud, int is_reusable);
 static void conn_on_error(void *ud, const gw_h1conn_fail_t *f);
-static size_t conn_take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs,
-                             int *is_end);
+static size_t conn_take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs, int *is_end);
 static void conn_on_body_written(void *ud, size_t n);
 
 static const gw_h1conn_req_ops_t conn_ops = {
@@ -29,8 +28,8 @@ static const gw_h1conn_req_ops_t conn_ops = {
 
 const char *gw_exchange_state_str(int state)
 {
-    static const char *const names[] = {"new",     "queued",    "connecting", "sending",
-                                        "receiving", "done",    "failed"};
+    static const char *const names[] = {"new",       "queued", "connecting", "sending",
+                                        "receiving", "done",   "failed"};
     return state >= 0 && state <= GW_X_FAILED ? names[state] : "?";
 }
 
@@ -76,12 +75,11 @@ static void log_access(const gw_exchange_t *x)
         .server = x->server != NULL ? x->server->name : NULL,
         /* The status alone can mislead: the backend's may be logged while
          * the client saw the stream reset. */
-        .outcome = x->is_refused                            ? "refused"
-                   : x->is_failed && x->is_resp_head_sent   ? "reset"
-                   : x->is_failed && x->resp_status > 0     ? "error"
-                   : x->is_failed                           ? "reset"
-                   : !x->is_resp_done                       ? "cancelled"
-                                                            : "ok",
+        .outcome = x->is_refused       ? "refused"
+                   : x->is_error_reply ? "error"
+                   : x->is_failed      ? "reset"
+                   : !x->is_resp_done  ? "cancelled"
+                                       : "ok",
     };
     /* The request line's method and target, from the HTTP/1.1 head. */
     const char *end = x->head.data != NULL ? memchr(x->head.data, '\r', x->head.len) : NULL;
@@ -134,8 +132,10 @@ static void tell_failure(gw_exchange_t *x, gw_err_t err, const char *why, int is
         reply = GW_STATUS_REFUSED;
         x->is_refused = 1;
     }
-    if (reply > 0)
+    if (reply > 0) {
         x->resp_status = reply;
+        x->is_error_reply = 1;
+    }
     const char *server = x->server != NULL ? x->server->name : "-";
     const char *backend = x->pool != NULL ? x->pool->name : "-";
     const char *what = reply > 0                    ? "answered with an error"
@@ -155,8 +155,8 @@ static void tell_failure(gw_exchange_t *x, gw_err_t err, const char *why, int is
                        (int)x->stream_id, why, what);
     proto_buf_free(&x->resp_body);
     if (err == GW_E_ALL_DOWN || err == GW_E_QUEUE_FULL || err == GW_E_QUEUE_TIMEOUT)
-        x->retry_after_s = err == GW_E_ALL_DOWN && x->pool != NULL ? gw_pool_retry_after(x->pool)
-                                                                     : 1;
+        x->retry_after_s =
+            err == GW_E_ALL_DOWN && x->pool != NULL ? gw_pool_retry_after(x->pool) : 1;
     x->fe->on_fail(x, reply, info->rst_code, why);
 }
 
@@ -255,8 +255,7 @@ static void on_conn(gw_pool_waiter_t *wt, gw_h1conn_t *c, gw_server_t *s)
                       x->head.is_chunked, x->is_head_method);
 }
 
-static size_t conn_take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs,
-                             int *is_end)
+static size_t conn_take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs, int *is_end)
 {
     gw_exchange_t *x = ud;
     size_t before = proto_buf_len(dst);
@@ -277,9 +276,8 @@ static size_t conn_take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_
         for (size_t i = 0; i < k && x->is_replayable; i++) {
             size_t off = skip < sl[i].len ? skip : sl[i].len;
             skip -= off;
-            if (sl[i].len > off &&
-                proto_buf_append(&x->replay, (const uint8_t *)sl[i].base + off,
-                                 sl[i].len - off) != 0) {
+            if (sl[i].len > off && proto_buf_append(&x->replay, (const uint8_t *)sl[i].base + off,
+                                                    sl[i].len - off) != 0) {
                 x->is_replayable = 0;
                 proto_buf_free(&x->replay);
             }

@@ -113,7 +113,8 @@ struct gw_exchange {
     unsigned is_resp_done : 1; /* the whole response body is in resp_body */
     unsigned is_failed : 1;
     unsigned is_refused : 1;
-    unsigned is_deferred : 1; /* the frontend's body reader waits for bytes */
+    unsigned is_error_reply : 1; /* the gateway answered with its own status */
+    unsigned is_deferred : 1;    /* the frontend's body reader waits for bytes */
     unsigned is_resp_paused : 1; /* the backend connection's reading is paused for us */
 };
 

@@ -54,8 +54,7 @@ static void on_signal(uv_signal_t *sig, int signum)
 static void on_drain_timeout(uv_timer_t *timer)
 {
     gw_worker_t *w = timer->data;
-    GW_LOG_WARN("drain timed out with %u client connections open: closing them",
-                w->ctx.nclients);
+    GW_LOG_WARN("drain timed out with %u client connections open: closing them", w->ctx.nclients);
     uv_stop(&w->ctx.loop);
 }
 

@@ -36,7 +36,7 @@ static int host_score(const char *pattern, const char *host, size_t len)
 }
 
 size_t proto_route_pick(const cfg_t *cfg, const char *authority, size_t authority_len,
-                     const char *path, size_t path_len)
+                        const char *path, size_t path_len)
 {
     const char *host = "";
     size_t host_len = 0;

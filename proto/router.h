@@ -20,6 +20,6 @@
  * default backend.
  */
 size_t proto_route_pick(const cfg_t *cfg, const char *authority, size_t authority_len,
-                     const char *path, size_t path_len);
+                        const char *path, size_t path_len);
 
 #endif

@@ -30,7 +30,8 @@ typedef struct proto_sched_bucket {
     size_t len;
 } proto_sched_bucket_t;
 
-int proto_sched_init(proto_sched_t *s, int mode, uint64_t max_wait_ms, proto_sched_parent_fn parent_of)
+int proto_sched_init(proto_sched_t *s, int mode, uint64_t max_wait_ms,
+                     proto_sched_parent_fn parent_of)
 {
     s->mode = mode;
     s->max_wait_ms = max_wait_ms;
@@ -270,7 +271,8 @@ static proto_sched_entry_t *pick_by_priority(proto_sched_t *s, int max_urgency)
             if (f->pass < best->pass)
                 best = f;
         }
-        return proto_container_of(proto_queue_first(&best->entries), proto_sched_entry_t, flow_node);
+        return proto_container_of(proto_queue_first(&best->entries), proto_sched_entry_t,
+                                  flow_node);
     }
     return NULL;
 }

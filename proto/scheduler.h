@@ -51,16 +51,17 @@ typedef proto_sched_entry_t *(*proto_sched_parent_fn)(proto_sched_entry_t *e);
 typedef struct proto_sched {
     int mode;
     uint64_t max_wait_ms;
-    proto_sched_parent_fn parent_of;       /* NULL: no dependency tree */
-    proto_queue_t age;                     /* every waiting entry, oldest first */
+    proto_sched_parent_fn parent_of;          /* NULL: no dependency tree */
+    proto_queue_t age;                        /* every waiting entry, oldest first */
     proto_queue_t levels[PROTO_SCHED_LEVELS]; /* per urgency: ring of non-empty buckets */
-    struct proto_sched_bucket **table;     /* (owner, urgency) -> bucket */
+    struct proto_sched_bucket **table;        /* (owner, urgency) -> bucket */
     size_t table_size, nbuckets;
     size_t len;
 } proto_sched_t;
 
 /* Prepares an empty scheduler. Returns 0 or -1 (out of memory). */
-int proto_sched_init(proto_sched_t *s, int mode, uint64_t max_wait_ms, proto_sched_parent_fn parent_of);
+int proto_sched_init(proto_sched_t *s, int mode, uint64_t max_wait_ms,
+                     proto_sched_parent_fn parent_of);
 
 /* Frees the scheduler's own memory; entries still queued are forgotten. */
 void proto_sched_free(proto_sched_t *s);

@@ -412,8 +412,8 @@ static void write_pending(gw_h1conn_t *c)
             done -= c->wbufs[k++].len;
         c->wbufs[k].base += done;
         c->wbufs[k].len -= done;
-        int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs + k,
-                          (unsigned)(c->nwbufs - k), on_write);
+        int rv = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, c->wbufs + k, (unsigned)(c->nwbufs - k),
+                          on_write);
         if (rv != 0) {
             release_write(c);
             fail_write(c, rv);

@@ -53,10 +53,10 @@ typedef struct gw_h1conn_owner_ops {
 /* How a request failed, for the user's retry decision. */
 typedef struct gw_h1conn_fail {
     gw_err_t err;
-    const char *why;               /* for logs; valid during the call */
-    unsigned is_reused : 1;        /* the connection had carried a request before */
-    unsigned is_resp_started : 1;  /* some response byte arrived */
-    unsigned is_unsent : 1;        /* provably no request byte reached the server */
+    const char *why;              /* for logs; valid during the call */
+    unsigned is_reused : 1;       /* the connection had carried a request before */
+    unsigned is_resp_started : 1; /* some response byte arrived */
+    unsigned is_unsent : 1;       /* provably no request byte reached the server */
 } gw_h1conn_fail_t;
 
 /* What the user of one request hears, with its ud. Returning negative from
@@ -107,13 +107,13 @@ struct gw_h1conn {
     uv_write_t wreq;
     uv_buf_t wbufs[GW_H1CONN_IOV_MAX];
     size_t nwbufs;
-    char *wbuf_alloc;      /* the write's head and framing (or TLS records) */
-    proto_buf_t wbody;     /* the write's body segments */
+    char *wbuf_alloc;  /* the write's head and framing (or TLS records) */
+    proto_buf_t wbody; /* the write's body segments */
     size_t wbuf_body_bytes;
-    size_t body_written;   /* request body bytes of this request written so far */
+    size_t body_written; /* request body bytes of this request written so far */
     gw_task_t flush_task;
     proto_h1_response_t resp;
-    const uint8_t *head;   /* the request head, owned by the user */
+    const uint8_t *head; /* the request head, owned by the user */
     size_t head_len;
     uint64_t resp_deadline_ms; /* once the request is sent: the whole head by then */
     uint64_t idle_timeout_ms;  /* lowered by the server's Keep-Alive: timeout */
@@ -124,8 +124,8 @@ struct gw_h1conn {
     unsigned is_tls : 1;
     unsigned is_chunked : 1;
     unsigned is_head_written : 1;
-    unsigned is_body_end : 1;  /* the source gave its last byte */
-    unsigned is_req_sent : 1;  /* head, body and terminator all written */
+    unsigned is_body_end : 1; /* the source gave its last byte */
+    unsigned is_req_sent : 1; /* head, body and terminator all written */
     unsigned is_writing : 1;
     unsigned is_reading : 1;
     unsigned is_read_paused : 1;

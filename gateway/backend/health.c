@@ -35,7 +35,7 @@ static size_t take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs,
 static void on_body_written(void *ud, size_t n);
 
 static const gw_h1conn_owner_ops_t owner_ops = {on_connected, on_idle_end};
-static const gw_h1conn_req_ops_t req_ops = {on_head, on_body, on_trailers, on_done,
+static const gw_h1conn_req_ops_t req_ops = {on_head,  on_body,   on_trailers,    on_done,
                                             on_error, take_body, on_body_written};
 
 /* Config validation keeps the interval at 1 ms or more; 0 would spin. */
@@ -69,13 +69,11 @@ static char *build_request(const char *path, const char *host, unsigned port, si
 }
 
 gw_health_check_t *gw_health_check_start(gw_ctx_t *w, const gw_health_target_t *t,
-                                         const gw_h1conn_cfg_t *conn_cfg,
-                                         const cfg_backend_t *bcfg)
+                                         const gw_h1conn_cfg_t *conn_cfg, const cfg_backend_t *bcfg)
 {
     gw_health_check_t *hc = calloc(1, sizeof(*hc));
-    if (hc == NULL ||
-        (hc->req = build_request(bcfg->health_check_path, t->host, t->port, &hc->req_len)) ==
-            NULL) {
+    if (hc == NULL || (hc->req = build_request(bcfg->health_check_path, t->host, t->port,
+                                               &hc->req_len)) == NULL) {
         free(hc);
         GW_LOG_ERROR("backend %s server %s: cannot start health checks (out of memory)",
                      t->backend_name, t->server_name);
@@ -156,8 +154,8 @@ static void check_end(gw_health_check_t *hc, int is_pass, const char *why)
         t->on_verdict(t->arg, 1);
         return;
     }
-    GW_LOG_DEBUG("backend %s server %s: health check failed (%s)", t->backend_name,
-                 t->server_name, why);
+    GW_LOG_DEBUG("backend %s server %s: health check failed (%s)", t->backend_name, t->server_name,
+                 why);
 }
 
 static void on_timer(uv_timer_t *timer)
@@ -200,8 +198,9 @@ static int on_head(void *ud, int status, const proto_header_t *f, size_t n)
     /* The verdict is in with the status; the body is not needed. */
     char why[64];
     snprintf(why, sizeof(why), "status %d", status);
-    check_end(hc, status >= (int)hc->bcfg->health_check_status_min &&
-                      status <= (int)hc->bcfg->health_check_status_max,
+    check_end(hc,
+              status >= (int)hc->bcfg->health_check_status_min &&
+                  status <= (int)hc->bcfg->health_check_status_max,
               why);
     return PROTO_E_CALLBACK;
 }

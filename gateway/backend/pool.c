@@ -74,10 +74,9 @@ int gw_pool_init(gw_pool_t *p, gw_ctx_t *w, const cfg_backend_t *bcfg)
     snprintf(p->name, sizeof(p->name), "%s", bcfg->name);
     proto_queue_init(&p->all);
     gw_task_init(&p->dispatch_task, on_dispatch_task);
-    if (proto_sched_init(&p->sched,
-                         bcfg->scheduling == CFG_SCHED_FIFO ? PROTO_SCHED_FIFO
-                                                            : PROTO_SCHED_PRIORITY,
-                         bcfg->priority_max_wait_ms, sched_parent_of) != 0)
+    if (proto_sched_init(
+            &p->sched, bcfg->scheduling == CFG_SCHED_FIFO ? PROTO_SCHED_FIFO : PROTO_SCHED_PRIORITY,
+            bcfg->priority_max_wait_ms, sched_parent_of) != 0)
         return UV_ENOMEM;
     uv_timer_init(&w->loop, &p->queue_timer);
     uv_timer_init(&w->loop, &p->resolve_timer);
@@ -375,9 +374,9 @@ static gw_pool_waiter_t *next_for(gw_pool_t *p, const gw_server_t *s)
 {
     uint32_t reserved = p->bcfg->priority_reserved_connections;
     uint32_t max = p->bcfg->max_connections;
-    int max_urgency =
-        reserved > 0 && s->nbusy + s->nconnecting + reserved >= max ? URGENT_MAX
-                                                                     : PROTO_SCHED_LEVELS - 1;
+    int max_urgency = reserved > 0 && s->nbusy + s->nconnecting + reserved >= max
+                          ? URGENT_MAX
+                          : PROTO_SCHED_LEVELS - 1;
     proto_sched_entry_t *e = proto_sched_dequeue(&p->sched, now_ms(p), max_urgency);
     return e != NULL ? waiter_of(e) : NULL;
 }
@@ -463,8 +462,7 @@ static void on_queue_timer(uv_timer_t *timer)
         gw_pool_waiter_t *wt = waiter_of(e);
         wt->pool = NULL;
         p->stats.queue_timeouts++;
-        wt->ops->on_fail(wt, GW_E_QUEUE_TIMEOUT, "waited too long for a backend connection",
-                         NULL);
+        wt->ops->on_fail(wt, GW_E_QUEUE_TIMEOUT, "waited too long for a backend connection", NULL);
     }
     arm_queue_timer(p);
 }

@@ -47,12 +47,12 @@ typedef struct gw_server {
     uint32_t nbusy;       /* carrying a request */
     uint32_t nconnecting; /* opening */
     /* Passive health (server.c): Envoy's outlier detection. */
-    uint32_t nfails;            /* consecutive, of attempts since admitted_ms */
-    uint32_t nejections;        /* back to back: the backoff doubles */
-    uint64_t ejected_until_ms;  /* 0: not ejected */
-    uint64_t admitted_ms;       /* results of attempts started before are ignored */
-    int is_ejected;             /* until the half-open verdict readmits it */
-    gw_log_limit_t log_limit;   /* one warning a second about this server */
+    uint32_t nfails;           /* consecutive, of attempts since admitted_ms */
+    uint32_t nejections;       /* back to back: the backoff doubles */
+    uint64_t ejected_until_ms; /* 0: not ejected */
+    uint64_t admitted_ms;      /* results of attempts started before are ignored */
+    int is_ejected;            /* until the half-open verdict readmits it */
+    gw_log_limit_t log_limit;  /* one warning a second about this server */
     /* Active health (health_check_path) */
     struct gw_health_check *hc;
     int is_check_down;
@@ -135,8 +135,7 @@ void gw_pool_release(gw_pool_t *p, gw_h1conn_t *c, int is_reusable);
 void gw_pool_note_stale(gw_pool_t *p, gw_server_t *s);
 
 /* Passive health: how an attempt on s that started at started_ms went. */
-void gw_pool_report(gw_pool_t *p, gw_server_t *s, int is_ok, const char *why,
-                    uint64_t started_ms);
+void gw_pool_report(gw_pool_t *p, gw_server_t *s, int is_ok, const char *why, uint64_t started_ms);
 
 /* Seconds until some server of p may be up again, for Retry-After (>= 1). */
 uint32_t gw_pool_retry_after(const gw_pool_t *p);

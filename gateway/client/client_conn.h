@@ -23,7 +23,7 @@ typedef struct gw_client_conn gw_client_conn_t;
 /* What a connection sees of the listener that accepted it. */
 typedef struct gw_client_origin {
     const cfg_listener_t *cfg;
-    gw_tls_ctx_t *tls; /* NULL for cleartext; swapped on reload */
+    gw_tls_ctx_t *tls;            /* NULL for cleartext; swapped on reload */
     uint64_t nhandshake_failures; /* failed or timed-out TLS handshakes */
     uint64_t nproxy_failures;     /* invalid PROXY protocol headers */
     /* The protocol before any byte is read, and the one ALPN chose. */
@@ -98,7 +98,6 @@ int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len);
 
 /* Asks for a flush at the end of this loop turn. */
 void gw_client_conn_mark_dirty(gw_client_conn_t *c);
-
 
 /* Stops reading from the client until gw_client_conn_resume_read(): the
  * protocol has as much input buffered as it may hold. Idempotent. */

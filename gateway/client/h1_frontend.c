@@ -213,7 +213,7 @@ static void fe_on_body(gw_exchange_t *x)
 static void fe_on_fail(gw_exchange_t *x, int status, uint32_t rst_code, const char *why)
 {
     h1_client_t *h = client_of(x);
-    (void)why; /* logged by the exchange */
+    (void)why;      /* logged by the exchange */
     (void)rst_code; /* HTTP/1.1 has one way to reset: the close */
 
     /* HTTP/1.1 cannot refuse a request as retryable: a 502 says it failed. */

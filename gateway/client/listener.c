@@ -226,7 +226,8 @@ void gw_listener_stop(gw_listener_t *l)
     GW_LOG_INFO("listener %s: %llu connections, %llu failed TLS handshakes, %llu bad PROXY "
                 "headers",
                 l->name, (unsigned long long)l->naccepted,
-                (unsigned long long)l->origin.nhandshake_failures, (unsigned long long)l->origin.nproxy_failures);
+                (unsigned long long)l->origin.nhandshake_failures,
+                (unsigned long long)l->origin.nproxy_failures);
     uv_close((uv_handle_t *)&l->tcp, NULL);
     for (size_t i = 0; i < l->nwatches; i++)
         uv_close((uv_handle_t *)&l->watches[i], NULL);

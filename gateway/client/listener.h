@@ -19,7 +19,7 @@ typedef struct gw_listener {
     uv_tcp_t tcp;
     gw_ctx_t *w;
     const cfg_listener_t *cfg;
-    gw_client_origin_t origin; /* what its connections see of it */
+    gw_client_origin_t origin;                   /* what its connections see of it */
     char name[CFG_NAME_MAX + CFG_HOST_MAX + 16]; /* for logs: section name and address */
     int is_listening;
     uv_fs_event_t *watches; /* watch_certificates: one per directory */
@@ -34,8 +34,7 @@ typedef struct gw_listener {
  * connections; port, when not 0, replaces the configured one (so that
  * workers after the first join the port the first got for port 0).
  * Returns 0 or a negative error. */
-int gw_listener_start(gw_listener_t *l, gw_ctx_t *w, const cfg_listener_t *cfg,
-                      uint16_t port);
+int gw_listener_start(gw_listener_t *l, gw_ctx_t *w, const cfg_listener_t *cfg, uint16_t port);
 
 /* The port the listener is bound to. */
 uint16_t gw_listener_port(const gw_listener_t *l);

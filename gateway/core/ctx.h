@@ -32,9 +32,9 @@ typedef struct gw_task {
 struct gw_ctx {
     uv_loop_t loop;
     const cfg_t *cfg;
-    int index;              /* worker number; 0 reports ports */
-    proto_queue_t tasks;    /* gw_task_t waiting for the end of the turn */
-    proto_queue_t clients;  /* every open client connection */
+    int index;             /* worker number; 0 reports ports */
+    proto_queue_t tasks;   /* gw_task_t waiting for the end of the turn */
+    proto_queue_t clients; /* every open client connection */
     uint32_t nclients;
     int is_draining;
     struct gw_access_log *access_log; /* NULL: off */

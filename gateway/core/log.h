@@ -24,8 +24,8 @@ size_t gw_log_timestamp(char *buf, size_t cap);
  * an outage): at most one line a second, the next one saying how many were
  * left out. Zero-initialized. */
 typedef struct gw_log_limit {
-    uint64_t last_ms;     /* when the last line was written; 0: never */
-    uint32_t suppressed;  /* calls since then that wrote nothing */
+    uint64_t last_ms;    /* when the last line was written; 0: never */
+    uint32_t suppressed; /* calls since then that wrote nothing */
 } gw_log_limit_t;
 
 /* gw_log() under lim, with now_ms from the caller's loop clock. */

@@ -17,8 +17,8 @@ typedef struct gw_access_record {
     const char *protocol;
     const char *request_line; /* method and target */
     int request_line_len;
-    int status;          /* what the client got; 0: nothing (reset or gone) */
-    uint64_t bytes_out;  /* response body bytes the client took */
+    int status;         /* what the client got; 0: nothing (reset or gone) */
+    uint64_t bytes_out; /* response body bytes the client took */
     uint64_t duration_ms;
     const char *backend;
     const char *server;

@@ -472,10 +472,19 @@ static void test_extra_fields(void **state)
     };
     proto_header_t extra[] = {{"x-client-subject", 16, "CN=alice,O=Example", 18}};
     proto_request_t req = {
-        .method = "GET", .method_len = 3, .scheme = "https", .scheme_len = 5,
-        .authority = "example.com", .authority_len = 11, .path = "/", .path_len = 1,
-        .headers = hs, .nheaders = 2, .client_addr = "192.0.2.7",
-        .extra = extra, .nextra = 1,
+        .method = "GET",
+        .method_len = 3,
+        .scheme = "https",
+        .scheme_len = 5,
+        .authority = "example.com",
+        .authority_len = 11,
+        .path = "/",
+        .path_len = 1,
+        .headers = hs,
+        .nheaders = 2,
+        .client_addr = "192.0.2.7",
+        .extra = extra,
+        .nextra = 1,
     };
     proto_h1_head_t out;
     assert_int_equal(proto_h1_request_build(&req, &out, NULL), 0);

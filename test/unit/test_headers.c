@@ -154,9 +154,9 @@ static void test_content_length(void **state)
         int rv;
         int64_t v;
     } cases[] = {
-        {"0", 0, 0},       {"42", 0, 42},   {"007", 0, 7}, {"9223372036854775807", 0, INT64_MAX},
-        {"", -1, 0},       {"+1", -1, 0},   {"-1", -1, 0}, {"1 ", -1, 0},
-        {" 1", -1, 0},     {"1,1", -1, 0},  {"0x10", -1, 0}, {"9223372036854775808", -1, 0},
+        {"0", 0, 0},   {"42", 0, 42},  {"007", 0, 7},   {"9223372036854775807", 0, INT64_MAX},
+        {"", -1, 0},   {"+1", -1, 0},  {"-1", -1, 0},   {"1 ", -1, 0},
+        {" 1", -1, 0}, {"1,1", -1, 0}, {"0x10", -1, 0}, {"9223372036854775808", -1, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int64_t v = -7;
@@ -182,7 +182,7 @@ int main(void)
         cmocka_unit_test(test_connection_specific), cmocka_unit_test(test_valid_name),
         cmocka_unit_test(test_valid_value),         cmocka_unit_test(test_idempotent),
         cmocka_unit_test(test_list_contains),       cmocka_unit_test(test_name_eq),
-        cmocka_unit_test(test_content_length), cmocka_unit_test(test_reason_phrase),
+        cmocka_unit_test(test_content_length),      cmocka_unit_test(test_reason_phrase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

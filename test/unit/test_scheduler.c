@@ -966,7 +966,8 @@ static void test_table_growth(void **state)
 
     /* The same keys again: found, not duplicated. */
     for (int i = 0; i < N; i++) {
-        entry_set(&second[i], owner(i / PROTO_SCHED_LEVELS), i % PROTO_SCHED_LEVELS, DEFAULT_WEIGHT);
+        entry_set(&second[i], owner(i / PROTO_SCHED_LEVELS), i % PROTO_SCHED_LEVELS,
+                  DEFAULT_WEIGHT);
         enqueue(&s, &second[i], 0);
     }
     assert_int_equal(s.nbuckets, N);

@@ -77,20 +77,27 @@ int gw_tls_global_init(void)
     return RAND_bytes(ticket_secret, sizeof(ticket_secret)) == 1 ? 0 : -1;
 }
 
-static void derive_part(uint64_t period, const char *label, uint8_t *out, size_t len)
+static int derive_part(uint64_t period, const char *label, uint8_t *out, size_t len)
 {
     uint8_t msg[40], mac[EVP_MAX_MD_SIZE];
     unsigned int mac_len = 0;
     int n = snprintf((char *)msg, sizeof(msg), "h2gw %s %llu", label, (unsigned long long)period);
-    HMAC(EVP_sha256(), ticket_secret, sizeof(ticket_secret), msg, (size_t)n, mac, &mac_len);
+    if (HMAC(EVP_sha256(), ticket_secret, sizeof(ticket_secret), msg, (size_t)n, mac, &mac_len) ==
+            NULL ||
+        mac_len < len)
+        return -1;
     memcpy(out, mac, len);
+    return 0;
 }
 
-static void derive_key(uint64_t period, ticket_key_t *k)
+/* Returns 0, or -1 when OpenSSL failed (the key must not be used then). */
+static int derive_key(uint64_t period, ticket_key_t *k)
 {
-    derive_part(period, "name", k->name, sizeof(k->name));
-    derive_part(period, "hmac", k->hmac, sizeof(k->hmac));
-    derive_part(period, "aes", k->aes, sizeof(k->aes));
+    if (derive_part(period, "name", k->name, sizeof(k->name)) != 0 ||
+        derive_part(period, "hmac", k->hmac, sizeof(k->hmac)) != 0 ||
+        derive_part(period, "aes", k->aes, sizeof(k->aes)) != 0)
+        return -1;
+    return 0;
 }
 
 /* keys[0] is this period's key; the two before it still decrypt. */
@@ -99,9 +106,15 @@ static void rotate_keys_if_due(gw_tls_ctx_t *c)
     uint64_t period = (uint64_t)time(NULL) / TICKET_ROTATE_SECONDS;
     if (c->is_key_file || (c->nkeys > 0 && period == c->key_period))
         return;
-    for (uint64_t i = 0; i < 3 && i <= period; i++)
-        derive_key(period - i, &c->keys[i]);
-    c->nkeys = period >= 2 ? 3 : (size_t)period + 1;
+    size_t n = 0;
+    for (uint64_t i = 0; i < 3 && i <= period; i++) {
+        if (derive_key(period - i, &c->keys[n]) != 0)
+            break;
+        n++;
+    }
+    /* A failed derivation leaves no key at all: no tickets are issued
+     * rather than tickets under a key of garbage. */
+    c->nkeys = n;
     c->key_period = period;
 }
 

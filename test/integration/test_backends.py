@@ -911,17 +911,6 @@ def test_post_whose_write_to_a_reset_pooled_connection_failed_is_refused(raw, gw
         "gateway stderr:\n%s" % (r.describe(), g.stderr_text()))
 
 
-def test_refused_stream_when_the_reset_comes_between_poll_and_write():
-    """The other way to REFUSED_STREAM: the backend's reset arrives after the
-    gateway's poll returned the client's request and before its write."""
-    pytest.skip(
-        "not reproducible deterministically from outside the gateway: the reset would have "
-        "to land in the microseconds between the gateway's poll returning the client's "
-        "request and its write to the pooled connection. The deterministic ordering (both "
-        "in one poll) is covered by "
-        "test_post_whose_write_to_a_reset_pooled_connection_failed_is_refused.")
-
-
 # --------------------------------------------------------------------------
 # 12. Client idle timeout
 

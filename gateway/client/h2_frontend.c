@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "gateway/exchange.h"
+#include "proto/fields.h"
 #include "gateway/core/log.h"
 #include "gateway/core/ctx.h"
 #include "proto/headers.h"
@@ -29,20 +30,16 @@ typedef struct h2_client {
     int is_awaiting_preface;
 } h2_client_t;
 
-/* A request's fields as nghttp2 hands them over, copied because nghttp2's
- * buffers do not outlive the callback. Bounded by max_header_list_size. */
-typedef struct h2_field {
-    size_t name_off, name_len, value_off, value_len;
-} h2_field_t;
-
+/* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers
+ * do not outlive the callback) into the same field store the HTTP/1.1
+ * parsers use. Bounded by max_header_list_size, counted the RFC 9113 6.5.2
+ * way. */
 typedef struct h2_request {
-    char *buf;
-    size_t len, cap;
-    h2_field_t *fields;
-    size_t nfields, cap_fields;
-    h2_field_t method, scheme, authority, path;
+    proto_fields_t fs; /* every field, pseudo-header fields included */
+    proto_field_t method, scheme, authority, path;
+    size_t nregular; /* fields that are not pseudo-header fields */
     int has_authority;
-    size_t list_size; /* RFC 9113 §6.5.2: name + value + 32 per field */
+    size_t list_size; /* name + value + 32 per field */
     int is_too_large;
 } h2_request_t;
 
@@ -58,60 +55,36 @@ static void request_free(gw_exchange_t *x)
     h2_request_t *r = x->fe_req;
     if (r == NULL)
         return;
-    free(r->buf);
-    free(r->fields);
+    proto_fields_free(&r->fs);
     free(r);
     x->fe_req = NULL;
-}
-
-static int request_append(h2_request_t *r, const uint8_t *data, size_t len, size_t *off)
-{
-    if (r->len + len > r->cap) {
-        size_t cap = r->cap ? r->cap : 1024;
-        while (cap < r->len + len)
-            cap *= 2;
-        char *p = realloc(r->buf, cap);
-        if (p == NULL)
-            return -1;
-        r->buf = p;
-        r->cap = cap;
-    }
-    memcpy(r->buf + r->len, data, len);
-    *off = r->len;
-    r->len += len;
-    return 0;
 }
 
 static int request_add_field(h2_request_t *r, const uint8_t *name, size_t name_len,
                              const uint8_t *value, size_t value_len)
 {
-    h2_field_t f = {.name_len = name_len, .value_len = value_len};
-    if (request_append(r, name, name_len, &f.name_off) != 0 ||
-        request_append(r, value, value_len, &f.value_off) != 0)
+    proto_fields_t *fs = &r->fs;
+    if (proto_fields_append_name(fs, (const char *)name, name_len) != 0)
         return -1;
-
-    if (name_len > 0 && name[0] == ':') {
-        if (name_len == 7 && memcmp(name, ":method", 7) == 0)
-            r->method = f;
-        else if (name_len == 7 && memcmp(name, ":scheme", 7) == 0)
-            r->scheme = f;
-        else if (name_len == 5 && memcmp(name, ":path", 5) == 0)
-            r->path = f;
-        else if (name_len == 10 && memcmp(name, ":authority", 10) == 0) {
-            r->authority = f;
-            r->has_authority = 1;
-        }
+    proto_fields_end_name(fs);
+    if (value_len > 0 && proto_fields_append_value(fs, (const char *)value, value_len) != 0)
+        return -1;
+    proto_fields_end_value(fs);
+    const proto_field_t *f = proto_fields_last(fs);
+    if (name_len == 0 || name[0] != ':') {
+        r->nregular++;
         return 0;
     }
-    if (r->nfields == r->cap_fields) {
-        size_t cap = r->cap_fields ? r->cap_fields * 2 : 16;
-        h2_field_t *p = realloc(r->fields, cap * sizeof(*p));
-        if (p == NULL)
-            return -1;
-        r->fields = p;
-        r->cap_fields = cap;
+    if (proto_fields_name_is(fs, f, ":method"))
+        r->method = *f;
+    else if (proto_fields_name_is(fs, f, ":scheme"))
+        r->scheme = *f;
+    else if (proto_fields_name_is(fs, f, ":path"))
+        r->path = *f;
+    else if (proto_fields_name_is(fs, f, ":authority")) {
+        r->authority = *f;
+        r->has_authority = 1;
     }
-    r->fields[r->nfields++] = f;
     return 0;
 }
 
@@ -323,7 +296,8 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
         return 0;
     gw_exchange_t *x = gw_exchange_new(h->conn->w, &h2_frontend_ops, h, frame->hd.stream_id);
     h2_request_t *r = calloc(1, sizeof(*r));
-    if (x == NULL || r == NULL) {
+    /* The limit is checked here, the RFC 9113 way (list_size). */
+    if (x == NULL || r == NULL || proto_fields_init(&r->fs, SIZE_MAX, 0) != 0) {
         free(x);
         free(r);
         return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
@@ -361,9 +335,9 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
     return 0;
 }
 
-static void field_view(const h2_request_t *r, const h2_field_t *f, const char **p, size_t *len)
+static void field_view(const h2_request_t *r, const proto_field_t *f, const char **p, size_t *len)
 {
-    *p = r->buf + f->value_off;
+    *p = proto_fields_value(&r->fs, f);
     *len = f->value_len;
 }
 
@@ -384,7 +358,7 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     }
 
     proto_header_t stack_hdrs[64];
-    proto_header_t *hdrs = r->nfields <= 64 ? stack_hdrs : malloc(r->nfields * sizeof(*hdrs));
+    proto_header_t *hdrs = r->nregular <= 64 ? stack_hdrs : malloc(r->nregular * sizeof(*hdrs));
     if (hdrs == NULL) {
         request_free(x);
         nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
@@ -393,13 +367,17 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     }
     proto_priority_t pri = proto_priority_default();
     int has_priority_field = 0;
-    for (size_t i = 0; i < r->nfields; i++) {
-        hdrs[i] = (proto_header_t){r->buf + r->fields[i].name_off, r->fields[i].name_len,
-                                   r->buf + r->fields[i].value_off, r->fields[i].value_len};
-        if (hdrs[i].name_len == 8 && memcmp(hdrs[i].name, "priority", 8) == 0) {
-            proto_priority_parse(hdrs[i].value, hdrs[i].value_len, &pri);
+    size_t n = 0;
+    for (size_t i = 0; i < r->fs.n; i++) {
+        const proto_field_t *f = &r->fs.list[i];
+        if (f->name_len > 0 && proto_fields_name(&r->fs, f)[0] == ':')
+            continue;
+        hdrs[n] = proto_fields_header(&r->fs, f);
+        if (proto_fields_name_is(&r->fs, f, "priority")) {
+            proto_priority_parse(hdrs[n].value, hdrs[n].value_len, &pri);
             has_priority_field = 1;
         }
+        n++;
     }
     int urgency = pri.urgency, weight = PROTO_WEIGHT_DEFAULT;
     tree_priority(h, x, &urgency, &weight);
@@ -408,7 +386,7 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     x->has_priority_field = has_priority_field;
     proto_request_t req = {
         .headers = hdrs,
-        .nheaders = r->nfields,
+        .nheaders = n,
         .client_addr = c->peer_addr,
         .has_body = !is_end_stream,
     };

@@ -349,7 +349,7 @@ def test_max_ejection_percent_keeps_half_the_servers(origin, gw):
 
 
 def test_fail_on_5xx_ejects_one_of_two_servers_never_the_last(origin, gw):
-    g = gw("--backend", addr(origin), "--backend", "localhost:%d" % origin.port,
+    g = gw("--backend", addr(origin), "--backend", addr(origin),
            "--backend-max-fails", "1", "--backend-fail-on-5xx", "on", "--backend-eject-time", "5s")
     with H2Client(g.port) as c:
         for _ in range(4):

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 
 #include "config/config.h"
 #include "gateway/core/log.h"
@@ -19,7 +20,7 @@ static void worker_thread(void *arg)
 }
 
 /* Starts every worker; on a failure, what was started is torn down. */
-static int run_workers(const cfg_t *cfg)
+static int run_workers(const cfg_t *cfg, uint64_t nofile)
 {
     uint32_t n = cfg->workers;
     gw_worker_t *workers = calloc(n, sizeof(*workers));
@@ -34,7 +35,7 @@ static int run_workers(const cfg_t *cfg)
     }
     /* Worker 0 binds first; the others join the ports it got (port 0). */
     for (; ninit < n; ninit++) {
-        if (gw_worker_init(&workers[ninit], cfg, (int)ninit, ninit > 0 ? ports : NULL) != 0) {
+        if (gw_worker_init(&workers[ninit], cfg, (int)ninit, ninit > 0 ? ports : NULL, nofile) != 0) {
             status = 1;
             ninit++; /* partly initialized: torn down below */
             break;
@@ -70,6 +71,26 @@ out:
     return status;
 }
 
+/* As HAProxy does: the soft descriptor limit goes up to the hard one, and
+ * what it allows is divided between backend pools and clients (each
+ * worker's share of clients is derived from it in gw_worker_init), so that
+ * clients are refused before backend connects starve for descriptors. */
+static uint64_t raise_nofile(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 1024;
+    rlim_t before = rl.rlim_cur;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+            rl.rlim_cur = before;
+    }
+    GW_LOG_INFO("file descriptor limit %llu (was %llu)", (unsigned long long)rl.rlim_cur,
+                (unsigned long long)before);
+    return rl.rlim_cur == RLIM_INFINITY ? UINT64_MAX : (uint64_t)rl.rlim_cur;
+}
+
 int main(int argc, char **argv)
 {
     static cfg_t cfg;
@@ -88,7 +109,8 @@ int main(int argc, char **argv)
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
-    int status = gw_tls_global_init() == 0 ? run_workers(&cfg) : 1;
+    uint64_t nofile = raise_nofile();
+    int status = gw_tls_global_init() == 0 ? run_workers(&cfg, nofile) : 1;
     cfg_free(&cfg);
     return status;
 }

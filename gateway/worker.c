@@ -78,12 +78,39 @@ static void start_signal(gw_worker_t *w, uv_signal_t *sig, int signum)
     uv_signal_start(sig, on_signal, signum);
 }
 
-int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports)
+/* Descriptors kept aside for listeners, logs, DNS, the admin listener and
+ * the loop's own. */
+#define FD_RESERVE 64
+
+/* The clients one worker may hold: max_connections, or less when the
+ * descriptor limit, shared by the workers after every backend connection
+ * they may open, allows less. */
+static uint32_t client_budget(const cfg_t *cfg, uint64_t nofile)
+{
+    uint64_t backend_fds = 0;
+    for (size_t i = 0; i < cfg->nbackends; i++) {
+        const cfg_backend_t *b = &cfg->backends[i];
+        /* +1 per server for its health check connection */
+        backend_fds += (uint64_t)b->nservers * (b->max_connections + 1);
+    }
+    uint64_t per_worker = nofile / cfg->workers;
+    uint64_t need = backend_fds + FD_RESERVE / cfg->workers + cfg->nlisteners;
+    uint64_t room = per_worker > need + 16 ? per_worker - need : 16;
+    return room < cfg->max_connections ? (uint32_t)room : cfg->max_connections;
+}
+
+int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports,
+                   uint64_t nofile)
 {
     memset(w, 0, sizeof(*w));
     gw_ctx_t *ctx = &w->ctx;
     ctx->cfg = cfg;
     ctx->index = index;
+    ctx->max_clients = client_budget(cfg, nofile);
+    if (index == 0 && ctx->max_clients < cfg->max_connections)
+        GW_LOG_WARN("descriptor limit %llu: at most %u client connections per worker (not %u); "
+                    "raise the hard limit (LimitNOFILE, ulimit -Hn) for more",
+                    (unsigned long long)nofile, ctx->max_clients, cfg->max_connections);
     ctx->pool_for = pool_for;
     ctx->on_client_closed = on_client_closed;
     proto_queue_init(&ctx->tasks);

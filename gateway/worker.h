@@ -28,8 +28,11 @@ typedef struct gw_worker {
 
 /* Binds every listener, loads TLS material and sets up the pools. ports
  * (one per listener, or NULL) are the ports worker 0 got, for listeners
- * configured with port 0. Returns 0 or a negative error (logged). */
-int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports);
+ * configured with port 0. nofile is the process's descriptor limit: this
+ * worker's share of it, after every backend pool's, bounds its clients.
+ * Returns 0 or a negative error (logged). */
+int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports,
+                   uint64_t nofile);
 
 /* Runs the loop until a drain finishes, then closes every handle and frees
  * what the worker allocated. */

@@ -26,10 +26,14 @@ static void on_connection(uv_stream_t *server, int status)
     gw_listener_t *l = server->data;
     gw_ctx_t *w = l->w;
     if (status != 0) {
-        GW_LOG_WARN("listener %s: accept failed: %s", l->name, uv_strerror(status));
+        /* Out of descriptors, libuv accepts and closes what waits (its
+         * reserved-descriptor trick), so nothing spins; say it once a
+         * second, not per connection. */
+        gw_log_limited(&l->log_limit, gw_ctx_now_ms(w), CFG_LOG_WARN,
+                       "listener %s: accept failed: %s", l->name, uv_strerror(status));
         return;
     }
-    if (w->nclients >= w->cfg->max_connections) {
+    if (w->nclients >= w->max_clients) {
         /* Accept and close at once, so the kernel queue does not hold
          * clients that would only time out. */
         uv_tcp_t *t = malloc(sizeof(*t));
@@ -37,8 +41,9 @@ static void on_connection(uv_stream_t *server, int status)
             return;
         uv_tcp_init(&w->loop, t);
         if (uv_accept(server, (uv_stream_t *)t) == 0)
-            GW_LOG_WARN("client connection limit (%u) reached: connection refused",
-                        w->cfg->max_connections);
+            gw_log_limited(&l->log_limit, gw_ctx_now_ms(w), CFG_LOG_WARN,
+                           "client connection limit (%u) reached: connection refused",
+                           w->max_clients);
         uv_close((uv_handle_t *)t, on_refused_close);
         return;
     }

@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "gateway/client/client_conn.h"
 #include "gateway/core/ctx.h"
+#include "gateway/core/log.h"
 #include "gateway/tls/tls.h"
 
 typedef struct gw_listener {
@@ -27,6 +28,7 @@ typedef struct gw_listener {
     uv_timer_t reload_timer; /* gathers a burst of file events into one reload */
     int has_reload_timer;
     uint64_t naccepted; /* counted for the shutdown summary */
+    gw_log_limit_t log_limit; /* refusals and accept errors: once a second */
 } gw_listener_t;
 
 /* Loads TLS material, binds and listens. With several workers every

@@ -36,6 +36,7 @@ struct gw_ctx {
     proto_queue_t tasks;   /* gw_task_t waiting for the end of the turn */
     proto_queue_t clients; /* every open client connection */
     uint32_t nclients;
+    uint32_t max_clients; /* max_connections, or less if descriptors are short */
     int is_draining;
     struct gw_access_log *access_log; /* NULL: off */
     /* Set by the worker: the pool a request goes to, and the news that a

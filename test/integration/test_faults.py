@@ -168,3 +168,42 @@ def test_access_log_records_gateway_statuses(tmp_path, gw):
     h1 = [l for l in lines if '"GET /h1"' in l]
     assert h2 and " 502 " in h2[0] and h2[0].endswith(" error"), lines
     assert h1 and " 502 " in h1[0] and h1[0].endswith(" error"), lines
+
+
+def test_out_of_descriptors_is_never_held_against_a_server(origin, gw):
+    """With the gateway's descriptor limit at 256 and 400 clients at once,
+    accepts and backend connects fail with EMFILE: that is the gateway's
+    shortage, not the servers' (no ejection), and once the surge is over a
+    request is served."""
+    import resource
+    g = gw("--backend", addr(origin), "--backend", addr(origin), "--backend-max-fails", "1")
+    resource.prlimit(g.pid, resource.RLIMIT_NOFILE, (256, 256))
+    socks = []
+    try:
+        for i in range(400):
+            s = socket.socket()
+            s.settimeout(5 * SLOW)
+            try:
+                s.connect(("127.0.0.1", g.port))
+                s.sendall(b"GET /delay/300?n=%d HTTP/1.1\r\nHost: gw\r\n\r\n" % i)
+            except OSError:
+                pass
+            socks.append(s)
+        statuses = {}
+        for s in socks:
+            try:
+                line = s.recv(64).split(b"\r\n")[0]
+                code = line.split(b" ")[1].decode() if line.startswith(b"HTTP/1.1 ") else "none"
+            except OSError:
+                code = "none"
+            statuses[code] = statuses.get(code, 0) + 1
+        assert statuses.get("200", 0) > 0, statuses
+        assert set(statuses) <= {"200", "503", "none"}, statuses
+    finally:
+        for s in socks:
+            s.close()
+    time.sleep(0.5)
+    with H2Client(g.port) as c:
+        c.get("/echo?after").assert_ok()
+    assert log_lines(g, "too many open files"), "the surge did not reach the limit"
+    assert not log_lines(g, "ejected"), g.stderr_text()

@@ -45,6 +45,7 @@ gw_exchange_t *gw_exchange_new(gw_ctx_t *w, const gw_frontend_ops_t *fe, void *f
     if (x == NULL)
         return NULL;
     x->w = w;
+    w->nexchanges++;
     x->fe = fe;
     x->fe_conn = fe_conn;
     x->stream_id = stream_id;
@@ -113,6 +114,7 @@ void gw_exchange_free(gw_exchange_t *x)
     proto_buf_free(&x->resp_body);
     proto_buf_free(&x->replay);
     free(x->trailers);
+    x->w->nexchanges--;
     free(x);
 }
 

@@ -1,5 +1,6 @@
 #include "gateway/worker.h"
 
+#include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,6 +17,33 @@ static void on_kick(uv_idle_t *idle)
     (void)idle; /* its being active is the point: the next poll does not block */
 }
 
+/* How often load is compared with its peak, and how far it must fall. */
+#define TRIM_INTERVAL_MS 2000
+#define TRIM_MIN_PEAK 32
+
+/* malloc keeps freed memory for reuse (main.c raises its trim threshold so
+ * bodies do not cost a brk each): after a burst of connections or streams
+ * has gone, give it back, or a daily peak stays resident forever. */
+static void on_trim_timer(uv_timer_t *timer)
+{
+    gw_worker_t *w = timer->data;
+    gw_ctx_t *ctx = &w->ctx;
+    if ((w->peak_clients >= TRIM_MIN_PEAK && ctx->nclients <= w->peak_clients / 2) ||
+        (w->peak_exchanges >= TRIM_MIN_PEAK && ctx->nexchanges <= w->peak_exchanges / 2)) {
+        malloc_trim(0);
+        w->peak_clients = ctx->nclients;
+        w->peak_exchanges = ctx->nexchanges;
+    }
+}
+
+static void note_peaks(gw_worker_t *w)
+{
+    if (w->ctx.nclients > w->peak_clients)
+        w->peak_clients = w->ctx.nclients;
+    if (w->ctx.nexchanges > w->peak_exchanges)
+        w->peak_exchanges = w->ctx.nexchanges;
+}
+
 /* Runs right before the loop waits for I/O: every connection with output
  * writes it here, once per turn. Flushing can dirty others (a backend
  * write reopens a client window; a finished HTTP/1.1 response starts the
@@ -24,6 +52,7 @@ static void on_kick(uv_idle_t *idle)
 static void on_flush(uv_prepare_t *prepare)
 {
     gw_worker_t *w = prepare->data;
+    note_peaks(w);
     int is_left = 1;
     for (int round = 0; round < 4 && is_left; round++)
         is_left = gw_ctx_run_tasks(&w->ctx);
@@ -129,6 +158,10 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     start_signal(w, &w->sig_hup, SIGHUP);
     uv_timer_init(&ctx->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&ctx->loop, &w->trim_timer);
+    w->trim_timer.data = w;
+    uv_timer_start(&w->trim_timer, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
+    uv_unref((uv_handle_t *)&w->trim_timer);
 
     if (cfg->access_log != NULL) {
         ctx->access_log = calloc(1, sizeof(*ctx->access_log));

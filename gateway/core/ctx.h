@@ -37,6 +37,7 @@ struct gw_ctx {
     proto_queue_t clients; /* every open client connection */
     uint32_t nclients;
     uint32_t max_clients; /* max_connections, or less if descriptors are short */
+    uint32_t nexchanges;  /* open, for the trim after a burst */
     int is_draining;
     struct gw_access_log *access_log; /* NULL: off */
     /* Set by the worker: the pool a request goes to, and the news that a

@@ -37,7 +37,7 @@ LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/core/
            $(patsubst %.c,build/obj/llhttp/%.o,$(LLHTTP_SRC))
 
 .SECONDARY:
-.PHONY: all deps test unit integration integration-asan asan run bench clean format check-format
+.PHONY: all deps test unit integration integration-asan asan run bench soak clean format check-format
 all: build/h2gw build/origin
 
 deps:
@@ -92,12 +92,17 @@ test: deps
 	$(MAKE) unit
 	$(MAKE) integration
 	$(MAKE) integration-asan
+	scripts/soak 20
 
 run: all
 	@bash scripts/run.sh
 
 bench: all
 	@bash scripts/bench-peers
+
+# Fault injection under load against nginx (SOAK_SECONDS, default 60).
+soak: all
+	scripts/soak
 
 format:
 	clang-format -i $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(ORIGIN_SRC) $(UNIT_SRC) */*.h gateway/*/*.h test/*/*.h 2>/dev/null || true

@@ -38,7 +38,8 @@ LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/sched
            $(patsubst %.c,build/obj/llhttp/%.o,$(LLHTTP_SRC))
 
 .SECONDARY:
-.PHONY: all deps test unit integration integration-asan asan run bench clean format check-format
+.PHONY: all deps test unit unit-asan integration integration-asan asan run bench clean format \
+        check-format fuzz fuzz-build fuzz-regress
 all: build/h2gw build/origin
 
 deps:
@@ -78,6 +79,52 @@ build/unit/%: build/obj/test/unit/%.o $(LIB_OBJS)
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
+# The same unit tests built with ASan+UBSan; LeakSanitizer is on, so a test
+# that leaks fails.
+UNIT_ASAN_BINS := $(patsubst test/unit/%.c,build/asan/unit/%,$(UNIT_SRC))
+ASAN_LIB_OBJS = $(patsubst build/obj/%,build/asan/obj/%,$(LIB_OBJS))
+build/asan/unit/%: build/asan/obj/test/unit/%.o $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(SAN_FLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+unit-asan: $(UNIT_ASAN_BINS)
+	@set -e; for t in $(UNIT_ASAN_BINS); do echo "== $$t"; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
+
+# libFuzzer targets, one per parser: test/fuzz/fuzz_<name>.c, seeds in
+# test/fuzz/corpus/fuzz_<name>/. clang builds them (gcc has no libFuzzer);
+# what a run discovers goes to build/fuzz/corpus/, never into the seeds.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRC     := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(patsubst test/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIB_OBJS = $(patsubst %.c,build/fuzz/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC)) \
+                $(patsubst %.c,build/fuzz/obj/llhttp/%.o,$(LLHTTP_SRC))
+
+build/fuzz/obj/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_LLHTTP) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_ALL) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/%: build/fuzz/obj/test/fuzz/%.o $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(OPT) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL)
+
+fuzz-build: $(FUZZ_BINS)
+
+# Every seed and every saved finding runs once, as a regression test.
+fuzz-regress: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_BINS); do n=$$(basename $$t); \
+	echo "== $$n: $$(ls test/fuzz/corpus/$$n | wc -l) corpus inputs"; \
+	$$t -runs=0 test/fuzz/corpus/$$n >build/fuzz/$$n.regress.log 2>&1 || \
+	{ tail -n 40 build/fuzz/$$n.regress.log; exit 1; }; done
+
+fuzz: $(FUZZ_BINS)
+	@bash test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
+
 integration: build/h2gw build/origin
 	H2GW_BIN=build/h2gw ORIGIN_BIN=build/origin /usr/bin/python3 -m pytest -q test/integration
 
@@ -89,8 +136,12 @@ integration-asan: build/asan/h2gw build/origin
 asan: build/asan/h2gw
 
 test: deps
+	$(MAKE) check-format
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) unit-asan
+	$(MAKE) fuzz-regress
+	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) integration
 	$(MAKE) integration-asan
 

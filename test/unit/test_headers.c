@@ -79,8 +79,10 @@ static void test_valid_value(void **state)
         {S("x\t"), 0},    {S(" "), 0},
         {S("a\rb"), 0},   {S("a\nb"), 0},
         {S("a\r\nb"), 0}, {S("a\0b"), 0},
-        {S("a\x01"), 1}, /* only NUL, CR and LF change the meaning of the line */
-        {S("a\x7f"), 1},
+        /* Found by fuzz_h1_request: llhttp in strict mode (as backends are)
+         * refuses a head with any of these, so they are not forwarded. */
+        {S("a\x01"), 0}, {S("a\x1f" "b"), 0},
+        {S("a\x7f"), 0}, {S("\x0b"), 0},
     };
 
     (void)state;

@@ -151,11 +151,14 @@ run: all
 bench: all
 	@bash scripts/bench-peers
 
+FORMAT_SRC = $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(wildcard */*.h) \
+             $(wildcard test/unit/*.c test/unit/*.h test/fuzz/*.c test/fuzz/*.h)
+
 format:
-	clang-format -i $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(ORIGIN_SRC) $(UNIT_SRC) */*.h test/*/*.h 2>/dev/null || true
+	clang-format -i $(FORMAT_SRC) $(ORIGIN_SRC) $(wildcard test/origin/*.h)
 
 check-format:
-	clang-format --dry-run --Werror $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(wildcard */*.h)
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build

@@ -22,13 +22,14 @@
 #define MAX_FIELDS 64
 #define BIG_BODY 65536
 
-static const char *const methods[] = {"GET",     "HEAD",  "POST",    "PUT",   "PATCH", "DELETE",
-                                      "OPTIONS", "TRACE", "CONNECT", "PRI",   "get",   "M-SEARCH"};
+static const char *const methods[] = {"GET",     "HEAD",  "POST",    "PUT", "PATCH", "DELETE",
+                                      "OPTIONS", "TRACE", "CONNECT", "PRI", "get",   "M-SEARCH"};
 static const char *const names[] = {
-    "host",       "content-length",    "cookie",    "connection", "te",
-    "forwarded",  "x-forwarded-for",   "upgrade",   "keep-alive", "transfer-encoding",
-    "x-client-subject", "x-forwarded-proto", "expect", "proxy-connection", "http2-settings",
-    "accept",     "priority",          "trailer",   "content-type", "via",
+    "host",       "content-length",    "cookie",           "connection",
+    "te",         "forwarded",         "x-forwarded-for",  "upgrade",
+    "keep-alive", "transfer-encoding", "x-client-subject", "x-forwarded-proto",
+    "expect",     "proxy-connection",  "http2-settings",   "accept",
+    "priority",   "trailer",           "content-type",     "via",
 };
 
 typedef struct str {
@@ -143,8 +144,9 @@ static int name_is(const proto_header_t *h, const char *lit)
 /* 1 when the builder may rewrite, join or drop h rather than copy it. */
 static int is_rewritten(const proto_request_t *req, const proto_header_t *h)
 {
-    static const char *const rewritten[] = {"host",      "content-length",    "cookie", "te",
-                                            "forwarded", "x-forwarded-for",   "x-forwarded-proto"};
+    static const char *const rewritten[] = {
+        "host",      "content-length",  "cookie",           "te",
+        "forwarded", "x-forwarded-for", "x-forwarded-proto"};
 
     for (size_t i = 0; i < sizeof(rewritten) / sizeof(rewritten[0]); i++) {
         if (name_is(h, rewritten[i]))
@@ -272,11 +274,10 @@ static void check_readback(const proto_request_t *req, const proto_h1_head_t *ou
         const proto_header_t *h = &req->headers[i];
         if (is_rewritten(req, h))
             continue;
-        while (k < r->nfields &&
-               !(r->fields[k].name_len == h->name_len &&
-                 memcmp(r->fields[k].name, h->name, h->name_len) == 0 &&
-                 r->fields[k].value_len == h->value_len &&
-                 memcmp(r->fields[k].value, h->value, h->value_len) == 0))
+        while (k < r->nfields && !(r->fields[k].name_len == h->name_len &&
+                                   memcmp(r->fields[k].name, h->name, h->name_len) == 0 &&
+                                   r->fields[k].value_len == h->value_len &&
+                                   memcmp(r->fields[k].value, h->value, h->value_len) == 0))
             k++;
         FZ_CHECK(k < r->nfields);
         k++;

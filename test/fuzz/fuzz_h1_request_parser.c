@@ -91,8 +91,8 @@ static const proto_h1_req_cbs_t cbs = {on_head, on_body, on_trailers, on_complet
 
 /* Feeds stream[0..len) in pieces ending at cuts[] (sorted, may repeat),
  * resetting after each request as the HTTP/1.1 frontend does. */
-static void drive(run_t *r, size_t max_head, const uint8_t *stream, size_t len,
-                  const size_t *cuts, size_t ncuts)
+static void drive(run_t *r, size_t max_head, const uint8_t *stream, size_t len, const size_t *cuts,
+                  size_t ncuts)
 {
     proto_h1_req_parser_t p;
     size_t off = 0, c = 0;

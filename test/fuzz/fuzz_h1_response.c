@@ -86,8 +86,8 @@ static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_co
  * response the connection is reused only when the parser allows it, and the
  * next response is parsed from the bytes left over. At the end the backend
  * closes, which may complete a close-delimited body. */
-static void drive(run_t *r, size_t max_head, unsigned head_bits, const uint8_t *stream,
-                  size_t len, const size_t *cuts, size_t ncuts)
+static void drive(run_t *r, size_t max_head, unsigned head_bits, const uint8_t *stream, size_t len,
+                  const size_t *cuts, size_t ncuts)
 {
     proto_h1_response_t p;
     size_t off = 0, c = 0;

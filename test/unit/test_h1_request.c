@@ -133,7 +133,10 @@ static void test_request_line(void **state)
         {.label = "obs-text in path", .path = "/caf\xc3\xa9", .rv = PROTO_E_BAD_REQUEST},
         {.label = "high byte in query", .path = "/a?\x91", .rv = PROTO_E_BAD_REQUEST},
         /* Found by fuzz_h1_request: a strict backend refuses the whole head. */
-        {.label = "CTL in value", .fields = {{"x-a", "a\x01" "b"}}, .rv = PROTO_E_BAD_REQUEST},
+        {.label = "CTL in value",
+         .fields = {{"x-a", "a\x01"
+                            "b"}},
+         .rv = PROTO_E_BAD_REQUEST},
         {.label = "DEL in cookie", .fields = {{"cookie", "a=\x7f"}}, .rv = PROTO_E_BAD_REQUEST},
         {.label = "method not a token", .method = "GE T", .rv = PROTO_E_BAD_REQUEST},
         {.label = "method with slash", .method = "G/T", .rv = PROTO_E_BAD_REQUEST},
@@ -480,10 +483,19 @@ static void test_extra_fields(void **state)
     };
     proto_header_t extra[] = {{"x-client-subject", 16, "CN=alice,O=Example", 18}};
     proto_request_t req = {
-        .method = "GET", .method_len = 3, .scheme = "https", .scheme_len = 5,
-        .authority = "example.com", .authority_len = 11, .path = "/", .path_len = 1,
-        .headers = hs, .nheaders = 2, .client_addr = "192.0.2.7",
-        .extra = extra, .nextra = 1,
+        .method = "GET",
+        .method_len = 3,
+        .scheme = "https",
+        .scheme_len = 5,
+        .authority = "example.com",
+        .authority_len = 11,
+        .path = "/",
+        .path_len = 1,
+        .headers = hs,
+        .nheaders = 2,
+        .client_addr = "192.0.2.7",
+        .extra = extra,
+        .nextra = 1,
     };
     proto_h1_head_t out;
     assert_int_equal(proto_h1_request_build(&req, &out, NULL), 0);

@@ -72,17 +72,28 @@ static void test_valid_value(void **state)
         size_t len;
         int ok;
     } cases[] = {
-        {S(""), 1},       {S("text/html; charset=utf-8"), 1},
-        {S("a b\tc"), 1}, {S("caf\xc3\xa9 \x80\xff"), 1},
-        {S("x"), 1},      {S(" x"), 0},
-        {S("x "), 0},     {S("\tx"), 0},
-        {S("x\t"), 0},    {S(" "), 0},
-        {S("a\rb"), 0},   {S("a\nb"), 0},
-        {S("a\r\nb"), 0}, {S("a\0b"), 0},
+        {S(""), 1},
+        {S("text/html; charset=utf-8"), 1},
+        {S("a b\tc"), 1},
+        {S("caf\xc3\xa9 \x80\xff"), 1},
+        {S("x"), 1},
+        {S(" x"), 0},
+        {S("x "), 0},
+        {S("\tx"), 0},
+        {S("x\t"), 0},
+        {S(" "), 0},
+        {S("a\rb"), 0},
+        {S("a\nb"), 0},
+        {S("a\r\nb"), 0},
+        {S("a\0b"), 0},
         /* Found by fuzz_h1_request: llhttp in strict mode (as backends are)
          * refuses a head with any of these, so they are not forwarded. */
-        {S("a\x01"), 0}, {S("a\x1f" "b"), 0},
-        {S("a\x7f"), 0}, {S("\x0b"), 0},
+        {S("a\x01"), 0},
+        {S("a\x1f"
+           "b"),
+         0},
+        {S("a\x7f"), 0},
+        {S("\x0b"), 0},
     };
 
     (void)state;
@@ -156,9 +167,9 @@ static void test_content_length(void **state)
         int rv;
         int64_t v;
     } cases[] = {
-        {"0", 0, 0},       {"42", 0, 42},   {"007", 0, 7}, {"9223372036854775807", 0, INT64_MAX},
-        {"", -1, 0},       {"+1", -1, 0},   {"-1", -1, 0}, {"1 ", -1, 0},
-        {" 1", -1, 0},     {"1,1", -1, 0},  {"0x10", -1, 0}, {"9223372036854775808", -1, 0},
+        {"0", 0, 0},   {"42", 0, 42},  {"007", 0, 7},   {"9223372036854775807", 0, INT64_MAX},
+        {"", -1, 0},   {"+1", -1, 0},  {"-1", -1, 0},   {"1 ", -1, 0},
+        {" 1", -1, 0}, {"1,1", -1, 0}, {"0x10", -1, 0}, {"9223372036854775808", -1, 0},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         int64_t v = -7;
@@ -184,7 +195,7 @@ int main(void)
         cmocka_unit_test(test_connection_specific), cmocka_unit_test(test_valid_name),
         cmocka_unit_test(test_valid_value),         cmocka_unit_test(test_idempotent),
         cmocka_unit_test(test_list_contains),       cmocka_unit_test(test_name_eq),
-        cmocka_unit_test(test_content_length), cmocka_unit_test(test_reason_phrase),
+        cmocka_unit_test(test_content_length),      cmocka_unit_test(test_reason_phrase),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

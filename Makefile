@@ -76,6 +76,13 @@ build/unit/%: build/obj/test/unit/%.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
+# The allocation-failure tests put test/unit/failalloc.c in place of the
+# allocator for every object they link (proto/, config/ and the test).
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=free,--wrap=fopen
+build/unit/test_alloc_failures: build/obj/test/unit/test_alloc_failures.o build/obj/test/unit/failalloc.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WRAP_ALLOC) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -86,6 +93,10 @@ ASAN_LIB_OBJS = $(patsubst build/obj/%,build/asan/obj/%,$(LIB_OBJS))
 build/asan/unit/%: build/asan/obj/test/unit/%.o $(ASAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(SAN_FLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+build/asan/unit/test_alloc_failures: build/asan/obj/test/unit/test_alloc_failures.o build/asan/obj/test/unit/failalloc.o $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(SAN_FLAGS) $(WRAP_ALLOC) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 unit-asan: $(UNIT_ASAN_BINS)
 	@set -e; for t in $(UNIT_ASAN_BINS); do echo "== $$t"; \

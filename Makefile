@@ -37,7 +37,8 @@ LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/core/
            $(patsubst %.c,build/obj/llhttp/%.o,$(LLHTTP_SRC))
 
 .SECONDARY:
-.PHONY: all deps test unit integration integration-asan asan run bench soak clean format check-format
+.PHONY: all deps test unit unit-asan integration integration-asan asan run bench soak clean \
+        format check-format fuzz fuzz-build fuzz-regress
 all: build/h2gw build/origin
 
 deps:
@@ -74,8 +75,77 @@ build/unit/%: build/obj/test/unit/%.o $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
+# The allocation-failure tests put test/unit/failalloc.c in place of the
+# allocator for every object they link (proto/, config/ and the test).
+WRAP_ALLOC := -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup,--wrap=free,--wrap=fopen
+build/unit/test_alloc_failures: build/obj/test/unit/test_alloc_failures.o build/obj/test/unit/failalloc.o $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(WRAP_ALLOC) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+# The pool's test runs the real pool and servers over a fake transport
+# (test/unit/fake_h1conn.c in place of gateway/backend/h1conn.c).
+POOL_TEST_SRC := gateway/backend/pool.c gateway/backend/server.c gateway/core/ctx.c \
+                 gateway/core/log.c test/unit/fake_h1conn.c
+build/unit/test_pool: build/obj/test/unit/test_pool.o $(patsubst %.c,build/obj/%.o,$(POOL_TEST_SRC)) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
+
+# The same unit tests built with ASan+UBSan; LeakSanitizer is on, so a test
+# that leaks fails.
+UNIT_ASAN_BINS := $(patsubst test/unit/%.c,build/asan/unit/%,$(UNIT_SRC))
+ASAN_LIB_OBJS = $(patsubst build/obj/%,build/asan/obj/%,$(LIB_OBJS))
+build/asan/unit/%: build/asan/obj/test/unit/%.o $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(SAN_FLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+build/asan/unit/test_alloc_failures: build/asan/obj/test/unit/test_alloc_failures.o build/asan/obj/test/unit/failalloc.o $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(SAN_FLAGS) $(WRAP_ALLOC) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+build/asan/unit/test_pool: build/asan/obj/test/unit/test_pool.o $(patsubst %.c,build/asan/obj/%.o,$(POOL_TEST_SRC)) $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(SAN_FLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+unit-asan: $(UNIT_ASAN_BINS)
+	@set -e; for t in $(UNIT_ASAN_BINS); do echo "== $$t"; \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
+
+# libFuzzer targets, one per parser: test/fuzz/fuzz_<name>.c, seeds in
+# test/fuzz/corpus/fuzz_<name>/. clang builds them (gcc has no libFuzzer);
+# what a run discovers goes to build/fuzz/corpus/, never into the seeds.
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+FUZZ_SRC     := $(wildcard test/fuzz/fuzz_*.c)
+FUZZ_BINS    := $(patsubst test/fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIB_OBJS = $(patsubst %.c,build/fuzz/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC)) \
+                $(patsubst %.c,build/fuzz/obj/llhttp/%.o,$(LLHTTP_SRC))
+
+build/fuzz/obj/llhttp/%.o: $(LLHTTP_SRC_DIR)/%.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_LLHTTP) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -c -o $@ $<
+
+build/fuzz/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CFLAGS_ALL) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP -c -o $@ $<
+
+build/fuzz/%: build/fuzz/obj/test/fuzz/%.o $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(OPT) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL)
+
+fuzz-build: $(FUZZ_BINS)
+
+# Every seed and every saved finding runs once, as a regression test.
+fuzz-regress: $(FUZZ_BINS)
+	@set -e; for t in $(FUZZ_BINS); do n=$$(basename $$t); \
+	echo "== $$n: $$(ls test/fuzz/corpus/$$n | wc -l) corpus inputs"; \
+	$$t -runs=0 test/fuzz/corpus/$$n >build/fuzz/$$n.regress.log 2>&1 || \
+	{ tail -n 40 build/fuzz/$$n.regress.log; exit 1; }; done
+
+fuzz: $(FUZZ_BINS)
+	@bash test/fuzz/run.sh $(FUZZ_SECONDS) $(FUZZ_BINS)
 
 integration: build/h2gw build/origin
 	H2GW_BIN=build/h2gw ORIGIN_BIN=build/origin /usr/bin/python3 -m pytest -q test/integration
@@ -88,8 +158,12 @@ integration-asan: build/asan/h2gw build/origin
 asan: build/asan/h2gw
 
 test: deps
+	$(MAKE) check-format
 	$(MAKE) all
 	$(MAKE) unit
+	$(MAKE) unit-asan
+	$(MAKE) fuzz-regress
+	$(MAKE) fuzz FUZZ_SECONDS=10
 	$(MAKE) integration
 	$(MAKE) integration-asan
 	scripts/soak 20
@@ -104,11 +178,14 @@ bench: all
 soak: all
 	scripts/soak
 
+FORMAT_SRC = $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(wildcard */*.h gateway/*/*.h) \
+             $(wildcard test/unit/*.c test/unit/*.h test/fuzz/*.c test/fuzz/*.h)
+
 format:
-	clang-format -i $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(ORIGIN_SRC) $(UNIT_SRC) */*.h gateway/*/*.h test/*/*.h 2>/dev/null || true
+	clang-format -i $(FORMAT_SRC) $(ORIGIN_SRC) $(wildcard test/origin/*.h)
 
 check-format:
-	clang-format --dry-run --Werror $(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC) $(wildcard */*.h)
+	clang-format --dry-run --Werror $(FORMAT_SRC)
 
 clean:
 	rm -rf build

@@ -70,7 +70,11 @@ static int name_is(const proto_header_t *h, const char *lit)
 
 /* The request-target as HTTP/1.1 will read it: origin-form, or "*" for
  * OPTIONS. Whitespace or control bytes would let the backend split the
- * request line differently. */
+ * request line differently. A '#' starts a fragment, which a request-target
+ * never has (RFC 9112 §3.2): backends either refuse it or cut the path there,
+ * and the path we routed by would not be the one served. Bytes above 0x7e
+ * are not URI characters (RFC 3986 wants them percent-encoded); strict
+ * readers refuse them and others decode them each their own way. */
 static int valid_path(const proto_request_t *req)
 {
     if (req->path == NULL || req->path_len == 0)
@@ -81,7 +85,7 @@ static int valid_path(const proto_request_t *req)
         return 0;
     for (size_t i = 0; i < req->path_len; i++) {
         unsigned char c = (unsigned char)req->path[i];
-        if (c <= 0x20 || c == 0x7f)
+        if (c <= 0x20 || c >= 0x7f || c == '#')
             return 0;
     }
     return 1;

@@ -70,9 +70,14 @@ int proto_headers_valid_value(const char *value, size_t len)
         return 1;
     if (value[0] == ' ' || value[0] == '\t' || value[len - 1] == ' ' || value[len - 1] == '\t')
         return 0;
+    /* NUL, CR and LF would change where the line ends. The other control
+     * bytes (HTAB aside) are not field-vchar either (RFC 9110 §5.5): strict
+     * HTTP/1.1 readers, llhttp among them, refuse the whole head, and lenient
+     * ones differ in what they make of it, so neither direction carries
+     * them. */
     for (size_t i = 0; i < len; i++) {
-        char c = value[i];
-        if (c == '\0' || c == '\r' || c == '\n')
+        unsigned char c = (unsigned char)value[i];
+        if ((c < 0x20 && c != '\t') || c == 0x7f)
             return 0;
     }
     return 1;

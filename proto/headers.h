@@ -18,9 +18,10 @@ int proto_headers_is_connection_specific(const char *name, size_t len);
  * uppercase letters are refused too, as HTTP/2 requires. */
 int proto_headers_valid_name(const char *name, size_t len, int lowercase_only);
 
-/* 1 when value can be written on an HTTP/1.1 header line without changing
- * meaning: no NUL, CR or LF, and no leading or trailing SP / HTAB. Empty is
- * valid. Other bytes (obs-text, 0x80-0xff) are allowed. */
+/* 1 when value can be written on an HTTP/1.1 header line and every HTTP/1.1
+ * reader takes it as we do: no control byte but HTAB (no NUL, CR, LF, DEL),
+ * and no leading or trailing SP / HTAB. Empty is valid. obs-text (0x80-0xff)
+ * is allowed. */
 int proto_headers_valid_value(const char *value, size_t len);
 
 /* 1 when the method is idempotent (RFC 9110 §9.2.2): GET HEAD OPTIONS TRACE

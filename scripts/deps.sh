@@ -7,10 +7,15 @@ set -euo pipefail
 
 build_pkgs=(gcc make pkg-config libuv1-dev libnghttp2-dev libssl-dev node-llhttp
             libinih-dev libcmocka-dev)
+# nginx is the real backend of the soak (scripts/soak).
 test_pkgs=(python3 python3-pytest python3-h2 curl nghttp2-client openssl nginx)
+# Fuzzing and formatting: clang-14 builds the libFuzzer targets (gcc has no
+# libFuzzer), libclang-rt-14-dev ships libclang_rt.fuzzer and the sanitizer
+# runtimes for clang, clang-format-14 is the one .clang-format is written for.
+tool_pkgs=(clang libclang-rt-14-dev clang-format)
 
 missing=()
-for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do
+for p in "${build_pkgs[@]}" "${test_pkgs[@]}" "${tool_pkgs[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$p")
     fi

@@ -127,6 +127,17 @@ static void test_request_line(void **state)
         {.label = "CTL in path", .path = "/a\x01", .rv = PROTO_E_BAD_REQUEST},
         {.label = "CR LF in path", .path = "/a\r\nX: y", .rv = PROTO_E_BAD_REQUEST},
         {.label = "DEL in path", .path = "/a\x7f", .rv = PROTO_E_BAD_REQUEST},
+        /* Found by fuzz_h1_request: HTTP/1.1 readers refuse a fragment. */
+        {.label = "fragment in path", .path = "/a#frag", .rv = PROTO_E_BAD_REQUEST},
+        {.label = "fragment only", .path = "/#", .rv = PROTO_E_BAD_REQUEST},
+        {.label = "obs-text in path", .path = "/caf\xc3\xa9", .rv = PROTO_E_BAD_REQUEST},
+        {.label = "high byte in query", .path = "/a?\x91", .rv = PROTO_E_BAD_REQUEST},
+        /* Found by fuzz_h1_request: a strict backend refuses the whole head. */
+        {.label = "CTL in value",
+         .fields = {{"x-a", "a\x01"
+                            "b"}},
+         .rv = PROTO_E_BAD_REQUEST},
+        {.label = "DEL in cookie", .fields = {{"cookie", "a=\x7f"}}, .rv = PROTO_E_BAD_REQUEST},
         {.label = "method not a token", .method = "GE T", .rv = PROTO_E_BAD_REQUEST},
         {.label = "method with slash", .method = "G/T", .rv = PROTO_E_BAD_REQUEST},
         {.label = "empty method", .method = "", .rv = PROTO_E_BAD_REQUEST},

@@ -72,15 +72,28 @@ static void test_valid_value(void **state)
         size_t len;
         int ok;
     } cases[] = {
-        {S(""), 1},       {S("text/html; charset=utf-8"), 1},
-        {S("a b\tc"), 1}, {S("caf\xc3\xa9 \x80\xff"), 1},
-        {S("x"), 1},      {S(" x"), 0},
-        {S("x "), 0},     {S("\tx"), 0},
-        {S("x\t"), 0},    {S(" "), 0},
-        {S("a\rb"), 0},   {S("a\nb"), 0},
-        {S("a\r\nb"), 0}, {S("a\0b"), 0},
-        {S("a\x01"), 1}, /* only NUL, CR and LF change the meaning of the line */
-        {S("a\x7f"), 1},
+        {S(""), 1},
+        {S("text/html; charset=utf-8"), 1},
+        {S("a b\tc"), 1},
+        {S("caf\xc3\xa9 \x80\xff"), 1},
+        {S("x"), 1},
+        {S(" x"), 0},
+        {S("x "), 0},
+        {S("\tx"), 0},
+        {S("x\t"), 0},
+        {S(" "), 0},
+        {S("a\rb"), 0},
+        {S("a\nb"), 0},
+        {S("a\r\nb"), 0},
+        {S("a\0b"), 0},
+        /* Found by fuzz_h1_request: llhttp in strict mode (as backends are)
+         * refuses a head with any of these, so they are not forwarded. */
+        {S("a\x01"), 0},
+        {S("a\x1f"
+           "b"),
+         0},
+        {S("a\x7f"), 0},
+        {S("\x0b"), 0},
     };
 
     (void)state;

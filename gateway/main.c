@@ -35,7 +35,8 @@ static int run_workers(const cfg_t *cfg, uint64_t nofile)
     }
     /* Worker 0 binds first; the others join the ports it got (port 0). */
     for (; ninit < n; ninit++) {
-        if (gw_worker_init(&workers[ninit], cfg, (int)ninit, ninit > 0 ? ports : NULL, nofile) != 0) {
+        if (gw_worker_init(&workers[ninit], cfg, (int)ninit, ninit > 0 ? ports : NULL, nofile) !=
+            0) {
             status = 1;
             ninit++; /* partly initialized: torn down below */
             break;

@@ -23,8 +23,8 @@ typedef struct gw_worker {
     uv_prepare_t flush; /* runs the deferred tasks once per loop turn */
     uv_idle_t kick;     /* active while tasks wait for the next turn */
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t drain_timer; /* bounds a graceful drain */
-    uv_timer_t trim_timer;  /* gives memory back after a burst */
+    uv_timer_t drain_timer;                /* bounds a graceful drain */
+    uv_timer_t trim_timer;                 /* gives memory back after a burst */
     uint32_t peak_clients, peak_exchanges; /* since the last trim */
 } gw_worker_t;
 

@@ -27,7 +27,7 @@ typedef struct gw_listener {
     size_t nwatches;
     uv_timer_t reload_timer; /* gathers a burst of file events into one reload */
     int has_reload_timer;
-    uint64_t naccepted; /* counted for the shutdown summary */
+    uint64_t naccepted;       /* counted for the shutdown summary */
     gw_log_limit_t log_limit; /* refusals and accept errors: once a second */
 } gw_listener_t;
 

@@ -16,7 +16,7 @@
 
 #include "gateway/core/ctx.h"
 #include "gateway/core/err.h"
-#include "gateway/tls/tls.h"
+#include "gateway/tls/tls_conn.h"
 #include "proto/buf.h"
 #include "proto/h1_response.h"
 #include "proto/queue.h"

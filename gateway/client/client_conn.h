@@ -13,7 +13,7 @@
 #include <uv.h>
 
 #include "proto/queue.h"
-#include "gateway/tls/tls.h"
+#include "gateway/tls/tls_conn.h"
 #include "proto/proto.h"
 
 #include "gateway/core/ctx.h"

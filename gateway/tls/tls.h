@@ -1,10 +1,10 @@
 /*
- * TLS for client connections: OpenSSL driven through memory BIOs, so that
- * libuv owns the socket and OpenSSL only transforms bytes. One gw_tls_ctx
- * per listener holds its certificates (one SSL_CTX per certificate, picked
- * by SNI), ALPN, session ticket keys and client verification; a reload
- * builds a new gw_tls_ctx and swaps it in, while open connections keep the
- * one they started with (reference counted).
+ * TLS contexts: one gw_tls_ctx per listener holds its certificates (one
+ * SSL_CTX per certificate, picked by SNI), ALPN, session ticket keys and
+ * client verification; a reload builds a new gw_tls_ctx and swaps it in,
+ * while open connections keep the one they started with (reference
+ * counted). Backends with tls = on get a client context. The per-connection
+ * engine is gateway/tls/tls_conn.
  */
 #ifndef GW_TLS_H
 #define GW_TLS_H
@@ -39,54 +39,11 @@ void gw_tls_ctx_unref(gw_tls_ctx_t *ctx);
  * logs and tests. Returns a static-lifetime-while-ctx-lives string. */
 const char *gw_tls_ctx_subject(const gw_tls_ctx_t *ctx, const char *name);
 
-typedef struct gw_tls_conn {
-    SSL *ssl;
-    BIO *net_in;  /* ciphertext from the socket, read by OpenSSL */
-    BIO *net_out; /* ciphertext written by OpenSSL, for the socket */
-    gw_tls_ctx_t *ctx;
-    int is_handshake_done;
-} gw_tls_conn_t;
+/* A certificate's subject in RFC 2253 form, malloc'd (NULL when out of
+ * memory). */
+char *gw_tls_subject(X509 *x);
 
-/* Prepares t for a new server-side connection. Returns 0 or -1. */
-int gw_tls_conn_init(gw_tls_conn_t *t, gw_tls_ctx_t *ctx);
-
-/* Prepares t for a client connection to a backend. sni (may be NULL or an
- * IP address: then not sent) names the server; when verify_name is not
- * NULL the certificate must be valid for it. Returns 0 or -1. */
-int gw_tls_conn_init_client(gw_tls_conn_t *t, gw_tls_ctx_t *ctx, const char *sni,
-                            const char *verify_name);
-
-void gw_tls_conn_free(gw_tls_conn_t *t);
-
-/* Hands ciphertext from the socket to OpenSSL. Returns 0 or -1. */
-int gw_tls_conn_put_cipher(gw_tls_conn_t *t, const uint8_t *data, size_t len);
-
-/* Advances the handshake. Returns 1 when it completed, 0 when it needs more
- * bytes from the peer, -1 on failure (reason in *why, static). */
-int gw_tls_conn_handshake(gw_tls_conn_t *t, const char **why);
-
-/* Decrypts up to cap bytes into buf. Returns the count (> 0), 0 when no
- * more plaintext is available now, or -1 when the connection is over
- * (close_notify or a fatal error). */
-int gw_tls_conn_read(gw_tls_conn_t *t, uint8_t *buf, size_t cap);
-
-/* Encrypts len bytes of plaintext. Returns 0 or -1. */
-int gw_tls_conn_write(gw_tls_conn_t *t, const uint8_t *data, size_t len);
-
-/* Ciphertext waiting to go to the socket, and taking it. */
-size_t gw_tls_conn_pending(const gw_tls_conn_t *t);
-size_t gw_tls_conn_take(gw_tls_conn_t *t, uint8_t *dst, size_t cap);
-
-/* Writes the ciphertext waiting in t to stream, in a write request that
- * frees itself (handshake messages, or records sealed outside a gathered
- * write). libuv keeps writes on a stream in order. Returns 0 or a uv error. */
-int gw_tls_conn_send_pending(gw_tls_conn_t *t, uv_stream_t *stream);
-
-/* Application protocol agreed by ALPN: "h2", "http/1.1" or "" (none). */
-void gw_tls_conn_alpn(const gw_tls_conn_t *t, char *out, size_t cap);
-
-/* The verified client certificate's subject (RFC 2253), or "" when the
- * client sent none. */
-void gw_tls_conn_peer_subject(const gw_tls_conn_t *t, char *out, size_t cap);
+/* The SSL_CTX new connections start with (SNI may switch it). */
+SSL_CTX *gw_tls_ctx_default(const gw_tls_ctx_t *ctx);
 
 #endif

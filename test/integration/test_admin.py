@@ -120,3 +120,21 @@ def test_bad_admin_value_exits_2_naming_the_flag():
                         "--admin", "nonsense"], capture_output=True, timeout=10, text=True)
     assert p.returncode == 2
     assert "--admin" in p.stderr, p.stderr
+
+
+def test_admin_section_in_the_config_file(origin, gateway, tmp_path):
+    path = tmp_path / "admin.conf"
+    path.write_text("[gateway]\ndrain_delay = 0\nshutdown_timeout = 5s\n\n"
+                    "[admin]\naddress = 127.0.0.1:0\n")
+    g = gateway(origin, "--config", str(path))
+    port = admin_port(g)
+    assert admin_get(port, "/readyz") == (200, "ready\n")
+
+
+def test_admin_section_takes_no_name(tmp_path):
+    path = tmp_path / "bad.conf"
+    path.write_text("[admin x]\naddress = 127.0.0.1:0\n")
+    p = subprocess.run([H2GW_BIN, "--config", str(path), "--check"], capture_output=True,
+                       timeout=10, text=True)
+    assert p.returncode == 2
+    assert "bad.conf:1: section [admin] takes no name" in p.stderr, p.stderr

@@ -31,9 +31,9 @@ gw_admin_t *gw_admin_start(uv_loop_t *loop, const cfg_addr_t *addr, const gw_adm
  * close callbacks (the loop must run once more). NULL is fine. */
 void gw_admin_stop(gw_admin_t *a);
 
-/* What the admin answers for one request line, without the I/O: the status
- * (200, 400, 404, 405, 503) and the body (a line ending in '\n') written to
- * body. line is the request line without its CRLF. Exposed for tests. */
+/* What the admin answers for one request line, apart from the I/O: the
+ * status (200, 400, 404, 405, 503) and the body (a line ending in '\n')
+ * written to body. line is the request line without its CRLF. */
 int gw_admin_answer(const gw_admin_ops_t *ops, const char *line, size_t len, char *body,
                     size_t cap);
 

@@ -138,3 +138,14 @@ def test_admin_section_takes_no_name(tmp_path):
                        timeout=10, text=True)
     assert p.returncode == 2
     assert "bad.conf:1: section [admin] takes no name" in p.stderr, p.stderr
+
+
+def test_second_sigterm_during_the_drain_delay_exits_at_once(origin, gateway):
+    g, port = start(gateway, origin, "--drain-delay", "30s")
+    g.proc.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.1)
+    assert admin_get(port, "/readyz") == (503, "draining\n")
+    t0 = time.monotonic()
+    g.proc.proc.send_signal(signal.SIGTERM)
+    assert g.proc.wait(5 * SLOW) == 0
+    assert time.monotonic() - t0 < 2 * SLOW

@@ -7,6 +7,7 @@
  *   [listen NAME]      one listener: address, TLS certificates, protocols
  *   [backend NAME]     one group of servers and how to talk to them
  *   [route NAME]       which backend a request goes to (host, path prefix)
+ *   [admin]            the admin listener (health endpoints); off by default
  * Each [listen], [backend] and [route] section adds one element, which
  * starts from every option's default; a second section of the same kind and
  * name is an error. Bare [listen] is the listener named ""; bare [backend]
@@ -141,6 +142,10 @@ typedef struct cfg {
     uint64_t tls_handshake_timeout_ms;
     uint64_t stream_read_timeout_ms;  /* client stopped sending its request body */
     uint64_t stream_write_timeout_ms; /* client stopped taking its response */
+    uint64_t drain_delay_ms;          /* SIGTERM -> listeners closed (readyz fails at once) */
+    uint64_t shutdown_timeout_ms;     /* listeners closed -> connections cut */
+    cfg_addr_t admin_addr;            /* [admin] address, --admin */
+    int has_admin;                    /* admin listener configured */
     int log_level;                    /* enum cfg_log_level */
     char *access_log;                 /* NULL: off; "-": stdout; else a file path */
     char *config_file;                /* the file read, if any */

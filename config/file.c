@@ -6,6 +6,7 @@
  *   [listen NAME]      a listener; bare [listen] is the one --listen flags set
  *   [backend NAME]     a backend; bare [backend] is the backend "default"
  *   [route NAME]       a route; the name is required
+ *   [admin]            the admin listener (address)
  *
  * Every error is reported with its line and reading goes on, so one run
  * shows them all.
@@ -85,7 +86,7 @@ static int find_section(const cfg_t *cfg, opt_scope_t scope, const char *name, i
 /* Creates the object a "[kind name]" line declares and makes it current. */
 static void open_section(file_ctx_t *c, opt_scope_t scope, const char *name)
 {
-    static const char *const kinds[NSCOPES] = {"gateway", "listener", "backend", "route"};
+    static const char *const kinds[NSCOPES] = {"gateway", "listener", "backend", "route", "admin"};
     int first_line;
     void *obj = NULL;
 
@@ -126,7 +127,8 @@ static void on_section_line(file_ctx_t *c, char *line)
     } kinds[] = {{"gateway", SCOPE_GATEWAY},
                  {"listen", SCOPE_LISTENER},
                  {"backend", SCOPE_BACKEND},
-                 {"route", SCOPE_ROUTE}};
+                 {"route", SCOPE_ROUTE},
+                 {"admin", SCOPE_ADMIN}};
     char *end = strchr(line, ']');
     char text[128], *start;
     const char *name;
@@ -157,13 +159,13 @@ static void on_section_line(file_ctx_t *c, char *line)
     for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
         if (strlen(kinds[i].kind) != kind_len || strncmp(text, kinds[i].kind, kind_len) != 0)
             continue;
-        if (kinds[i].scope == SCOPE_GATEWAY) {
+        if (kinds[i].scope == SCOPE_GATEWAY || kinds[i].scope == SCOPE_ADMIN) {
             if (name[0] != '\0') {
-                file_error(c, "section [gateway] takes no name");
+                file_error(c, "section [%s] takes no name", kinds[i].kind);
                 return;
             }
             c->state = SEC_OK;
-            c->scope = SCOPE_GATEWAY;
+            c->scope = kinds[i].scope;
             return;
         }
         if (name[0] != '\0' && !cfg__is_valid_name(name)) {
@@ -241,6 +243,7 @@ static void *current_object(file_ctx_t *c)
 {
     switch (c->scope) {
     case SCOPE_GATEWAY:
+    case SCOPE_ADMIN:
         return c->cfg;
     case SCOPE_LISTENER:
         return &c->cfg->listeners[c->index];

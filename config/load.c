@@ -97,7 +97,7 @@ static void print_option(FILE *out, const cfg_option_t *o)
     print_wrapped(out, text);
     if (o->key != NULL)
         fprintf(out, "      config file: [%s%s] %s\n", cfg__section_str(o->scope),
-                o->scope == SCOPE_GATEWAY ? "" : " NAME", o->key);
+                o->scope == SCOPE_GATEWAY || o->scope == SCOPE_ADMIN ? "" : " NAME", o->key);
 }
 
 static void print_usage(FILE *out)
@@ -107,6 +107,7 @@ static void print_usage(FILE *out)
         "listener options (flags apply to --listen)",
         "backend options (flags apply to the backend named default)",
         "route keys (file only)",
+        "admin options",
     };
 
     fprintf(out, "usage: h2gw --listen HOST:PORT --backend HOST:PORT [options]\n"
@@ -114,7 +115,7 @@ static void print_usage(FILE *out)
                  "HTTP/2 gateway for HTTP/1.1 backends. Flags override the config file;\n"
                  "both --name value and --name=value work. Durations take ms, s, m or h\n"
                  "(bare numbers are seconds); sizes take k, m or g (powers of 1024).\n\n"
-                 "The config file is INI with sections [gateway], [listen NAME],\n"
+                 "The config file is INI with sections [gateway], [admin], [listen NAME],\n"
                  "[backend NAME] and [route NAME]; each [listen], [backend] and [route]\n"
                  "section declares one more. Listener flags apply to bare [listen] (or the\n"
                  "listener --listen makes); backend flags apply to [backend default] (bare\n"

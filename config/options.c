@@ -19,6 +19,7 @@
 #define LS(field) SCOPE_LISTENER, offsetof(cfg_listener_t, field)
 #define BE(field) SCOPE_BACKEND, offsetof(cfg_backend_t, field)
 #define RT(field) SCOPE_ROUTE, offsetof(cfg_route_t, field)
+#define AD(field) SCOPE_ADMIN, offsetof(cfg_t, field)
 
 /* OPT_STATUS_RANGE stores its two ends as a uint32_t pair. */
 _Static_assert(offsetof(cfg_backend_t, health_check_status_max) ==
@@ -69,6 +70,14 @@ const cfg_option_t cfg__options[] = {
     {"tls-handshake-timeout", "tls_handshake_timeout", OPT_DURATION_MS,
      GW(tls_handshake_timeout_ms), "10s", 1, MS_PER_DAY,
      "time allowed for a client's TLS handshake", NULL, NULL, NULL},
+    {"drain-delay", "drain_delay", OPT_DURATION_MS, GW(drain_delay_ms), "0", 0, MS_PER_DAY,
+     "on SIGTERM or SIGINT, /readyz fails at once but listeners stay open this long (time for "
+     "load balancers to notice)",
+     NULL, NULL, NULL},
+    {"shutdown-timeout", "shutdown_timeout", OPT_DURATION_MS, GW(shutdown_timeout_ms), "30s", 1,
+     MS_PER_DAY,
+     "after the listeners close, time in-flight requests get to finish before connections are cut",
+     NULL, NULL, NULL},
     {"log-level", "log_level", OPT_ENUM, GW(log_level), "warn", 0, 0, "what the error log reports",
      log_levels, "log level", NULL},
     {"access-log", "access_log", OPT_STRING, GW(access_log), NULL, 0, 0,
@@ -192,6 +201,11 @@ const cfg_option_t cfg__options[] = {
      "request path prefix, starting with / (default: any)", NULL, "PREFIX", check_path},
     {NULL, "backend", OPT_NAME, RT(backend), NULL, 0, 0,
      "name of the backend that gets matching requests (required)", NULL, "NAME", NULL},
+
+    /* ---- admin ---- */
+    {"admin", "address", OPT_ADDR, AD(admin_addr), NULL, 0, 0,
+     "address of the admin listener (GET /livez, /readyz; HTTP/1.1, never proxied). Default: off",
+     NULL, NULL, NULL},
 };
 
 const size_t cfg__noptions = sizeof(cfg__options) / sizeof(cfg__options[0]);
@@ -205,7 +219,7 @@ const char *cfg_log_level_str(int level)
 
 const char *cfg__section_str(opt_scope_t scope)
 {
-    static const char *const names[NSCOPES] = {"gateway", "listen", "backend", "route"};
+    static const char *const names[NSCOPES] = {"gateway", "listen", "backend", "route", "admin"};
 
     return scope < NSCOPES ? names[scope] : "?";
 }
@@ -397,6 +411,8 @@ static int set_value(void *obj, const cfg_option_t *o, const char *s, int line, 
          * listener without one from one on 0.0.0.0:0. */
         if (o->scope == SCOPE_LISTENER)
             ((cfg_listener_t *)obj)->has_addr = 1;
+        else if (o->scope == SCOPE_ADMIN)
+            ((cfg_t *)obj)->has_admin = 1;
         return SET_OK;
     }
     case OPT_UINT32:

@@ -16,6 +16,7 @@ typedef enum opt_scope {
     SCOPE_LISTENER, /* cfg_listener_t; [listen NAME]; flags: the --listen listener */
     SCOPE_BACKEND,  /* cfg_backend_t; [backend NAME]; flags: the backend "default" */
     SCOPE_ROUTE,    /* cfg_route_t; [route NAME]; file only */
+    SCOPE_ADMIN,    /* cfg_t too; file section [admin] (no name) */
     NSCOPES
 } opt_scope_t;
 
@@ -60,7 +61,7 @@ typedef struct cfg_option {
 extern const cfg_option_t cfg__options[];
 extern const size_t cfg__noptions;
 
-/* "gateway", "listen", "backend", "route". */
+/* "gateway", "listen", "backend", "route", "admin". */
 const char *cfg__section_str(opt_scope_t scope);
 
 /* The option with this file key in scope (keys compare case-insensitively),

@@ -51,6 +51,9 @@ static int run_workers(const cfg_t *cfg, uint64_t nofile)
             gw_worker_teardown(&workers[i]);
         goto out;
     }
+    /* Worker 0's admin checks every worker's heartbeat. */
+    workers[0].peers = workers;
+    workers[0].npeers = n;
     for (uint32_t i = 1; i < n; i++, nthreads++) {
         if (uv_thread_create(&threads[i], worker_thread, &workers[i]) != 0) {
             GW_LOG_ERROR("cannot start worker thread %u", i);

@@ -1,6 +1,7 @@
 #include "gateway/worker.h"
 
 #include <malloc.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -9,8 +10,20 @@
 #include "gateway/ops/access_log.h"
 #include "proto/router.h"
 
-/* How long a graceful drain may take before open connections are cut. */
-#define DRAIN_TIMEOUT_MS 10000
+/* How often a worker proves its loop turns, and how stale that may get. */
+#define HEARTBEAT_MS 250
+#define LIVE_MAX_AGE_MS 1000
+
+static uint64_t mono_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+static void on_heartbeat(uv_timer_t *timer)
+{
+    gw_worker_t *w = timer->data;
+    atomic_store_explicit(&w->heartbeat_ms, mono_ms(), memory_order_relaxed);
+}
 
 static void on_kick(uv_idle_t *idle)
 {
@@ -62,6 +75,19 @@ static void on_flush(uv_prepare_t *prepare)
         uv_idle_stop(&w->kick);
 }
 
+static void on_drain_timeout(uv_timer_t *timer)
+{
+    gw_worker_t *w = timer->data;
+    GW_LOG_WARN("drain timed out with %u client connections open: closing them", w->ctx.nclients);
+    uv_stop(&w->ctx.loop);
+}
+
+static void on_drain_delay(uv_timer_t *timer)
+{
+    GW_LOG_INFO("drain delay over: draining");
+    gw_worker_drain(timer->data);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
     gw_worker_t *w = sig->data;
@@ -71,20 +97,20 @@ static void on_signal(uv_signal_t *sig, int signum)
             gw_listener_reload_tls(&w->listeners[i]);
         return;
     }
-    if (w->ctx.is_draining) {
+    if (w->is_drain_pending || w->ctx.is_draining) {
         GW_LOG_WARN("signal %d during drain: closing everything now", signum);
         uv_stop(&w->ctx.loop);
         return;
     }
-    GW_LOG_INFO("signal %d: draining", signum);
-    gw_worker_drain(w);
-}
-
-static void on_drain_timeout(uv_timer_t *timer)
-{
-    gw_worker_t *w = timer->data;
-    GW_LOG_WARN("drain timed out with %u client connections open: closing them", w->ctx.nclients);
-    uv_stop(&w->ctx.loop);
+    w->is_drain_pending = 1; /* /readyz fails from now on */
+    uint64_t delay = w->ctx.cfg->drain_delay_ms;
+    if (delay == 0) {
+        GW_LOG_INFO("signal %d: draining", signum);
+        gw_worker_drain(w);
+        return;
+    }
+    GW_LOG_INFO("signal %d: not ready; draining in %llu ms", signum, (unsigned long long)delay);
+    uv_timer_start(&w->drain_timer, on_drain_delay, delay, 0);
 }
 
 static void on_client_closed(gw_ctx_t *ctx)
@@ -128,6 +154,50 @@ static uint32_t client_budget(const cfg_t *cfg, uint64_t nofile)
     return room < cfg->max_connections ? (uint32_t)room : cfg->max_connections;
 }
 
+/* /livez: every worker still running has turned its loop within a second. */
+static int is_live(void *arg, char *why, size_t cap)
+{
+    gw_worker_t *w = arg;
+    gw_worker_t *all = w->peers != NULL ? w->peers : w;
+    uint32_t n = w->peers != NULL ? w->npeers : 1;
+    uint64_t now = mono_ms();
+    for (uint32_t i = 0; i < n; i++) {
+        if (!atomic_load(&all[i].is_running))
+            continue;
+        uint64_t last = atomic_load_explicit(&all[i].heartbeat_ms, memory_order_relaxed);
+        if (now > last && now - last >= LIVE_MAX_AGE_MS) {
+            snprintf(why, cap, "worker %u has not run its loop for %llu ms", i,
+                     (unsigned long long)(now - last));
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* /readyz: listening, not draining, and every backend has a usable server
+ * (as worker 0's pools see it). */
+static int is_ready(void *arg, char *why, size_t cap)
+{
+    gw_worker_t *w = arg;
+    if (w->is_drain_pending || w->ctx.is_draining) {
+        snprintf(why, cap, "draining");
+        return 0;
+    }
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (!w->listeners[i].is_listening) {
+            snprintf(why, cap, "listener %s is not open", w->listeners[i].name);
+            return 0;
+        }
+    }
+    for (size_t i = 0; i < w->npools; i++) {
+        if (!gw_pool_is_usable(&w->pools[i])) {
+            snprintf(why, cap, "backend %s has no usable server", w->pools[i].name);
+            return 0;
+        }
+    }
+    return 1;
+}
+
 int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports,
                    uint64_t nofile)
 {
@@ -162,6 +232,11 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     w->trim_timer.data = w;
     uv_timer_start(&w->trim_timer, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
     uv_unref((uv_handle_t *)&w->trim_timer);
+    atomic_store(&w->heartbeat_ms, mono_ms());
+    atomic_store(&w->is_running, 1);
+    uv_timer_init(&ctx->loop, &w->heartbeat);
+    w->heartbeat.data = w;
+    uv_timer_start(&w->heartbeat, on_heartbeat, HEARTBEAT_MS, HEARTBEAT_MS);
 
     if (cfg->access_log != NULL) {
         ctx->access_log = calloc(1, sizeof(*ctx->access_log));
@@ -189,6 +264,11 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
                                     ports != NULL ? ports[i] : 0)) != 0)
             return rv;
     }
+    if (index == 0 && cfg->has_admin) {
+        gw_admin_ops_t ops = {.arg = w, .is_live = is_live, .is_ready = is_ready};
+        if ((w->admin = gw_admin_start(&ctx->loop, &cfg->admin_addr, &ops)) == NULL)
+            return UV_EINVAL;
+    }
     return 0;
 }
 
@@ -211,7 +291,8 @@ void gw_worker_drain(gw_worker_t *w)
             gw_client_conn_mark_dirty(c);
         }
     }
-    uv_timer_start(&w->drain_timer, on_drain_timeout, DRAIN_TIMEOUT_MS, 0);
+    w->is_drain_pending = 1;
+    uv_timer_start(&w->drain_timer, on_drain_timeout, ctx->cfg->shutdown_timeout_ms, 0);
     on_client_closed(ctx);
 }
 
@@ -225,6 +306,7 @@ static void on_walk_close(uv_handle_t *handle, void *arg)
 int gw_worker_run(gw_worker_t *w)
 {
     uv_run(&w->ctx.loop, UV_RUN_DEFAULT);
+    atomic_store(&w->is_running, 0);
     return gw_worker_teardown(w);
 }
 
@@ -235,6 +317,9 @@ int gw_worker_teardown(gw_worker_t *w)
         return 0; /* the loop never started */
     /* Orderly teardown: connections first (their close callbacks free them),
      * then pools, then the worker's own handles, which have no callbacks. */
+    atomic_store(&w->is_running, 0);
+    gw_admin_stop(w->admin);
+    w->admin = NULL;
     for (size_t i = 0; i < w->nlisteners; i++)
         gw_listener_stop(&w->listeners[i]);
     proto_queue_t *n;

@@ -7,12 +7,14 @@
 #ifndef GW_WORKER_H
 #define GW_WORKER_H
 
+#include <stdatomic.h>
 #include <uv.h>
 
 #include "config/config.h"
 #include "gateway/backend/pool.h"
 #include "gateway/client/listener.h"
 #include "gateway/core/ctx.h"
+#include "gateway/ops/admin.h"
 
 typedef struct gw_worker {
     gw_ctx_t ctx;             /* first: the modules see only this */
@@ -23,9 +25,20 @@ typedef struct gw_worker {
     uv_prepare_t flush; /* runs the deferred tasks once per loop turn */
     uv_idle_t kick;     /* active while tasks wait for the next turn */
     uv_signal_t sig_term, sig_int, sig_hup;
-    uv_timer_t drain_timer;                /* bounds a graceful drain */
     uv_timer_t trim_timer;                 /* gives memory back after a burst */
     uint32_t peak_clients, peak_exchanges; /* since the last trim */
+    uv_timer_t drain_timer;                /* drain_delay, then shutdown_timeout */
+    int is_drain_pending; /* a signal came: not ready; listeners close after drain_delay */
+    /* Liveness: every worker stamps heartbeat_ms (uv_hrtime, shared by all
+     * threads) from a 250 ms timer; worker 0's admin reads the others'. */
+    uv_timer_t heartbeat;
+    _Atomic uint64_t heartbeat_ms;
+    atomic_int is_running; /* 0 once the loop has returned */
+    /* Worker 0 only: the admin listener (NULL: off) and every worker,
+     * set by main before the loops run. */
+    gw_admin_t *admin;
+    struct gw_worker *peers;
+    uint32_t npeers;
 } gw_worker_t;
 
 /* Binds every listener, loads TLS material and sets up the pools. ports
@@ -45,7 +58,7 @@ int gw_worker_run(gw_worker_t *w);
 int gw_worker_teardown(gw_worker_t *w);
 
 /* Starts a graceful drain: stop accepting, GOAWAY to every client, finish
- * what is in flight, exit when nothing is left or the drain timer fires. */
+ * what is in flight, exit when nothing is left or shutdown_timeout fires. */
 void gw_worker_drain(gw_worker_t *w);
 
 #endif

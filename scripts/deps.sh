@@ -5,9 +5,9 @@
 # that lacks a library.
 set -euo pipefail
 
-build_pkgs=(gcc make pkg-config libuv1-dev libnghttp2-dev libssl-dev node-llhttp
+build_pkgs=(gcc libc6-dev make pkg-config libuv1-dev libnghttp2-dev libssl-dev node-llhttp
             libinih-dev libcmocka-dev)
-test_pkgs=(python3 python3-pytest python3-h2 curl nghttp2-client openssl)
+test_pkgs=(python3 python3-pytest python3-h2 python3-yaml curl nghttp2-client openssl)
 
 missing=()
 for p in "${build_pkgs[@]}" "${test_pkgs[@]}"; do

@@ -27,7 +27,7 @@ import time
 import pytest
 import yaml
 
-from conftest import H2GW_BIN, ORIGIN_BIN, REPO, SLOW, sanitizer_env
+from conftest import H2GW_BIN, ORIGIN_BIN, REPO, SANITIZER_MARKERS, SLOW, sanitizer_env
 
 K8S_DIR = os.path.join(REPO, "deploy", "kubernetes")
 EXAMPLES_DIR = os.path.join(REPO, "config", "examples")
@@ -695,6 +695,8 @@ def test_make_run_serves_and_stops_cleanly(tmp_path, sig):
         assert code == 0, "run.sh exited %r after %s:\n%s" % (code, sig.name, run.output())
         for port in ports[:3]:
             assert port_is_free(port), "port %d still answers after run.sh exited" % port
+        for marker in SANITIZER_MARKERS:
+            assert marker not in run.output(), run.output()
     finally:
         run.close()
 

@@ -14,6 +14,7 @@
 # "running" is printed only once both programs have said they listen and the
 # port answers; if either fails, the script says which and on what port, and
 # exits 1.
+# shellcheck disable=SC2317  # stop, cleanup and on_signal run from traps
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

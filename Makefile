@@ -190,4 +190,34 @@ check-format:
 clean:
 	rm -rf build
 
+# `make install PREFIX=/usr DESTDIR=/tmp/stage`: the binary, its man page, the
+# example configs and the systemd unit (its ExecStart rewritten to this
+# PREFIX). Depends on build/h2gw only, so an up-to-date build is not redone.
+# Nothing goes to /etc: a config there is the administrator's, never replaced.
+PREFIX      ?= /usr/local
+DESTDIR     ?=
+INSTALL     ?= install
+BINDIR      := $(PREFIX)/bin
+MAN1DIR     := $(PREFIX)/share/man/man1
+DATADIR     := $(PREFIX)/share/h2gw
+UNITDIR     := $(PREFIX)/lib/systemd/system
+SYSUSERSDIR := $(PREFIX)/lib/sysusers.d
+
+.PHONY: install uninstall
+install: build/h2gw
+	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MAN1DIR) $(DESTDIR)$(DATADIR)/examples \
+		$(DESTDIR)$(UNITDIR) $(DESTDIR)$(SYSUSERSDIR)
+	$(INSTALL) -m 0755 build/h2gw $(DESTDIR)$(BINDIR)/h2gw
+	$(INSTALL) -m 0644 doc/h2gw.1 $(DESTDIR)$(MAN1DIR)/h2gw.1
+	$(INSTALL) -m 0644 config/h2gw.conf $(DESTDIR)$(DATADIR)/h2gw.conf
+	$(INSTALL) -m 0644 config/examples/*.conf $(DESTDIR)$(DATADIR)/examples/
+	sed 's|/usr/local/bin/h2gw|$(BINDIR)/h2gw|g' deploy/systemd/h2gw.service > $(DESTDIR)$(UNITDIR)/h2gw.service
+	chmod 0644 $(DESTDIR)$(UNITDIR)/h2gw.service
+	$(INSTALL) -m 0644 deploy/systemd/h2gw.sysusers $(DESTDIR)$(SYSUSERSDIR)/h2gw.conf
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/h2gw $(DESTDIR)$(MAN1DIR)/h2gw.1 $(DESTDIR)$(UNITDIR)/h2gw.service \
+		$(DESTDIR)$(SYSUSERSDIR)/h2gw.conf
+	rm -rf $(DESTDIR)$(DATADIR)
+
 -include $(shell find build -name '*.d' 2>/dev/null)

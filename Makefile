@@ -85,7 +85,7 @@ build/unit/test_alloc_failures: build/obj/test/unit/test_alloc_failures.o build/
 # The pool's test runs the real pool and servers over a fake transport
 # (test/unit/fake_h1conn.c in place of gateway/backend/h1conn.c).
 POOL_TEST_SRC := gateway/backend/pool.c gateway/backend/server.c gateway/core/ctx.c \
-                 gateway/core/log.c test/unit/fake_h1conn.c
+                 gateway/core/log.c gateway/core/metrics.c test/unit/fake_h1conn.c
 build/unit/test_pool: build/obj/test/unit/test_pool.o $(patsubst %.c,build/obj/%.o,$(POOL_TEST_SRC)) $(LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) -o $@ $^ $(LDLIBS_ALL) -lcmocka

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "gateway/core/log.h"
+#include "gateway/core/metrics.h"
 #include "gateway/ops/access_log.h"
 #include "proto/retry.h"
 
@@ -33,6 +34,8 @@ const char *gw_exchange_state_str(int state)
     return state >= 0 && state <= GW_X_FAILED ? names[state] : "?";
 }
 
+_Static_assert(GW_E_COUNT <= GW_M_ERRORS_MAX, "gw_metrics_t needs a counter per gw_err");
+
 static gw_exchange_t *of_waiter(gw_pool_waiter_t *wt)
 {
     return proto_container_of(wt, gw_exchange_t, wait);
@@ -50,6 +53,10 @@ gw_exchange_t *gw_exchange_new(gw_ctx_t *w, const gw_frontend_ops_t *fe, void *f
     x->fe_conn = fe_conn;
     x->stream_id = stream_id;
     x->start_ms = gw_ctx_now_ms(w);
+    x->start_ns = uv_hrtime();
+    x->metrics_protocol = gw_metrics_protocol(fe->protocol);
+    if (x->metrics_protocol < GW_M_PROTOCOLS)
+        gw_metrics_gauge_add(&w->metrics.client_streams[x->metrics_protocol], 1);
     x->head.content_length = -1;
     proto_queue_init(&x->fe_node);
     gw_pool_waiter_init(&x->wait, &waiter_ops, fe_conn);
@@ -101,9 +108,34 @@ static void drop_conn(gw_exchange_t *x, int is_reusable)
     gw_pool_release(x->pool, c, is_reusable);
 }
 
+/* One request ended: counted by backend, protocol and the status the
+ * client got, with its duration; one that failed or was cancelled also by
+ * its cause (the gw_err table's name). */
+static void count_request(const gw_exchange_t *x)
+{
+    gw_metrics_t *m = &x->w->metrics;
+    gw_metrics_backend_t *b = x->pool != NULL ? x->pool->metrics : gw_metrics_backend(m, SIZE_MAX);
+    int proto = gw_metrics_protocol(x->protocol);
+    if (proto < GW_M_PROTOCOLS) {
+        int status = x->is_refused ? 0 : x->resp_status;
+        gw_metrics_inc(&b->requests[proto][gw_metrics_class(status)]);
+        gw_metrics_observe(&b->request_duration, uv_hrtime() - x->start_ns);
+    }
+    gw_err_t cause = GW_OK;
+    if (x->is_failed && x->err == GW_OK) /* the frontend refused the request itself */
+        cause = x->resp_status == 431 ? GW_E_HEAD_TOO_LARGE : GW_E_BAD_REQUEST;
+    else if (!x->is_failed && !x->is_resp_done)
+        cause = GW_E_CLIENT_GONE; /* the access log's "cancelled" */
+    if (cause != GW_OK)
+        gw_metrics_inc(&m->errors[cause]);
+    if (x->metrics_protocol < GW_M_PROTOCOLS)
+        gw_metrics_gauge_add(&m->client_streams[x->metrics_protocol], -1);
+}
+
 void gw_exchange_free(gw_exchange_t *x)
 {
     log_access(x);
+    count_request(x);
     gw_pool_cancel(&x->wait);
     /* A connection still borrowed here is mid-exchange: what the backend
      * sends next belongs to a request nobody waits for. */
@@ -129,6 +161,7 @@ static void tell_failure(gw_exchange_t *x, gw_err_t err, const char *why, int is
     x->is_failed = 1;
     x->state = GW_X_FAILED;
     x->err = err;
+    gw_metrics_inc(&x->w->metrics.errors[err < GW_E_COUNT ? err : GW_E_NOMEM]);
     int reply = x->is_resp_head_sent ? 0 : info->status;
     if (reply > 0 && is_unsent && !x->head.is_idempotent && info->is_server_fault) {
         reply = GW_STATUS_REFUSED;
@@ -214,6 +247,7 @@ int gw_exchange_req_body(gw_exchange_t *x, const uint8_t *data, size_t len)
     if (x->state == GW_X_DONE || x->state == GW_X_FAILED)
         return 0;
     x->req_body_received += len;
+    gw_metrics_add(&x->w->metrics.received_bytes, len);
     if (is_over_body_limit(x, x->req_body_received)) {
         x->pool->stats.body_too_large++;
         gw_exchange_fail(x, GW_E_BODY_TOO_LARGE, "request body over max_request_body");
@@ -478,6 +512,7 @@ size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max)
 {
     size_t n = proto_buf_read(&x->resp_body, dst, max);
     x->resp_bytes += n;
+    gw_metrics_add(&x->w->metrics.sent_bytes, n);
     if (x->conn != NULL && x->is_resp_paused && n > 0) {
         if (proto_buf_len(&x->resp_body) <= x->w->cfg->response_buffer_size / 2) {
             x->is_resp_paused = 0;

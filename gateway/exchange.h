@@ -61,6 +61,8 @@ typedef struct gw_frontend_ops {
     /* The exchange of x's parent stream (RFC 7540 dependency), or NULL. May
      * be NULL itself for frontends without a dependency tree. */
     gw_exchange_t *(*parent_of)(gw_exchange_t *x);
+    /* "h2" or "http/1.1": the client protocol, for the open-streams gauge. */
+    const char *protocol;
 } gw_frontend_ops_t;
 
 struct gw_exchange {
@@ -88,6 +90,8 @@ struct gw_exchange {
     uint32_t retries_left;    /* attempts on other servers still allowed */
     uint32_t stale_retries;   /* free retries after stale keep-alive failures */
     uint64_t start_ms;
+    uint64_t start_ns;    /* uv_hrtime(), for the duration histogram */
+    int metrics_protocol; /* the open-streams gauge this exchange counts in */
 
     /* request */
     proto_h1_head_t head;

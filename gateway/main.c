@@ -69,6 +69,9 @@ static int run_workers(const cfg_t *cfg, uint64_t nofile)
     for (uint32_t i = 1; i <= nthreads; i++)
         uv_thread_join(&threads[i]);
 out:
+    /* Worker 0's /metrics read every worker's counters until its loop ended. */
+    for (uint32_t i = 0; workers != NULL && i < n; i++)
+        gw_metrics_free(&workers[i].ctx.metrics);
     free(workers);
     free(threads);
     free(ports);

@@ -8,6 +8,7 @@
 #include "gateway/client/client_conn.h"
 #include "gateway/core/log.h"
 #include "gateway/ops/access_log.h"
+#include "gateway/ops/metrics.h"
 #include "proto/router.h"
 
 /* How often a worker proves its loop turns, and how stale that may get. */
@@ -93,8 +94,11 @@ static void on_signal(uv_signal_t *sig, int signum)
     gw_worker_t *w = sig->data;
     if (signum == SIGHUP) {
         GW_LOG_INFO("SIGHUP: reloading certificates");
+        int is_ok = 1;
         for (size_t i = 0; i < w->nlisteners; i++)
-            gw_listener_reload_tls(&w->listeners[i]);
+            is_ok &= gw_listener_reload_tls(&w->listeners[i]) == 0;
+        if (w->ctx.index == 0) /* every worker hears the signal: count it once */
+            gw_metrics_config_reload(&w->ctx.metrics, is_ok);
         return;
     }
     if (w->is_drain_pending || w->ctx.is_draining) {
@@ -198,6 +202,39 @@ static int is_ready(void *arg, char *why, size_t cap)
     return 1;
 }
 
+/* /metrics: every worker's counters (the memory stays until every thread
+ * has ended: main frees it), and the certificates worker 0's listeners
+ * serve (its own, on this thread). */
+static int scrape_metrics(void *arg, char **body, size_t *len)
+{
+    gw_worker_t *w = arg;
+    gw_worker_t *all = w->peers != NULL ? w->peers : w;
+    uint32_t n = w->peers != NULL ? w->npeers : 1;
+    size_t ncerts = 0;
+    for (size_t i = 0; i < w->nlisteners; i++)
+        ncerts += w->listeners[i].origin.tls != NULL ? w->listeners[i].cfg->ncerts : 0;
+    const gw_metrics_t **workers = calloc(n, sizeof(*workers));
+    gw_metrics_cert_t *certs = calloc(ncerts + 1, sizeof(*certs));
+    int rv = -1;
+    if (workers != NULL && certs != NULL) {
+        for (uint32_t i = 0; i < n; i++)
+            workers[i] = &all[i].ctx.metrics;
+        size_t k = 0;
+        for (size_t i = 0; i < w->nlisteners; i++) {
+            const gw_tls_ctx_t *tls = w->listeners[i].origin.tls;
+            for (size_t c = 0; tls != NULL && k < ncerts; c++, k++) {
+                if (gw_tls_ctx_cert(tls, c, &certs[k].subject, &certs[k].not_after) != 0)
+                    break;
+            }
+        }
+        gw_metrics_scrape_t s = {w->ctx.cfg, workers, n, certs, k};
+        rv = gw_metrics_render(&s, body, len);
+    }
+    free(workers);
+    free(certs);
+    return rv;
+}
+
 int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports,
                    uint64_t nofile)
 {
@@ -210,6 +247,8 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
         GW_LOG_WARN("descriptor limit %llu: at most %u client connections per worker (not %u); "
                     "raise the hard limit (LimitNOFILE, ulimit -Hn) for more",
                     (unsigned long long)nofile, ctx->max_clients, cfg->max_connections);
+    if (gw_metrics_init(&ctx->metrics, cfg->nbackends) != 0)
+        return UV_ENOMEM;
     ctx->pool_for = pool_for;
     ctx->on_client_closed = on_client_closed;
     proto_queue_init(&ctx->tasks);
@@ -265,7 +304,8 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
             return rv;
     }
     if (index == 0 && cfg->has_admin) {
-        gw_admin_ops_t ops = {.arg = w, .is_live = is_live, .is_ready = is_ready};
+        gw_admin_ops_t ops = {
+            .arg = w, .is_live = is_live, .is_ready = is_ready, .metrics = scrape_metrics};
         if ((w->admin = gw_admin_start(&ctx->loop, &cfg->admin_addr, &ops)) == NULL)
             return UV_EINVAL;
     }

@@ -94,6 +94,7 @@ struct gw_h1conn {
     proto_queue_t owner_node;
     proto_queue_t owner_all_node;
     int owner_state;
+    uint64_t owner_started_ns; /* when the owner began opening it */
 
     gw_ctx_t *w;
     const gw_h1conn_cfg_t *cfg;

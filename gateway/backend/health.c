@@ -132,6 +132,8 @@ static void check_end(gw_health_check_t *hc, int is_pass, const char *why)
     schedule_next(hc);
     const gw_health_target_t *t = &hc->t;
     int is_down = *t->is_down;
+    if (t->metrics != NULL)
+        gw_metrics_inc(is_pass ? &t->metrics->health_pass : &t->metrics->health_fail);
     if (is_pass) {
         hc->nfailed = 0;
         if (hc->npassed < UINT32_MAX)

@@ -29,6 +29,7 @@ typedef struct gw_health_target {
     /* A threshold was crossed. The last thing a check does, so it may stop
      * the check. */
     void (*on_verdict)(void *arg, int is_down);
+    gw_metrics_backend_t *metrics; /* every check counted as pass or fail; may be NULL */
     void *arg;
 } gw_health_target_t;
 

@@ -71,6 +71,7 @@ int gw_pool_init(gw_pool_t *p, gw_ctx_t *w, const cfg_backend_t *bcfg)
     p->w = w;
     p->cfg = w->cfg;
     p->bcfg = bcfg;
+    p->metrics = gw_metrics_backend(&w->metrics, (size_t)(bcfg - w->cfg->backends));
     snprintf(p->name, sizeof(p->name), "%s", bcfg->name);
     proto_queue_init(&p->all);
     gw_task_init(&p->dispatch_task, on_dispatch_task);
@@ -118,6 +119,7 @@ int gw_pool_init(gw_pool_t *p, gw_ctx_t *w, const cfg_backend_t *bcfg)
                 .addr = &s->addr,
                 .has_addr = &s->has_addr,
                 .is_down = &s->is_check_down,
+                .metrics = p->metrics,
                 .on_verdict = on_check_verdict,
                 .arg = s,
             };
@@ -137,8 +139,30 @@ static void on_resolve_timer(uv_timer_t *timer)
 
 /* ---- connections: the only code that moves the counters ---- */
 
+/* The backend's gauge for a connection state (the metrics mirror the
+ * counters, summed over the servers). */
+static gw_mgauge_t *state_gauge(gw_server_t *s, int state)
+{
+    gw_metrics_backend_t *m = s->pool->metrics;
+    switch (state) {
+    case CONN_CONNECTING:
+        return &m->conns_connecting;
+    case CONN_IDLE:
+        return &m->conns_idle;
+    case CONN_BUSY:
+        return &m->conns_busy;
+    default:
+        return NULL;
+    }
+}
+
 static void set_state(gw_server_t *s, gw_h1conn_t *c, int state)
 {
+    gw_mgauge_t *from = state_gauge(s, c->owner_state), *to = state_gauge(s, state);
+    if (from != NULL)
+        gw_metrics_gauge_add(from, -1);
+    if (to != NULL)
+        gw_metrics_gauge_add(to, 1);
     switch (c->owner_state) {
     case CONN_CONNECTING:
         s->nconnecting--;
@@ -164,6 +188,20 @@ static void set_state(gw_server_t *s, gw_h1conn_t *c, int state)
         s->nbusy++;
         break;
     }
+}
+
+/* The queue-length gauge follows the scheduler after every change. */
+static void note_queue(gw_pool_t *p)
+{
+    gw_metrics_gauge_set(&p->metrics->queue_length, (int64_t)proto_sched_len(&p->sched));
+}
+
+/* A waiter leaves the queue for a connection: how long it waited, by the
+ * urgency it was dispatched at. */
+static void note_dequeued(gw_pool_t *p, gw_pool_waiter_t *wt)
+{
+    unsigned u = wt->sched.urgency < GW_M_URGENCIES ? wt->sched.urgency : GW_M_URGENCIES - 1;
+    gw_metrics_observe(&p->w->metrics.queue_wait[u], uv_hrtime() - wt->queued_ns);
 }
 
 static void conn_close(gw_h1conn_t *c)
@@ -197,6 +235,8 @@ static gw_err_t open_for(gw_pool_t *p, gw_server_t *s, gw_pool_waiter_t *wt, cha
     if (c == NULL)
         return err;
     p->stats.connects++;
+    gw_metrics_inc(&p->metrics->connects);
+    c->owner_started_ns = uv_hrtime();
     s->nconns++;
     c->owner_state = -1;
     set_state(s, c, CONN_CONNECTING);
@@ -222,6 +262,7 @@ static void on_connected(gw_h1conn_t *c, gw_err_t err, const char *why)
     }
     if (err != GW_OK) {
         p->stats.connect_failures++;
+        gw_metrics_inc(&p->metrics->connect_failures);
         conn_close(c);
         if (gw_err_info(err)->is_server_fault)
             gw_pool_report(p, s, 0, why, wt != NULL ? wt->attempt_started_ms : now_ms(p));
@@ -229,6 +270,7 @@ static void on_connected(gw_h1conn_t *c, gw_err_t err, const char *why)
             wt->ops->on_fail(wt, err, why, s);
         return;
     }
+    gw_metrics_observe(&p->metrics->connect_duration, uv_hrtime() - c->owner_started_ns);
     if (wt != NULL && !p->is_closing) {
         give(p, s, c, wt);
         return;
@@ -331,13 +373,17 @@ gw_err_t gw_pool_submit(gw_pool_t *p, gw_pool_waiter_t *wt)
     /* A resubmitted waiter keeps its age: it was first in line before. */
     int is_retry = wt->sched.enqueued_ms != 0;
     uint64_t enqueued = is_retry ? wt->sched.enqueued_ms : now_ms(p);
-    if (is_retry)
+    if (is_retry) {
         p->stats.retries++;
-    else
+        gw_metrics_inc(&p->metrics->retries);
+    } else {
         p->stats.requests++;
+    }
     if (proto_sched_enqueue(&p->sched, &wt->sched, enqueued) != 0)
         return GW_E_NOMEM;
     wt->pool = p;
+    wt->queued_ns = uv_hrtime();
+    note_queue(p);
     kick(p);
     arm_queue_timer(p);
     return GW_OK;
@@ -353,6 +399,7 @@ void gw_pool_cancel(gw_pool_waiter_t *wt)
         wt->conn = NULL;
     } else {
         proto_sched_remove(&p->sched, &wt->sched);
+        note_queue(p);
         arm_queue_timer(p);
     }
     wt->pool = NULL;
@@ -378,7 +425,11 @@ static gw_pool_waiter_t *next_for(gw_pool_t *p, const gw_server_t *s)
                           ? URGENT_MAX
                           : PROTO_SCHED_LEVELS - 1;
     proto_sched_entry_t *e = proto_sched_dequeue(&p->sched, now_ms(p), max_urgency);
-    return e != NULL ? waiter_of(e) : NULL;
+    if (e == NULL)
+        return NULL;
+    note_queue(p);
+    note_dequeued(p, waiter_of(e));
+    return waiter_of(e);
 }
 
 /* Fails every waiter with err (the waiters' callbacks may submit again:
@@ -389,6 +440,7 @@ static void fail_all_waiting(gw_pool_t *p, gw_err_t err, const char *why)
     while ((e = proto_sched_dequeue(&p->sched, now_ms(p), PROTO_SCHED_LEVELS - 1)) != NULL) {
         gw_pool_waiter_t *wt = waiter_of(e);
         wt->pool = NULL;
+        note_queue(p);
         wt->ops->on_fail(wt, err, why, NULL);
     }
 }
@@ -412,6 +464,7 @@ static void dispatch(gw_pool_t *p)
         proto_queue_t *idle = proto_queue_first(&s->idle);
         if (idle != NULL) {
             p->stats.reuses++;
+            gw_metrics_inc(&p->metrics->reuses);
             give(p, s, proto_container_of(idle, gw_h1conn_t, owner_node), wt);
             continue;
         }
@@ -459,6 +512,7 @@ static void on_queue_timer(uv_timer_t *timer)
     while ((e = proto_sched_oldest(&p->sched)) != NULL &&
            now - e->enqueued_ms >= p->bcfg->queue_timeout_ms) {
         proto_sched_remove(&p->sched, e);
+        note_queue(p);
         gw_pool_waiter_t *wt = waiter_of(e);
         wt->pool = NULL;
         p->stats.queue_timeouts++;

@@ -24,6 +24,7 @@
 #include "gateway/core/ctx.h"
 #include "gateway/core/err.h"
 #include "gateway/core/log.h"
+#include "gateway/core/metrics.h"
 #include "proto/queue.h"
 #include "proto/scheduler.h"
 
@@ -82,6 +83,7 @@ typedef struct gw_pool {
     gw_log_limit_t log_limit; /* warnings not about one server */
     int is_closing;
     gw_pool_stats_t stats;
+    gw_metrics_backend_t *metrics; /* this backend's in the worker's metrics */
 } gw_pool_t;
 
 /* What the pool tells a waiting request. */
@@ -104,6 +106,7 @@ struct gw_pool_waiter {
     const gw_server_t *avoid;    /* a retry prefers another server than this */
     gw_h1conn_t *conn;           /* being opened for this waiter */
     uint64_t attempt_started_ms; /* when it got its connection or started opening one */
+    uint64_t queued_ns;          /* uv_hrtime() at its latest submit: the queue wait */
 };
 
 void gw_pool_waiter_init(gw_pool_waiter_t *wt, const gw_pool_waiter_ops_t *ops, void *owner);

@@ -148,6 +148,7 @@ static void eject(gw_pool_t *p, gw_server_t *s, uint64_t now, const char *why)
     /* Attempts already under way when it comes back say nothing about it. */
     s->admitted_ms = s->ejected_until_ms;
     p->stats.ejections++;
+    gw_metrics_inc(&p->metrics->ejections);
     GW_LOG_WARN("backend %s server %s: %u failures in a row (last: %s): ejected for %llu ms",
                 p->name, s->name, s->nejections > 1 ? 1 : b->max_fails, why,
                 (unsigned long long)backoff);

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gateway/core/log.h"
+#include "gateway/core/metrics.h"
 #include "proto/proxy_protocol.h"
 
 /* Output buffers are given back as soon as they are written: ten thousand
@@ -49,9 +50,12 @@ int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, uv_stream_t *s
     gw_task_init(&c->flush_task, on_flush_task);
     proto_queue_insert_tail(&w->clients, &c->all_node);
     w->nclients++;
+    c->metrics_protocol = GW_M_PROTO_NONE;
+    gw_metrics_gauge_add(&w->metrics.client_conns[GW_M_PROTO_NONE], 1);
 
     int rv = uv_accept(server, (uv_stream_t *)&c->tcp);
     if (rv == 0) {
+        gw_metrics_inc(&w->metrics.client_conns_total);
         struct sockaddr_storage ss;
         int len = sizeof(ss);
         if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
@@ -272,6 +276,7 @@ static void on_handshake_timeout(uv_timer_t *timer)
     gw_client_conn_t *c = timer->data;
     if (c->is_tls && !c->tls.is_handshake_done) {
         c->origin->nhandshake_failures++;
+        gw_metrics_inc(&c->w->metrics.tls_handshake_failures);
         GW_LOG_DEBUG("client %s:%d: TLS handshake timed out", c->peer_addr, c->peer_port);
         gw_client_conn_close(c);
     }
@@ -289,12 +294,16 @@ static int deliver_tls(gw_client_conn_t *c, const uint8_t *data, size_t len)
             /* Scanners and broken clients are routine at the edge: counted
              * and logged at debug level, not an error flood. */
             c->origin->nhandshake_failures++;
+            gw_metrics_inc(&c->w->metrics.tls_handshake_failures);
             GW_LOG_DEBUG("client %s:%d: TLS handshake failed: %s", c->peer_addr, c->peer_port, why);
             return -1;
         }
         if (rv == 0)
             return 0;
         uv_timer_stop(&c->timer);
+        gw_metrics_inc(&c->w->metrics.tls_handshakes);
+        if (gw_tls_conn_is_resumed(&c->tls))
+            gw_metrics_inc(&c->w->metrics.tls_resumptions);
         char alpn[16];
         gw_tls_conn_alpn(&c->tls, alpn, sizeof(alpn));
         if (c->origin->select_application(c, alpn) != 0)
@@ -430,9 +439,20 @@ static void on_close(uv_handle_t *handle)
     free(c->out);
     free(c->plain);
     free(c->proxy_buf);
+    gw_metrics_gauge_add(&w->metrics.client_conns[c->metrics_protocol], -1);
     free(c);
     w->nclients--;
     w->on_client_closed(w);
+}
+
+void gw_client_conn_note_protocol(gw_client_conn_t *c)
+{
+    int proto = gw_metrics_protocol(c->proto != NULL ? c->proto->name : NULL);
+    if (proto == c->metrics_protocol)
+        return;
+    gw_metrics_gauge_add(&c->w->metrics.client_conns[c->metrics_protocol], -1);
+    gw_metrics_gauge_add(&c->w->metrics.client_conns[proto], 1);
+    c->metrics_protocol = proto;
 }
 
 int gw_client_conn_cert_field(const gw_client_conn_t *c, proto_header_t *field, char *buf,

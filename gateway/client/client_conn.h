@@ -75,6 +75,7 @@ struct gw_client_conn {
     gw_tls_conn_t tls;
     uv_write_t wreq;
     int nhandles_open;
+    int metrics_protocol; /* the open-connections gauge it counts in */
     unsigned is_tls : 1;
     unsigned is_proxy_pending : 1;
     unsigned is_writing : 1;
@@ -107,6 +108,10 @@ void gw_client_conn_pause_read(gw_client_conn_t *c);
  * after EOF or once closing. Returns 0 or a negative uv error (the caller
  * then ends the connection from its on_flush). */
 int gw_client_conn_resume_read(gw_client_conn_t *c);
+
+/* The protocol was chosen (or changed, h2c): moves the connection to its
+ * protocol's open-connections gauge. */
+void gw_client_conn_note_protocol(gw_client_conn_t *c);
 
 /* Closes now; pending output is dropped. Safe to call twice. Never call it
  * from inside the protocol's own callbacks: return an error instead. */

@@ -246,6 +246,7 @@ static const gw_frontend_ops_t h1_frontend_ops = {
     .on_fail = fe_on_fail,
     .on_req_body_written = fe_on_req_body_written,
     .parent_of = NULL,
+    .protocol = "http/1.1",
 };
 
 /* ---- requests from the client ---- */

@@ -205,6 +205,7 @@ static const gw_frontend_ops_t h2_frontend_ops = {
     .on_fail = fe_on_fail,
     .on_req_body_written = fe_on_req_body_written,
     .parent_of = fe_parent_of,
+    .protocol = "h2",
 };
 
 /*
@@ -493,6 +494,9 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
     case NGHTTP2_PRIORITY:
         on_priority_frame(h, frame);
         break;
+    case NGHTTP2_RST_STREAM:
+        gw_metrics_inc(&h->conn->w->metrics.rst_received);
+        break;
     default:
         break;
     }
@@ -512,6 +516,20 @@ static int h2_on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_
     }
     if (taken == 0)
         nghttp2_session_consume_stream(session, stream_id, len);
+    return 0;
+}
+
+/* Counts what nghttp2 sent on our behalf or its own: every RST_STREAM,
+ * and a GOAWAY(ENHANCE_YOUR_CALM) that ends a flooding client. */
+static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    (void)session;
+    h2_client_t *h = ud;
+    if (frame->hd.type == NGHTTP2_RST_STREAM)
+        gw_metrics_inc(&h->conn->w->metrics.rst_sent);
+    else if (frame->hd.type == NGHTTP2_GOAWAY &&
+             frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM)
+        gw_metrics_inc(&h->conn->w->metrics.flood_refusals);
     return 0;
 }
 
@@ -536,6 +554,8 @@ static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
     h->is_awaiting_preface = 0;
     ssize_t rv = nghttp2_session_mem_recv(h->session, data, len);
     if (rv < 0) {
+        if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
+            gw_metrics_inc(&c->w->metrics.flood_refusals);
         GW_LOG_DEBUG("client %s:%d: HTTP/2 error: %s", c->peer_addr, c->peer_port,
                      nghttp2_strerror((int)rv));
         return -1;
@@ -626,6 +646,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data_chunk_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
 
     if (nghttp2_option_new(&opt) != 0)
         goto fail;
@@ -708,6 +729,7 @@ int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, si
     nghttp2_session_set_stream_user_data(h->session, 1, x);
     c->proto = &gw_h2_client_proto;
     c->proto_state = h;
+    gw_client_conn_note_protocol(c);
     h->is_awaiting_preface = 1;
     apply_send_priority(h, x);
     gw_exchange_start(x, x->pool); /* routed by the HTTP/1.1 frontend */

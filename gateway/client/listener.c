@@ -40,6 +40,7 @@ static void on_connection(uv_stream_t *server, int status)
         if (t == NULL)
             return;
         uv_tcp_init(&w->loop, t);
+        gw_metrics_inc(&w->metrics.flood_refusals);
         if (uv_accept(server, (uv_stream_t *)t) == 0)
             gw_log_limited(&l->log_limit, gw_ctx_now_ms(w), CFG_LOG_WARN,
                            "client connection limit (%u) reached: connection refused",
@@ -68,20 +69,22 @@ static int load_tls(gw_listener_t *l)
     return 0;
 }
 
-void gw_listener_reload_tls(gw_listener_t *l)
+int gw_listener_reload_tls(gw_listener_t *l)
 {
     if (l->origin.tls == NULL || !l->is_listening)
-        return;
-    if (load_tls(l) == 0)
+        return 0;
+    if (load_tls(l) == 0) {
         GW_LOG_INFO("listener %s: certificates reloaded (%s)", l->name,
                     gw_tls_ctx_subject(l->origin.tls, NULL));
-    else
-        GW_LOG_ERROR("listener %s: reload failed; keeping the previous certificates", l->name);
+        return 0;
+    }
+    GW_LOG_ERROR("listener %s: reload failed; keeping the previous certificates", l->name);
+    return -1;
 }
 
 static void on_reload_timer(uv_timer_t *timer)
 {
-    gw_listener_reload_tls(timer->data);
+    (void)gw_listener_reload_tls(timer->data);
 }
 
 static void on_file_event(uv_fs_event_t *handle, const char *filename, int events, int status)

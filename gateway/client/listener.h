@@ -45,7 +45,8 @@ uint16_t gw_listener_port(const gw_listener_t *l);
 void gw_listener_stop(gw_listener_t *l);
 
 /* Reloads certificates and ticket keys (SIGHUP, or a watched file changed).
- * New connections get the new material; on failure the old stays. */
-void gw_listener_reload_tls(gw_listener_t *l);
+ * New connections get the new material; on failure the old stays. Returns
+ * 0 (also when the listener has no TLS) or -1 when the reload failed. */
+int gw_listener_reload_tls(gw_listener_t *l);
 
 #endif

@@ -19,6 +19,7 @@ static int switch_protocol(gw_client_conn_t *c, const gw_client_proto_t *proto, 
                            size_t len)
 {
     c->proto = proto;
+    gw_client_conn_note_protocol(c);
     if (proto == &gw_h2_client_proto && gw_h2_client_attach(c) != 0)
         return -1;
     if (proto == &gw_h1_client_proto && gw_h1_client_attach(c, c->is_tls) != 0)

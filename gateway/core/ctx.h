@@ -2,7 +2,8 @@
  * The worker context: what every module of one worker shares and nothing
  * more. It owns the loop, the config snapshot, the clock, the shared read
  * buffer and the list of work deferred to the end of the loop turn (output
- * flushes, pool dispatch). It includes no other gateway module; the worker
+ * flushes, pool dispatch) and the worker's metrics. It includes no other
+ * gateway module but core/metrics.h (which includes none); the worker
  * (gateway/worker.c) embeds it and fills the two hooks that reach up.
  */
 #ifndef GW_CTX_H
@@ -13,6 +14,7 @@
 #include <uv.h>
 
 #include "config/config.h"
+#include "gateway/core/metrics.h"
 #include "proto/queue.h"
 
 #define GW_READ_BUF_SIZE (64 * 1024)
@@ -40,6 +42,7 @@ struct gw_ctx {
     uint32_t nexchanges;  /* open, for the trim after a burst */
     int is_draining;
     struct gw_access_log *access_log; /* NULL: off */
+    gw_metrics_t metrics;             /* this worker's; read by worker 0's admin */
     /* Set by the worker: the pool a request goes to, and the news that a
      * client connection is gone (a drain ends with the last one). */
     struct gw_pool *(*pool_for)(gw_ctx_t *w, const char *authority, size_t authority_len,

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "gateway/core/log.h"
+#include "gateway/ops/metrics.h"
 
 #define ADMIN_HEAD_MAX 4096    /* request head, request line and headers */
 #define ADMIN_MAX_CONNS 64     /* more are closed at once */
@@ -31,14 +32,18 @@ struct admin_conn {
     int is_answered;
     size_t len;
     char in[ADMIN_HEAD_MAX];
-    char out[512];
+    char out[512]; /* the head, and a short body */
+    char *page;    /* a long body (/metrics), malloc'd */
+    size_t page_len;
 };
 
 static void on_conn_handle_closed(uv_handle_t *h)
 {
     admin_conn_t *c = h->data;
-    if (++c->nclosing == 2)
+    if (++c->nclosing == 2) {
+        free(c->page);
         free(c);
+    }
 }
 
 static void conn_close(admin_conn_t *c)
@@ -87,7 +92,8 @@ int gw_admin_answer(const gw_admin_ops_t *ops, const char *line, size_t len, cha
     size_t path_len = strcspn(target, "? ");
     int is_live = path_len == 6 && memcmp(target, "/livez", 6) == 0;
     int is_ready = path_len == 7 && memcmp(target, "/readyz", 7) == 0;
-    if (!is_live && !is_ready) {
+    int is_metrics = path_len == 8 && memcmp(target, "/metrics", 8) == 0 && ops->metrics != NULL;
+    if (!is_live && !is_ready && !is_metrics) {
         snprintf(body, cap, "not found\n");
         return 404;
     }
@@ -95,6 +101,8 @@ int gw_admin_answer(const gw_admin_ops_t *ops, const char *line, size_t len, cha
         snprintf(body, cap, "method not allowed\n");
         return 405;
     }
+    if (is_metrics)
+        return GW_ADMIN_METRICS;
     char why[256] = "unknown";
     int ok = is_live ? ops->is_live(ops->arg, why, sizeof(why))
                      : ops->is_ready(ops->arg, why, sizeof(why));
@@ -142,22 +150,28 @@ static void on_written(uv_write_t *req, int status)
         conn_close(c);
 }
 
+/* Writes the answer: the head and a short body from c->out, then the
+ * long body in c->page if there is one. */
 static void respond(admin_conn_t *c, int status, const char *body)
 {
     c->is_answered = 1;
     uv_read_stop((uv_stream_t *)&c->tcp);
+    const char *type = c->page != NULL ? GW_METRICS_CONTENT_TYPE : "text/plain";
+    size_t body_len = c->page != NULL ? c->page_len : strlen(body);
     int n = snprintf(c->out, sizeof(c->out),
-                     "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %zu\r\n"
+                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
-                     status, reason_phrase(status), strlen(body),
-                     status == 405 ? "Allow: GET\r\n" : "", body);
+                     status, reason_phrase(status), type, body_len,
+                     status == 405 ? "Allow: GET\r\n" : "", c->page != NULL ? "" : body);
     if (n < 0 || (size_t)n >= sizeof(c->out)) {
         conn_close(c);
         return;
     }
-    uv_buf_t buf = uv_buf_init(c->out, (unsigned)n);
+    uv_buf_t bufs[2] = {uv_buf_init(c->out, (unsigned)n),
+                        uv_buf_init(c->page, (unsigned)c->page_len)};
     c->write_req.data = c;
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, &buf, 1, on_written) != 0)
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, c->page != NULL ? 2 : 1,
+                 on_written) != 0)
         conn_close(c);
 }
 
@@ -196,7 +210,16 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (line_len > 0 && c->in[line_len - 1] == '\r')
         line_len--;
     char body[300];
-    int status = gw_admin_answer(&c->admin->ops, c->in, line_len, body, sizeof(body));
+    const gw_admin_ops_t *ops = &c->admin->ops;
+    int status = gw_admin_answer(ops, c->in, line_len, body, sizeof(body));
+    if (status == GW_ADMIN_METRICS) {
+        status = 200;
+        if (ops->metrics(ops->arg, &c->page, &c->page_len) != 0) {
+            c->page = NULL;
+            status = 503;
+            snprintf(body, sizeof(body), "out of memory\n");
+        }
+    }
     respond(c, status, body);
 }
 

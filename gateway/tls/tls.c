@@ -474,6 +474,19 @@ const char *gw_tls_ctx_subject(const gw_tls_ctx_t *ctx, const char *name)
     return ctx->subjects[0];
 }
 
+int gw_tls_ctx_cert(const gw_tls_ctx_t *ctx, size_t i, const char **subject, int64_t *not_after)
+{
+    if (i >= ctx->nctxs)
+        return -1;
+    X509 *x = SSL_CTX_get0_certificate(ctx->ctxs[i]);
+    struct tm tm;
+    *subject = ctx->subjects[i] != NULL ? ctx->subjects[i] : "";
+    *not_after = 0;
+    if (x != NULL && ASN1_TIME_to_tm(X509_get0_notAfter(x), &tm) == 1)
+        *not_after = (int64_t)timegm(&tm);
+    return 0;
+}
+
 SSL_CTX *gw_tls_ctx_default(const gw_tls_ctx_t *ctx)
 {
     return ctx->ctxs[0];

@@ -43,6 +43,10 @@ const char *gw_tls_ctx_subject(const gw_tls_ctx_t *ctx, const char *name);
  * memory). */
 char *gw_tls_subject(X509 *x);
 
+/* Certificate i of ctx (0 <= i < its count): its subject (lives as long
+ * as ctx) and notAfter in Unix seconds. Returns 0, or -1 past the last. */
+int gw_tls_ctx_cert(const gw_tls_ctx_t *ctx, size_t i, const char **subject, int64_t *not_after);
+
 /* The SSL_CTX new connections start with (SNI may switch it). */
 SSL_CTX *gw_tls_ctx_default(const gw_tls_ctx_t *ctx);
 

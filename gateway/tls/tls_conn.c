@@ -42,6 +42,11 @@ void gw_tls_conn_free(gw_tls_conn_t *t)
     memset(t, 0, sizeof(*t));
 }
 
+int gw_tls_conn_is_resumed(const gw_tls_conn_t *t)
+{
+    return t->ssl != NULL && SSL_session_reused(t->ssl);
+}
+
 int gw_tls_conn_put_cipher(gw_tls_conn_t *t, const uint8_t *data, size_t len)
 {
     return BIO_write(t->net_in, data, (int)len) == (int)len ? 0 : -1;

@@ -32,6 +32,9 @@ int gw_tls_conn_init_client(gw_tls_conn_t *t, gw_tls_ctx_t *ctx, const char *sni
 
 void gw_tls_conn_free(gw_tls_conn_t *t);
 
+/* 1 when the completed handshake resumed a session (a ticket). */
+int gw_tls_conn_is_resumed(const gw_tls_conn_t *t);
+
 /* Hands ciphertext from the socket to OpenSSL. Returns 0 or -1. */
 int gw_tls_conn_put_cipher(gw_tls_conn_t *t, const uint8_t *data, size_t len);
 

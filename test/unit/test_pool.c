@@ -74,14 +74,35 @@ static void setup_pool(const char **flags, int nflags)
     ctx.on_client_closed = noop_closed;
     proto_queue_init(&ctx.tasks);
     proto_queue_init(&ctx.clients);
+    assert_int_equal(gw_metrics_init(&ctx.metrics, cfg.nbackends), 0);
     assert_int_equal(gw_pool_init(&pool, &ctx, &cfg.backends[0]), 0);
     next_order = 0;
     called_on_stack = 0;
 }
 
+/* The metrics gauges mirror the pool's own counters (set_state moves
+ * both) and the queue, whatever a test did. */
+static void check_gauges(void)
+{
+    int64_t idle = 0, busy = 0, connecting = 0;
+    for (size_t i = 0; i < pool.nservers; i++) {
+        idle += pool.servers[i].nidle;
+        busy += pool.servers[i].nbusy;
+        connecting += pool.servers[i].nconnecting;
+    }
+    gw_metrics_backend_t *m = pool.metrics;
+    assert_ptr_equal(m, &ctx.metrics.backends[0]);
+    assert_int_equal(atomic_load(&m->conns_idle), idle);
+    assert_int_equal(atomic_load(&m->conns_busy), busy);
+    assert_int_equal(atomic_load(&m->conns_connecting), connecting);
+    assert_int_equal(atomic_load(&m->queue_length), (int64_t)proto_sched_len(&pool.sched));
+}
+
 static void teardown_pool(void)
 {
+    check_gauges();
     gw_pool_close_all(&pool);
+    check_gauges();
     uv_run(&ctx.loop, UV_RUN_NOWAIT);
     gw_pool_free(&pool);
     uv_walk(&ctx.loop, (uv_walk_cb)uv_close, NULL);
@@ -89,6 +110,7 @@ static void teardown_pool(void)
     uv_loop_close(&ctx.loop);
     cfg_free(&cfg);
     fake_net_free();
+    gw_metrics_free(&ctx.metrics);
 }
 
 static void submit(waiter_t *w, int urgency)

@@ -9,8 +9,8 @@ build_pkgs=(gcc libc6-dev make pkg-config libuv1-dev libnghttp2-dev libssl-dev n
             libinih-dev libcmocka-dev)
 # nginx is the real backend of the soak (scripts/soak).
 # python3-prometheus-client parses /metrics the way a real scraper does.
-test_pkgs=(python3 python3-pytest python3-h2 python3-yaml python3-prometheus-client curl nghttp2-client
-           openssl nginx)
+test_pkgs=(python3 python3-pytest python3-h2 python3-yaml python3-prometheus-client curl
+           nghttp2-client openssl nginx)
 # Fuzzing and formatting: clang-14 builds the libFuzzer targets (gcc has no
 # libFuzzer), libclang-rt-14-dev ships libclang_rt.fuzzer and the sanitizer
 # runtimes for clang, clang-format-14 is the one .clang-format is written for.

@@ -90,6 +90,13 @@ build/unit/test_pool: build/obj/test/unit/test_pool.o $(patsubst %.c,build/obj/%
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
+# The metrics test renders pages and asks the admin's router (gateway/ops).
+METRICS_TEST_SRC := gateway/ops/metrics.c gateway/ops/admin.c gateway/core/metrics.c \
+                    gateway/core/log.c
+build/unit/test_metrics: build/obj/test/unit/test_metrics.o $(patsubst %.c,build/obj/%.o,$(METRICS_TEST_SRC)) $(LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
 unit: $(UNIT_BINS)
 	@set -e; for t in $(UNIT_BINS); do echo "== $$t"; $$t; done
 
@@ -106,6 +113,10 @@ build/asan/unit/test_alloc_failures: build/asan/obj/test/unit/test_alloc_failure
 	$(CC) $(OPT) $(SAN_FLAGS) $(WRAP_ALLOC) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 
 build/asan/unit/test_pool: build/asan/obj/test/unit/test_pool.o $(patsubst %.c,build/asan/obj/%.o,$(POOL_TEST_SRC)) $(ASAN_LIB_OBJS)
+	@mkdir -p $(dir $@)
+	$(CC) $(OPT) $(SAN_FLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
+
+build/asan/unit/test_metrics: build/asan/obj/test/unit/test_metrics.o $(patsubst %.c,build/asan/obj/%.o,$(METRICS_TEST_SRC)) $(ASAN_LIB_OBJS)
 	@mkdir -p $(dir $@)
 	$(CC) $(OPT) $(SAN_FLAGS) -o $@ $^ $(LDLIBS_ALL) -lcmocka
 

@@ -7,6 +7,7 @@ import re
 import shutil
 import socket
 import ssl
+import struct
 import subprocess
 import time
 
@@ -348,3 +349,33 @@ def test_tls_handshakes_resumptions_expiry_and_reloads(h2gw, pki, origin, tmp_pa
     m = wait_for(port, lambda m: m.get("h2gw_config_reloads_total", result="failed") == 1,
                  "a failed reload")
     assert m.get("h2gw_config_reloads_total", result="ok") == 1
+
+
+def h2_frame(typ, flags, sid, payload):
+    return struct.pack(">I", len(payload))[1:] + bytes([typ, flags]) + struct.pack(">I", sid) + \
+        payload
+
+
+def test_continuation_flood_is_counted(origin, gateway):
+    """HEADERS followed by more CONTINUATION frames than nghttp2 allows
+    (CVE-2024-27316): the session ends, and it counts as a flood."""
+    g, port = start(gateway, origin)
+    s = socket.create_connection(("127.0.0.1", g.port), timeout=5 * SLOW)
+    data = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, b"")
+    data += h2_frame(1, 0, 1, b"\x82")  # HEADERS :method GET, no END_HEADERS
+    data += b"".join(h2_frame(9, 0, 1, b"\x84") for _ in range(20))  # CONTINUATION :path /
+    s.sendall(data)
+    s.settimeout(5 * SLOW)
+    try:
+        while s.recv(4096):
+            pass
+    except OSError:
+        pass
+    s.close()
+    m = wait_for(port, lambda m: m.get("h2gw_flood_refusals_total") == 1, "one flood")
+    assert m.total("h2gw_client_connections") == 0
+    # The stream whose head never ended is counted as the access log has
+    # it: no backend, no status.
+    assert m.total(REQ) == 1
+    assert m.get(REQ, backend="-", code_class="none", protocol="h2") == 1
+    assert origin.stats()["requests"] == 0

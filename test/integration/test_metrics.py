@@ -379,3 +379,29 @@ def test_continuation_flood_is_counted(origin, gateway):
     assert m.total(REQ) == 1
     assert m.get(REQ, backend="-", code_class="none", protocol="h2") == 1
     assert origin.stats()["requests"] == 0
+
+
+def test_ejection_retry_and_health_checks_are_counted(origin, gateway):
+    """Two servers, one refusing: its first failure ejects it (max_fails 1)
+    and the request is retried on the other, so every client gets 200.
+    Active checks count passes and failures per backend."""
+    dead = closed_port()
+    g, port = start(gateway, origin, "--backend", "127.0.0.1:%d" % dead,
+                    "--backend-max-fails", "1", "--backend-health-check-path", "/echo",
+                    "--backend-health-check-interval", "100ms",
+                    # Only the passive check may take the dead server out here.
+                    "--backend-unhealthy-threshold", "1000")
+    with H2Client(g.port) as c:
+        for _ in range(4):
+            c.get("/echo").assert_ok()
+    m = wait_for(port, lambda m: m.get("h2gw_health_checks_total", backend="default",
+                                       result="pass") >= 1 and
+                 m.get("h2gw_health_checks_total", backend="default", result="fail") >= 1,
+                 "a passed and a failed health check")
+    assert m.get(REQ, backend="default", code_class="2xx", protocol="h2") == 4
+    assert m.total(REQ) == 4
+    assert m.get("h2gw_backend_ejections_total", backend="default") == 1
+    assert m.get("h2gw_upstream_retries_total", backend="default") >= 1
+    assert m.get("h2gw_upstream_connect_failures_total", backend="default") >= 1
+    # The failed attempts were retried: no request ended in an error.
+    assert m.total("h2gw_errors_total") == 0

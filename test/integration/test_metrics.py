@@ -390,7 +390,7 @@ def test_ejection_retry_and_health_checks_are_counted(origin, gateway):
                     "--backend-max-fails", "1", "--backend-health-check-path", "/echo",
                     "--backend-health-check-interval", "100ms",
                     # Only the passive check may take the dead server out here.
-                    "--backend-unhealthy-threshold", "1000")
+                    "--backend-unhealthy-threshold", "100")
     with H2Client(g.port) as c:
         for _ in range(4):
             c.get("/echo").assert_ok()

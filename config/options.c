@@ -27,6 +27,7 @@ _Static_assert(offsetof(cfg_backend_t, health_check_status_max) ==
                "health_check_status_min and _max must be adjacent");
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const scheduling_modes[] = {"priority", "fifo", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const char *const verify_modes[] = {"off", "optional", "require", NULL};
@@ -80,6 +81,13 @@ const cfg_option_t cfg__options[] = {
      NULL, NULL, NULL},
     {"log-level", "log_level", OPT_ENUM, GW(log_level), "warn", 0, 0, "what the error log reports",
      log_levels, "log level", NULL},
+    {"log-format", "log_format", OPT_ENUM, GW(log_format), "text", 0, 0,
+     "error log lines as text or as JSON objects", log_formats, "log format", NULL},
+    {"access-log-format", "access_log_format", OPT_ENUM, GW(access_log_format), "text", 0, 0,
+     "access log lines as text or as JSON objects (one per line)", log_formats, "log format", NULL},
+    {"via", "via", OPT_STRING, GW(via), "h2gw", 0, 0,
+     "pseudonym in the Via field added to requests and responses (RFC 9110 7.6.3); off: none", NULL,
+     "NAME", NULL},
     {"access-log", "access_log", OPT_STRING, GW(access_log), NULL, 0, 0,
      "access log file, or - for stdout (default: no access log)", NULL, "FILE", NULL},
     {"config", NULL, OPT_PATH, GW(config_file), NULL, 0, 0,

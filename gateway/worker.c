@@ -91,6 +91,11 @@ static void on_drain_delay(uv_timer_t *timer)
 static void on_signal(uv_signal_t *sig, int signum)
 {
     gw_worker_t *w = sig->data;
+    if (signum == SIGUSR1) {
+        /* logrotate moved the access log: write to the file by its name */
+        gw_access_log_reopen(w->ctx.access_log);
+        return;
+    }
     if (signum == SIGHUP) {
         GW_LOG_INFO("SIGHUP: reloading certificates");
         for (size_t i = 0; i < w->nlisteners; i++)
@@ -211,6 +216,7 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
                     "raise the hard limit (LimitNOFILE, ulimit -Hn) for more",
                     (unsigned long long)nofile, ctx->max_clients, cfg->max_connections);
     ctx->pool_for = pool_for;
+    gw_ctx_set_via(ctx);
     ctx->on_client_closed = on_client_closed;
     proto_queue_init(&ctx->tasks);
     proto_queue_init(&ctx->clients);
@@ -226,6 +232,7 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     start_signal(w, &w->sig_term, SIGTERM);
     start_signal(w, &w->sig_int, SIGINT);
     start_signal(w, &w->sig_hup, SIGHUP);
+    start_signal(w, &w->sig_usr1, SIGUSR1);
     uv_timer_init(&ctx->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_timer_init(&ctx->loop, &w->trim_timer);
@@ -242,7 +249,8 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
         ctx->access_log = calloc(1, sizeof(*ctx->access_log));
         if (ctx->access_log == NULL)
             return UV_ENOMEM;
-        if ((rv = gw_access_log_open(ctx->access_log, &ctx->loop, cfg->access_log)) != 0) {
+        if ((rv = gw_access_log_open(ctx->access_log, &ctx->loop, cfg->access_log,
+                                     cfg->access_log_format == CFG_LOG_JSON)) != 0) {
             GW_LOG_ERROR("access log %s: %s", cfg->access_log, uv_strerror(rv));
             free(ctx->access_log);
             ctx->access_log = NULL;

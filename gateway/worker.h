@@ -24,7 +24,7 @@ typedef struct gw_worker {
     size_t npools;
     uv_prepare_t flush; /* runs the deferred tasks once per loop turn */
     uv_idle_t kick;     /* active while tasks wait for the next turn */
-    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
     uv_timer_t trim_timer;                 /* gives memory back after a burst */
     uint32_t peak_clients, peak_exchanges; /* since the last trim */
     uv_timer_t drain_timer;                /* drain_delay, then shutdown_timeout */

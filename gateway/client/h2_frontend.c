@@ -304,7 +304,12 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
     }
     x->fe_req = r;
     x->client_addr = h->conn->peer_addr;
+    x->client_port = h->conn->peer_port;
     x->protocol = "h2";
+    if (h->conn->is_tls) {
+        x->tls_version = gw_tls_conn_version(&h->conn->tls);
+        x->sni = gw_tls_conn_sni(&h->conn->tls);
+    }
     x->weight = PROTO_WEIGHT_DEFAULT;
     if (frame->hd.flags & NGHTTP2_FLAG_PRIORITY)
         note_priority_spec(x, &frame->headers.pri_spec);
@@ -389,6 +394,7 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         .nheaders = n,
         .client_addr = c->peer_addr,
         .has_body = !is_end_stream,
+        .via = gw_ctx_via_request(c->w, 2, 0),
     };
     /* mTLS: the verified subject goes to the backend under the configured
      * name; without a certificate the name is only stripped. */

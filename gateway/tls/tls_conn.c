@@ -129,6 +129,16 @@ int gw_tls_conn_send_pending(gw_tls_conn_t *t, uv_stream_t *stream)
     return rv;
 }
 
+const char *gw_tls_conn_version(const gw_tls_conn_t *t)
+{
+    return t->ssl != NULL ? SSL_get_version(t->ssl) : NULL;
+}
+
+const char *gw_tls_conn_sni(const gw_tls_conn_t *t)
+{
+    return t->ssl != NULL ? SSL_get_servername(t->ssl, TLSEXT_NAMETYPE_host_name) : NULL;
+}
+
 void gw_tls_conn_alpn(const gw_tls_conn_t *t, char *out, size_t cap)
 {
     const unsigned char *p;

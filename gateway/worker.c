@@ -82,6 +82,18 @@ static void on_drain_timeout(uv_timer_t *timer)
     uv_stop(&w->ctx.loop);
 }
 
+#define GOAWAY_STEP_MS 1000
+
+static void on_goaway_timer(uv_timer_t *timer)
+{
+    gw_worker_t *w = timer->data;
+    for (proto_queue_t *n = w->ctx.clients.next; n != &w->ctx.clients; n = n->next) {
+        gw_client_conn_t *c = proto_container_of(n, gw_client_conn_t, all_node);
+        if (c->proto != NULL && c->proto->on_drain != NULL)
+            c->proto->on_drain(c);
+    }
+}
+
 static void on_drain_delay(uv_timer_t *timer)
 {
     GW_LOG_INFO("drain delay over: draining");
@@ -235,6 +247,8 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     start_signal(w, &w->sig_usr1, SIGUSR1);
     uv_timer_init(&ctx->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&ctx->loop, &w->goaway_timer);
+    w->goaway_timer.data = w;
     uv_timer_init(&ctx->loop, &w->trim_timer);
     w->trim_timer.data = w;
     uv_timer_start(&w->trim_timer, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
@@ -301,6 +315,9 @@ void gw_worker_drain(gw_worker_t *w)
     }
     w->is_drain_pending = 1;
     uv_timer_start(&w->drain_timer, on_drain_timeout, ctx->cfg->shutdown_timeout_ms, 0);
+    /* The second step of HTTP/2's GOAWAY for clients that did not answer
+     * the PING within a second. */
+    uv_timer_start(&w->goaway_timer, on_goaway_timer, GOAWAY_STEP_MS, 0);
     on_client_closed(ctx);
 }
 

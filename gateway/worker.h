@@ -28,6 +28,7 @@ typedef struct gw_worker {
     uv_timer_t trim_timer;                 /* gives memory back after a burst */
     uint32_t peak_clients, peak_exchanges; /* since the last trim */
     uv_timer_t drain_timer;                /* drain_delay, then shutdown_timeout */
+    uv_timer_t goaway_timer;               /* the second GOAWAY of a drain */
     int is_drain_pending; /* a signal came: not ready; listeners close after drain_delay */
     /* Liveness: every worker stamps heartbeat_ms (uv_hrtime, shared by all
      * threads) from a 250 ms timer; worker 0's admin reads the others'. */

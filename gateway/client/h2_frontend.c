@@ -28,6 +28,12 @@ typedef struct h2_client {
      * (its preface) arrive: a client reading the 101 may not be ready for
      * more than a little HTTP/2 behind it (curl 7.88 fails past 32 KiB). */
     int is_awaiting_preface;
+    /* The two-step GOAWAY of a drain: first a notice (last stream id
+     * 2^31-1) and a PING; the real last stream id once the PING comes
+     * back (one round trip: streams the client sent meanwhile are in) or
+     * when the drain asks again (1 s). */
+    int is_shutdown_noticed;
+    int is_goaway_sent;
 } h2_client_t;
 
 /* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers
@@ -472,6 +478,19 @@ static void on_priority_frame(h2_client_t *h, const nghttp2_frame *frame)
     gw_exchange_reprioritize(x, urgency, weight);
 }
 
+/* GOAWAY with the last stream the gateway will process: the client may
+ * retry any later one elsewhere. */
+static void send_final_goaway(h2_client_t *h)
+{
+    if (h->is_goaway_sent)
+        return;
+    h->is_goaway_sent = 1;
+    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
+                          nghttp2_session_get_last_proc_stream_id(h->session), NGHTTP2_NO_ERROR,
+                          NULL, 0);
+    gw_client_conn_mark_dirty(h->conn);
+}
+
 static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
     h2_client_t *h = ud;
@@ -498,6 +517,10 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
         break;
     case NGHTTP2_PRIORITY:
         on_priority_frame(h, frame);
+        break;
+    case NGHTTP2_PING:
+        if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && h->is_shutdown_noticed)
+            send_final_goaway(h);
         break;
     default:
         break;
@@ -575,9 +598,11 @@ static int h2_conn_on_flush(gw_client_conn_t *c)
 static void h2_conn_on_drain(gw_client_conn_t *c)
 {
     h2_client_t *h = c->proto_state;
-    nghttp2_submit_goaway(h->session, NGHTTP2_FLAG_NONE,
-                          nghttp2_session_get_last_proc_stream_id(h->session), NGHTTP2_NO_ERROR,
-                          NULL, 0);
+    if (!h->is_shutdown_noticed && nghttp2_submit_shutdown_notice(h->session) == 0 &&
+        nghttp2_submit_ping(h->session, NGHTTP2_FLAG_NONE, NULL) == 0)
+        h->is_shutdown_noticed = 1;
+    else
+        send_final_goaway(h);
     gw_client_conn_mark_dirty(c);
 }
 

@@ -247,10 +247,48 @@ static void note_priority_spec(gw_exchange_t *x, const nghttp2_priority_spec *sp
 
 /* Makes nghttp2 send the response DATA of urgent streams first too. Only
  * meaningful once RFC 9218 was negotiated; nghttp2 ignores it otherwise. */
+/* Most urgent levels that outrank everything else on the wire. */
+#define SEND_URGENT_MAX 2
+
+/*
+ * The client-bound send order follows the urgency that decides dispatch.
+ * For RFC 9218 clients that is nghttp2's own scheduler. For clients that
+ * keep the RFC 7540 tree (Chromium sends both signals) nghttp2 sends by the
+ * tree, so a stream whose priority field decides its urgency leaves the
+ * client's tree: it hangs off the root with a weight for its urgency, and
+ * the urgent ones (0..2) exclusively, which puts everything else below
+ * them, so a chain of background images never holds back their DATA.
+ * Newer nghttp2 (1.65+) ignores RFC 7540 data; the call is then a no-op and
+ * nothing else depends on it.
+ */
 static void apply_send_priority(h2_client_t *h, gw_exchange_t *x)
 {
-    nghttp2_extpri extpri = {.urgency = x->wait.sched.urgency, .inc = x->is_incremental};
-    nghttp2_session_change_extpri_stream_priority(h->session, x->stream_id, &extpri, 0);
+    if (!uses_rfc7540_tree(h->session)) {
+        nghttp2_extpri extpri = {.urgency = x->wait.sched.urgency, .inc = x->is_incremental};
+        nghttp2_session_change_extpri_stream_priority(h->session, x->stream_id, &extpri, 0);
+        return;
+    }
+    if (!x->has_priority_field)
+        return;
+    int urgency = x->wait.sched.urgency;
+    nghttp2_priority_spec spec;
+    nghttp2_priority_spec_init(&spec, 0, 256 - urgency * 255 / 7, urgency <= SEND_URGENT_MAX);
+    nghttp2_session_change_stream_priority(h->session, x->stream_id, &spec);
+}
+
+/* A PRIORITY frame may re-chain the tree under a stream placed by its
+ * priority field: place every such urgent stream again, in order of
+ * decreasing urgency value so that the most urgent ends on top. */
+static void reapply_field_priorities(h2_client_t *h)
+{
+    for (int u = SEND_URGENT_MAX; u >= 0; u--) {
+        for (proto_queue_t *n = h->exchanges.next; n != &h->exchanges; n = n->next) {
+            gw_exchange_t *x = proto_container_of(n, gw_exchange_t, fe_node);
+            if (x->is_started && x->has_priority_field && x->wait.sched.urgency == u &&
+                !x->is_resp_done)
+                apply_send_priority(h, x);
+        }
+    }
 }
 
 static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
@@ -471,6 +509,8 @@ static void on_priority_frame(h2_client_t *h, const nghttp2_frame *frame)
     if (x == NULL)
         return;
     note_priority_spec(x, &frame->priority.pri_spec);
+    if (uses_rfc7540_tree(h->session))
+        reapply_field_priorities(h);
     if (!x->is_started || x->has_priority_field)
         return;
     int urgency = x->wait.sched.urgency, weight = x->wait.sched.weight;

@@ -229,3 +229,29 @@ def test_reserved_connection_serves_urgent_requests_only(origin, gateway):
     run_all(c, low)
     # The background requests were served one after another.
     assert c.finished.index(low[-1]) == len(c.finished) - 1, c.finished
+
+
+def test_chromium_pattern_urgent_fetch_is_not_held_by_an_image_chain(origin, gateway):
+    """Chromium sends both signals: images `priority: u=3, i` with weight 147,
+    each exclusive on the previous one, re-chained later by PRIORITY frames;
+    then `fetch(url, {priority: 'high'})` as `u=1, i` with weight 220 whose
+    RFC 7540 parent is an image still waiting. The fetch goes next."""
+    gw = gateway(origin, "--backend-max-connections", "1")
+    c = OrderClient(gw.port)
+    blocker = occupy_backend(c, 400)
+    wait_queued(c, blocker)  # the blocker has the connection before the rest arrive
+    images, prev = [], None
+    for i in range(12):
+        sid = c.request_with_priority("/delay/20?img=%d" % i, weight=147, depends_on=prev,
+                                      exclusive=prev is not None,
+                                      headers=[("priority", "u=3, i")])
+        images.append(sid)
+        prev = sid
+    # After layout: PRIORITY frames re-chain some images (raised weight).
+    for sid in images[6:9]:
+        c.conn.prioritize(sid, weight=220, depends_on=images[2], exclusive=True)
+    c.flush()
+    urgent = c.request_with_priority("/delay/20?fetch", weight=220, depends_on=images[5],
+                                     headers=[("priority", "u=1, i")])
+    run_all(c, [blocker] + images + [urgent])
+    assert c.finished.index(urgent) == 1, c.finished

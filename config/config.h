@@ -141,6 +141,7 @@ typedef struct cfg {
     uint64_t tls_handshake_timeout_ms;
     uint64_t stream_read_timeout_ms;  /* client stopped sending its request body */
     uint64_t stream_write_timeout_ms; /* client stopped taking its response */
+    uint32_t h2_glitch_threshold;     /* HTTP/2 abuse budget per connection; 0: off */
     int log_level;                    /* enum cfg_log_level */
     char *access_log;                 /* NULL: off; "-": stdout; else a file path */
     char *config_file;                /* the file read, if any */

@@ -599,8 +599,24 @@ static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame)
 static int h2_on_invalid_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                                     int lib_error_code, void *ud)
 {
+    h2_client_t *h = ud;
     (void)session, (void)frame, (void)lib_error_code;
-    note_glitch(ud, GW_H2_GLITCH_STREAM_ERROR);
+    if (gw_h2_glitch_on_stream_error(&h->glitch, gw_ctx_now_ms(h->conn->w)))
+        glitch_trip(h);
+    return 0;
+}
+
+/* The resets nghttp2 sends without calling the above (a DATA frame beyond
+ * the request's content-length, for one) are charged as they leave. */
+static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    h2_client_t *h = ud;
+    if (frame->hd.type != NGHTTP2_RST_STREAM)
+        return 0;
+    int has_request = stream_exchange(session, frame->hd.stream_id) != NULL;
+    if (gw_h2_glitch_on_reset_sent(&h->glitch, frame->rst_stream.error_code, has_request,
+                                   gw_ctx_now_ms(h->conn->w)))
+        glitch_trip(h);
     return 0;
 }
 
@@ -704,6 +720,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, h2_on_begin_frame);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2_on_invalid_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
     gw_h2_glitch_init(&h->glitch, cfg->h2_glitch_threshold, gw_ctx_now_ms(c->w));
 
     if (nghttp2_option_new(&opt) != 0)

@@ -24,6 +24,12 @@ enum {
     FRAME_PRIORITY_UPDATE = 0x10, /* RFC 9218 */
     FLAG_END_STREAM = 0x1,
     FLAG_ACK = 0x1,
+    ERR_PROTOCOL = 0x1,
+    ERR_FLOW_CONTROL = 0x3,
+    ERR_STREAM_CLOSED = 0x5,
+    ERR_FRAME_SIZE = 0x6,
+    ERR_REFUSED_STREAM = 0x7,
+    ERR_COMPRESSION = 0x9,
 };
 
 /* The largest frame payload every peer must accept (SETTINGS_MAX_FRAME_SIZE
@@ -136,11 +142,41 @@ int gw_h2_glitch_on_frame_head(gw_h2_glitch_t *g, uint8_t type, uint8_t flags, s
     }
 }
 
+int gw_h2_glitch_on_stream_error(gw_h2_glitch_t *g, uint64_t now_ms)
+{
+    if (g->nresets_owed < UINT32_MAX)
+        g->nresets_owed++;
+    return gw_h2_glitch_add(g, GW_H2_GLITCH_STREAM_ERROR, now_ms);
+}
+
+int gw_h2_glitch_on_reset_sent(gw_h2_glitch_t *g, uint32_t code, int has_request, uint64_t now_ms)
+{
+    switch (code) {
+    case ERR_PROTOCOL:
+    case ERR_FLOW_CONTROL:
+    case ERR_STREAM_CLOSED:
+    case ERR_FRAME_SIZE:
+    case ERR_COMPRESSION:
+        break;
+    case ERR_REFUSED_STREAM:
+        if (has_request)
+            return 0; /* the gateway's own refusal: safe to retry */
+        break;
+    default:
+        return 0;
+    }
+    if (g->nresets_owed > 0) {
+        g->nresets_owed--;
+        return 0;
+    }
+    return gw_h2_glitch_add(g, GW_H2_GLITCH_STREAM_ERROR, now_ms);
+}
+
 int gw_h2_glitch_is_small_window_update(uint32_t increment, int64_t window_after,
                                         int64_t full_window)
 {
-    return increment > 0 && increment < GW_H2_GLITCH_SMALL_INCREMENT &&
-           window_after < full_window && window_after < FULL_FRAME;
+    return increment > 0 && increment < GW_H2_GLITCH_SMALL_INCREMENT && window_after < FULL_FRAME &&
+           (window_after < full_window || full_window < GW_H2_GLITCH_SMALL_INCREMENT);
 }
 
 char *gw_h2_glitch_format(const gw_h2_glitch_t *g, char *buf, size_t cap)

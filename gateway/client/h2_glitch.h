@@ -51,6 +51,9 @@ typedef struct gw_h2_glitch {
     uint32_t counts[GW_H2_GLITCH_NKINDS]; /* charged events by kind, never decayed */
     /* This window's use of the allowances. */
     uint32_t npriority, nsettings, nping, nheaders;
+    /* Stream errors charged on receipt whose RST_STREAM is still to be sent
+     * (so that the reset is not charged a second time). */
+    uint32_t nresets_owed;
     unsigned is_tripped : 1;
 } gw_h2_glitch_t;
 
@@ -70,11 +73,29 @@ int gw_h2_glitch_add(gw_h2_glitch_t *g, gw_h2_glitch_kind_t kind, uint64_t now_m
 int gw_h2_glitch_on_frame_head(gw_h2_glitch_t *g, uint8_t type, uint8_t flags, size_t length,
                                uint64_t now_ms);
 
+/* nghttp2 found a stream error in a client frame (its invalid-frame
+ * callback): charges GW_H2_GLITCH_STREAM_ERROR now, before the rest of the
+ * input is read, and remembers that the RST_STREAM it causes is paid for.
+ * Returns what gw_h2_glitch_add() returns. */
+int gw_h2_glitch_on_stream_error(gw_h2_glitch_t *g, uint64_t now_ms);
+
+/* An RST_STREAM with code (RFC 9113 7) went to the client; has_request
+ * tells whether the stream had reached the gateway as a request. Charges
+ * GW_H2_GLITCH_STREAM_ERROR for the codes only a client's fault produces
+ * (PROTOCOL_ERROR, FLOW_CONTROL_ERROR, STREAM_CLOSED, FRAME_SIZE_ERROR,
+ * COMPRESSION_ERROR, and REFUSED_STREAM for a stream refused before it
+ * became a request: over the concurrency limit), unless
+ * gw_h2_glitch_on_stream_error() already charged it. The gateway's own
+ * resets (INTERNAL_ERROR, CANCEL, REFUSED_STREAM of a request) are never
+ * charged. Returns what gw_h2_glitch_add() returns. */
+int gw_h2_glitch_on_reset_sent(gw_h2_glitch_t *g, uint32_t code, int has_request, uint64_t now_ms);
+
 /* 1 when a WINDOW_UPDATE of increment (> 0) that left the window at
- * window_after is tiny: under GW_H2_GLITCH_SMALL_INCREMENT, and the window
- * still under both the client's full window (full_window: its initial
- * window size) and one full-sized frame (16384). Updates that fill the
- * window, however small, are what honest clients send. */
+ * window_after is tiny: under GW_H2_GLITCH_SMALL_INCREMENT, with the window
+ * still under one full-sized frame (16384), and either still under the
+ * client's full window (full_window: its initial window size) or that full
+ * window itself tiny. A small update that fills a normal window again is
+ * what an honest client sends after a small response. */
 int gw_h2_glitch_is_small_window_update(uint32_t increment, int64_t window_after,
                                         int64_t full_window);
 

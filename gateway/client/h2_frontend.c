@@ -47,6 +47,10 @@ typedef struct h2_request {
 
 static const gw_frontend_ops_t h2_frontend_ops;
 
+/* The glitch budget's hooks, defined with the budget's section below. */
+static void note_glitch(h2_client_t *h, gw_h2_glitch_kind_t kind);
+static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame);
+
 static h2_client_t *client_of(const gw_exchange_t *x)
 {
     return x->fe_conn;
@@ -97,8 +101,6 @@ static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint
 
 /* Answers x with a short text error. The body goes through the same data
  * provider as a backend body, so there is one way a response leaves. */
-static void note_glitch(h2_client_t *h, gw_h2_glitch_kind_t kind);
-
 static void reply_error(gw_exchange_t *x, int status)
 {
     h2_client_t *h = client_of(x);
@@ -471,8 +473,6 @@ static void on_priority_frame(h2_client_t *h, const nghttp2_frame *frame)
     tree_priority(h, x, &urgency, &weight);
     gw_exchange_reprioritize(x, urgency, weight);
 }
-
-static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame);
 
 static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {

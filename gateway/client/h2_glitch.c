@@ -175,8 +175,12 @@ int gw_h2_glitch_on_reset_sent(gw_h2_glitch_t *g, uint32_t code, int has_request
 int gw_h2_glitch_is_small_window_update(uint32_t increment, int64_t window_after,
                                         int64_t full_window)
 {
-    return increment > 0 && increment < GW_H2_GLITCH_SMALL_INCREMENT && window_after < FULL_FRAME &&
-           (window_after < full_window || full_window < GW_H2_GLITCH_SMALL_INCREMENT);
+    if (increment == 0 || increment >= GW_H2_GLITCH_SMALL_INCREMENT || window_after >= FULL_FRAME)
+        return 0;
+    if (full_window < GW_H2_GLITCH_SMALL_INCREMENT)
+        return 1; /* a tiny window of its own: every update is tiny */
+    /* Half a window at a time is how nghttp2, h2 and browsers acknowledge. */
+    return 2 * (int64_t)increment < full_window && window_after < full_window;
 }
 
 char *gw_h2_glitch_format(const gw_h2_glitch_t *g, char *buf, size_t cap)

@@ -92,10 +92,11 @@ int gw_h2_glitch_on_reset_sent(gw_h2_glitch_t *g, uint32_t code, int has_request
 
 /* 1 when a WINDOW_UPDATE of increment (> 0) that left the window at
  * window_after is tiny: under GW_H2_GLITCH_SMALL_INCREMENT, with the window
- * still under one full-sized frame (16384), and either still under the
- * client's full window (full_window: its initial window size) or that full
- * window itself tiny. A small update that fills a normal window again is
- * what an honest client sends after a small response. */
+ * still under one full-sized frame (16384), and either the client's full
+ * window (full_window: its initial window size) itself under
+ * GW_H2_GLITCH_SMALL_INCREMENT, or the increment under half of it and the
+ * window not full again. Honest clients acknowledge half a window at a time,
+ * or fill the window again after a small response. */
 int gw_h2_glitch_is_small_window_update(uint32_t increment, int64_t window_after,
                                         int64_t full_window);
 

@@ -273,7 +273,11 @@ static void test_small_window_updates(void **state)
         {100, 16383, 65535, 1}, /* not quite */
         {1, 1, 0, 1},           /* a zero window of its own, opened by the byte */
         {100, 100, 100, 1},     /* a tiny window of its own, "filled" */
-        {1000, 1000, 1000, 1},  /* likewise */
+        {1000, 1000, 2000, 0},  /* half a small window: how honest clients ack */
+        {512, 600, 1024, 0},    /* likewise */
+        {511, 600, 1024, 1},    /* less than half */
+        {511, 1024, 1024, 0},   /* but filling it */
+        {1000, 1000, 1000, 1},  /* a window under 1024 of its own */
         {0, 0, 65535, 0},       /* zero: nghttp2's own error, not this */
         {500, -100, 65535, 1},  /* a window below zero after SETTINGS shrank it */
         {500, 70000, 65535, 0},

@@ -595,7 +595,9 @@ static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame)
 
 /* nghttp2 resets a stream (or ends the connection) for the client's
  * invalid frame: each such reset is work the client made us do for free
- * (MadeYouReset, CVE-2025-8671). */
+ * (MadeYouReset, CVE-2025-8671): malformed header blocks, a stream window
+ * overflow, streams over the concurrency limit. nghttp2 1.52 ends the whole
+ * connection for a zero WINDOW_UPDATE or DATA on a half-closed stream. */
 static int h2_on_invalid_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
                                     int lib_error_code, void *ud)
 {

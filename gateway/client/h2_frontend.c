@@ -573,11 +573,16 @@ static int h2_on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *h
     return 0;
 }
 
-/* Tiny WINDOW_UPDATEs, and resets of streams whose answer has not begun. */
+/* Tiny WINDOW_UPDATEs, resets of streams whose answer has not begun, and
+ * DATA frames of padding alone (their header does not tell). */
 static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame)
 {
     int32_t id = frame->hd.stream_id;
-    if (frame->hd.type == NGHTTP2_WINDOW_UPDATE) {
+    if (frame->hd.type == NGHTTP2_DATA) {
+        if (frame->hd.length > 0 && frame->hd.length == frame->data.padlen &&
+            !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            note_glitch(h, GW_H2_GLITCH_EMPTY_DATA);
+    } else if (frame->hd.type == NGHTTP2_WINDOW_UPDATE) {
         int64_t after = id == 0 ? nghttp2_session_get_remote_window_size(h->session)
                                 : nghttp2_session_get_stream_remote_window_size(h->session, id);
         int64_t full = id == 0 ? NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE

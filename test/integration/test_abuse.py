@@ -25,7 +25,7 @@ from conftest import SLOW, H2Client
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
 PING, GOAWAY, WINDOW_UPDATE, PRIORITY_UPDATE = 0x6, 0x7, 0x8, 0x10
-END_STREAM, END_HEADERS = 0x1, 0x4
+END_STREAM, END_HEADERS, PADDED = 0x1, 0x4, 0x8
 SETTINGS_INITIAL_WINDOW_SIZE = 0x4
 SETTINGS_NO_RFC7540_PRIORITIES = 0x9
 ENHANCE_YOUR_CALM = 0xB
@@ -176,10 +176,14 @@ def test_stream_errors_window_overflow(calm):
     check(c, 100, "stream_error")
 
 
-def test_empty_data_frames(calm):
+@pytest.mark.parametrize("padded", [False, True], ids=["bare", "padding-only"])
+def test_empty_data_frames(calm, padded):
+    """DATA frames without payload or END_STREAM on an open request; with
+    padding only, they are as empty."""
     g, check = calm()
     c = RawClient(g.port)
-    c.send([c.headers(1, "/echo", "POST", end=False)] + [frame(DATA, 0, 1)] * 300)
+    empty = frame(DATA, PADDED, 1, b"\x02\0\0") if padded else frame(DATA, 0, 1)
+    c.send([c.headers(1, "/echo", "POST", end=False)] + [empty] * 300)
     check(c, 1, "empty_data")
 
 

@@ -19,8 +19,13 @@ import time
 import hpack
 import pytest
 
+pytest.register_assert_rewrite("tlsutil")
+
 import conftest
 from conftest import SLOW, H2Client
+from tlsutil import tls_flags
+
+pytest_plugins = ["tlsutil"]
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS = 0x0, 0x1, 0x2, 0x3, 0x4
@@ -320,3 +325,22 @@ def test_h2load_is_not_cut(origin, gateway):
     assert p.returncode == 0, p.stdout + p.stderr
     assert "3000 succeeded, 0 failed" in p.stdout, p.stdout
     assert "glitch budget" not in g.stderr_text()
+
+
+def test_curl_over_tls_is_not_cut(origin, h2gw, pki):
+    """curl over TLS (ALPN h2): 100 requests one after another on one
+    connection, then 100 at once (--parallel)."""
+    curl = shutil.which("curl")
+    if curl is None:
+        pytest.skip("curl not installed")
+    g = h2gw("--listen", "127.0.0.1:0", "--backend", "127.0.0.1:%d" % origin.port,
+             "--log-level", "info", *tls_flags(pki, "default"))
+    urls = ["https://127.0.0.1:%d/echo?n=%d" % (g.port, i) for i in range(100)]
+    for extra in ([], ["--parallel", "--parallel-max", "100"]):
+        p = subprocess.run([curl, "-sS", "-k", "--http2", "--max-time", str(30 * SLOW)] + extra +
+                           [a for u in urls for a in ("-o", "/dev/null", u)] +
+                           ["-w", "%{http_code} %{http_version}\n"],
+                           capture_output=True, text=True, timeout=60 * SLOW)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split("\n")[:-1] == ["200 2"] * 100, p.stdout
+    assert "glitch budget" not in g.proc.stderr_text()

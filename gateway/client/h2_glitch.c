@@ -37,11 +37,12 @@ enum {
 #define FULL_FRAME 16384
 
 /*
- * Weights, against the default threshold of 1000. A resets its bad frame
- * causes costs a backend request or at least a stream set up and torn
- * down; floods past their allowance cost a frame each. Honest clients
- * produce none of these in numbers: a page of 100 requests all cancelled
- * (rapid_reset) or all refused with a 4xx (bad_request) reaches 500.
+ * Weights, against the default threshold of 1000. A reset the client's bad
+ * frame causes costs a stream set up and torn down, and maybe a backend
+ * request; a 4xx costs a request head parsed and answered; a flood past its
+ * allowance costs a frame each. Honest clients produce none of these in
+ * numbers: a page of 100 requests all cancelled (rapid_reset) or all
+ * refused with a 4xx (bad_request) weighs 500.
  */
 static const struct {
     const char *name;

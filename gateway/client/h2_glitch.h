@@ -41,7 +41,8 @@ typedef enum gw_h2_glitch_kind {
 #define GW_H2_GLITCH_SETTINGS_FREE 10
 #define GW_H2_GLITCH_PING_FREE 20
 
-/* A WINDOW_UPDATE below this increment is tiny, unless it fills the window. */
+/* WINDOW_UPDATEs below this increment may be tiny
+ * (gw_h2_glitch_is_small_window_update()). */
 #define GW_H2_GLITCH_SMALL_INCREMENT 1024
 
 typedef struct gw_h2_glitch {

@@ -1,4 +1,5 @@
 #include "gateway/client/h2_frontend.h"
+#include "gateway/client/h2_mem.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -812,7 +813,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_option_set_builtin_recv_extension_type(opt, NGHTTP2_PRIORITY_UPDATE);
     nghttp2_option_set_server_fallback_rfc7540_priorities(opt, 1);
 
-    if (nghttp2_session_server_new2(&h->session, cbs, h, opt) != 0)
+    if (nghttp2_session_server_new3(&h->session, cbs, h, opt, gw_h2_mem()) != 0)
         goto fail;
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);

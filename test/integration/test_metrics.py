@@ -405,3 +405,32 @@ def test_ejection_retry_and_health_checks_are_counted(origin, gateway):
     assert m.get("h2gw_upstream_connect_failures_total", backend="default") >= 1
     # The failed attempts were retried: no request ended in an error.
     assert m.total("h2gw_errors_total") == 0
+
+
+def test_glitch_budget_goaway_is_counted_as_a_flood(origin, gateway):
+    """300 PINGs at once spend the glitch budget: GOAWAY(ENHANCE_YOUR_CALM)
+    ends the connection and counts in h2gw_flood_refusals_total."""
+    g, port = start(gateway, origin)
+    s = socket.create_connection(("127.0.0.1", g.port), timeout=5 * SLOW)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + h2_frame(4, 0, 0, b"") +
+              h2_frame(6, 0, 0, b"12345678") * 300)
+    s.settimeout(5 * SLOW)
+    got = b""
+    try:
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    s.close()
+    goaways = []
+    while len(got) >= 9:
+        n = struct.unpack(">I", b"\0" + got[:3])[0]
+        if got[3] == 7 and n >= 8:  # GOAWAY: last stream id, error code
+            goaways.append(struct.unpack(">I", got[13:17])[0])
+        got = got[9 + n:]
+    assert goaways == [0xB], goaways  # ENHANCE_YOUR_CALM
+    m = wait_for(port, lambda m: m.get("h2gw_flood_refusals_total") == 1, "one flood")
+    assert m.total("h2gw_client_connections") == 0

@@ -198,7 +198,26 @@ int gw_listener_start(gw_listener_t *l, gw_ctx_t *w, const cfg_listener_t *cfg, 
     uv_tcp_init(&w->loop, &l->tcp);
     l->tcp.data = l;
     l->is_listening = 1; /* the handle exists from here on and must be closed */
-    int fd = bind_shared(&ss, w->cfg->workers > 1);
+    int is_shared = w->cfg->workers > 1;
+    int fd = 0;
+    if (is_shared && w->index == 0 && bind_port != 0) {
+        /* SO_REUSEPORT would let this bind join a socket another process
+         * (another h2gw with several workers) holds, and the two would
+         * split the traffic silently: worker 0 binds alone first, which
+         * fails if anyone holds the port, then lets go for the shared
+         * sockets. */
+        fd = bind_shared(&ss, 0);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (fd >= 0)
+        fd = bind_shared(&ss, is_shared);
+    if (fd == UV_EADDRINUSE) {
+        GW_LOG_ERROR("listener %s: address %s%s%s:%u is already in use by another process", l->name,
+                     ss.ss_family == AF_INET6 ? "[" : "", a->host[0] ? a->host : "0.0.0.0",
+                     ss.ss_family == AF_INET6 ? "]" : "", bind_port);
+        return fd;
+    }
     rv = fd < 0 ? fd : uv_tcp_open(&l->tcp, fd);
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);

@@ -135,6 +135,70 @@ static void watch_certificates(gw_listener_t *l)
     free(dirs);
 }
 
+typedef struct closing_watches {
+    uv_fs_event_t *watches;
+    size_t left;
+} closing_watches_t;
+
+static void on_watch_closed(uv_handle_t *handle)
+{
+    closing_watches_t *cw = handle->data;
+    if (--cw->left > 0)
+        return;
+    free(cw->watches);
+    free(cw);
+}
+
+/* Closes the watches; the array is freed once the last has closed.
+ * Returns -1 (the watches stay) when out of memory. */
+static int unwatch_certificates(gw_listener_t *l)
+{
+    if (l->nwatches == 0) {
+        free(l->watches);
+        l->watches = NULL;
+        return 0;
+    }
+    closing_watches_t *cw = malloc(sizeof(*cw));
+    if (cw == NULL)
+        return -1;
+    cw->watches = l->watches;
+    cw->left = l->nwatches;
+    for (size_t i = 0; i < l->nwatches; i++) {
+        l->watches[i].data = cw;
+        uv_close((uv_handle_t *)&l->watches[i], on_watch_closed);
+    }
+    l->watches = NULL;
+    l->nwatches = 0;
+    return 0;
+}
+
+int gw_listener_update(gw_listener_t *l, const cfg_listener_t *cfg)
+{
+    if (!l->is_listening)
+        return 0;
+    /* A TLS context keeps nothing of the snapshot it was made from, so the
+     * listener may follow the new one even if its certificates fail to
+     * load (the old context then stays). */
+    l->cfg = cfg;
+    l->origin.cfg = cfg;
+    int rv = 0;
+    if (cfg->ncerts == 0) {
+        gw_tls_ctx_unref(l->origin.tls);
+        l->origin.tls = NULL;
+    } else if (load_tls(l) != 0) {
+        GW_LOG_ERROR("listener %s: keeping the previous certificates", l->name);
+        rv = -1;
+    }
+    if (l->origin.tls != NULL && !l->has_reload_timer) {
+        uv_timer_init(&l->w->loop, &l->reload_timer);
+        l->reload_timer.data = l;
+        l->has_reload_timer = 1;
+    }
+    if (unwatch_certificates(l) == 0 && l->origin.tls != NULL && cfg->watch_certificates)
+        watch_certificates(l);
+    return rv;
+}
+
 /* ---- accepting ---- */
 
 /* A listening socket that other workers' sockets may share (SO_REUSEPORT):

@@ -188,6 +188,9 @@ int gw_listener_update(gw_listener_t *l, const cfg_listener_t *cfg)
     } else if (load_tls(l) != 0) {
         GW_LOG_ERROR("listener %s: keeping the previous certificates", l->name);
         rv = -1;
+    } else if (l->w->index == 0) {
+        GW_LOG_INFO("listener %s: certificates reloaded (%s)", l->name,
+                    gw_tls_ctx_subject(l->origin.tls, NULL));
     }
     if (l->origin.tls != NULL && !l->has_reload_timer) {
         uv_timer_init(&l->w->loop, &l->reload_timer);

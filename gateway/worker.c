@@ -256,8 +256,9 @@ static void on_reap_timer(uv_timer_t *timer)
                 for (size_t i = 0; i < g->npools; i++)
                     gw_pool_close_all(&g->pools[i]);
                 g->is_closed = 1;
-                GW_LOG_DEBUG("worker %d: the previous configuration's pools are closed",
-                             w->ctx.index);
+                GW_LOG_INFO("worker %d: the pools of a previous configuration are unused: "
+                            "closed",
+                            w->ctx.index);
             }
         }
         link = &g->next;

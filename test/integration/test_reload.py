@@ -105,7 +105,7 @@ def test_sighup_switches_route_while_an_old_stream_finishes(tmp_path, origins, g
     a, b = origins
     path = tmp_path / "gw.conf"
     write(path, conf_text(a.port, b.port, "a"))
-    p = gw(path)
+    p = gw(path, "--log-level", "info")
     old = H2Client(p.port)
     assert old.get("/echo").status == 200
     a.reset_stats()
@@ -119,15 +119,17 @@ def test_sighup_switches_route_while_an_old_stream_finishes(tmp_path, origins, g
             new.get("/echo").assert_ok()
     # A new exchange on a connection opened before the reload: new route.
     old.get("/echo").assert_ok()
+    # The old pool serves its exchange in flight: not closed yet.
+    assert "pools of a previous configuration are unused" not in p.stderr_text()
     resp = old.run([slow], timeout=10)[0]
     resp.assert_ok()
     assert bytes(resp.body) == b"delayed 1500\n"
     assert requests_seen(a) == 1  # the /delay request only
     assert requests_seen(b) == 4
-    # The old pool goes once its last exchange is done; the gateway lives on.
-    time.sleep(0.6)
-    assert old.get("/echo").status == 200
-    assert p.alive()
+    # Its last exchange done, the old pool is closed (and freed after).
+    wait_log(p, "pools of a previous configuration are unused")
+    with H2Client(p.port) as c:
+        c.get("/echo").assert_ok()
 
 
 def test_broken_config_keeps_the_running_one(tmp_path, origins, gw):
@@ -309,3 +311,24 @@ def test_second_gateway_on_a_held_port_refuses_to_start(tmp_path, origins, gw):
     # The first one still serves.
     with H2Client(first.port) as c:
         c.get("/echo").assert_ok()
+
+
+def test_sighup_reopens_the_access_log(tmp_path, origins, gw):
+    """After a rotation (the file renamed), SIGHUP opens the file again."""
+    a, b = origins
+    log = tmp_path / "access.log"
+    path = tmp_path / "gw.conf"
+    write(path, "[gateway]\naccess_log = %s\n" % log + conf_text(a.port, b.port, "a"))
+    p = gw(path)
+    with H2Client(p.port) as c:
+        c.get("/echo?before").assert_ok()
+    os.rename(str(log), str(tmp_path / "access.log.1"))
+    reload(p)
+    with H2Client(p.port) as c:
+        c.get("/echo?after").assert_ok()
+    deadline = time.monotonic() + 5 * SLOW
+    while not (log.exists() and "/echo?after" in log.read_text()):
+        assert time.monotonic() < deadline, "no line in the reopened log"
+        time.sleep(0.05)
+    assert "/echo?before" not in log.read_text()
+    assert "/echo?before" in (tmp_path / "access.log.1").read_text()

@@ -83,10 +83,27 @@ static int same_addr(const cfg_addr_t *a, const cfg_addr_t *b)
     return a->port == b->port && strcmp(a->host, b->host) == 0;
 }
 
-/* What a reload cannot change: the sockets and threads made at start. */
+static void format_addr(const cfg_addr_t *a, char *buf, size_t cap)
+{
+    const char *host = a->host[0] ? a->host : "0.0.0.0";
+    if (strchr(host, ':') != NULL)
+        snprintf(buf, cap, "[%s]:%u", host, a->port);
+    else
+        snprintf(buf, cap, "%s:%u", host, a->port);
+}
+
+/* "[listen NAME]" or "[listen]" (the one --listen makes). */
+static void listener_str(const cfg_listener_t *l, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "[listen%s%s]", l->name[0] ? " " : "", l->name);
+}
+
+/* What a reload cannot change: the sockets and threads made at start.
+ * Listeners are matched by name. */
 static int check_unchanged(const cfg_t *cfg, const cfg_t *running, FILE *err)
 {
     int nerr = 0;
+    char s[CFG_NAME_MAX + 16], a1[CFG_HOST_MAX + 16], a2[CFG_HOST_MAX + 16];
     if (cfg->workers != running->workers) {
         fprintf(err, "h2gw: workers cannot change on reload (%u, running %u): restart to apply\n",
                 cfg->workers, running->workers);
@@ -97,17 +114,43 @@ static int check_unchanged(const cfg_t *cfg, const cfg_t *running, FILE *err)
         fprintf(err, "h2gw: the admin address cannot change on reload: restart to apply\n");
         nerr++;
     }
-    int is_same = cfg->nlisteners == running->nlisteners;
-    for (size_t i = 0; is_same && i < cfg->nlisteners; i++) {
-        const cfg_listener_t *a = &cfg->listeners[i], *b = &running->listeners[i];
-        is_same = strcmp(a->name, b->name) == 0 && same_addr(&a->addr, &b->addr);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const cfg_listener_t *l = &cfg->listeners[i];
+        const cfg_listener_t *r = gw_reload_find_listener(running, l->name);
+        listener_str(l, s, sizeof(s));
+        if (r == NULL) {
+            print_where(cfg, l->line, err);
+            fprintf(err, "%s is new: listeners cannot be added on reload: restart to apply\n", s);
+            nerr++;
+        } else if (!same_addr(&l->addr, &r->addr)) {
+            format_addr(&l->addr, a1, sizeof(a1));
+            format_addr(&r->addr, a2, sizeof(a2));
+            print_where(cfg, l->line, err);
+            fprintf(err,
+                    "%s address %s (running %s): a listener's address cannot change on "
+                    "reload: restart to apply\n",
+                    s, a1, a2);
+            nerr++;
+        }
     }
-    if (!is_same) {
-        fprintf(err, "h2gw: listeners cannot be added, removed or moved to another address on "
-                     "reload (the running ones are kept): restart to apply\n");
+    for (size_t i = 0; i < running->nlisteners; i++) {
+        if (gw_reload_find_listener(cfg, running->listeners[i].name) != NULL)
+            continue;
+        listener_str(&running->listeners[i], s, sizeof(s));
+        fprintf(err, "h2gw: %s is gone: listeners cannot be removed on reload: restart to apply\n",
+                s);
         nerr++;
     }
     return nerr;
+}
+
+const cfg_listener_t *gw_reload_find_listener(const cfg_t *cfg, const char *name)
+{
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (strcmp(cfg->listeners[i].name, name) == 0)
+            return &cfg->listeners[i];
+    }
+    return NULL;
 }
 
 /* Logs each line of what a checker printed. */

@@ -27,4 +27,9 @@ int gw_reload_check_tls(const cfg_t *cfg, FILE *err);
  * NULL when anything failed. */
 const cfg_t *gw_reload_load(int argc, char **argv, const cfg_t *running);
 
+/* The listener of cfg named name, or NULL. A reload matches the running
+ * listeners to the new ones by name (gw_reload_load made sure each has
+ * one at the same address). */
+const cfg_listener_t *gw_reload_find_listener(const cfg_t *cfg, const char *name);
+
 #endif

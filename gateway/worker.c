@@ -323,8 +323,12 @@ static int apply_config(gw_worker_t *w, const cfg_t *cfg)
     w->npools = n;
     ctx->access_log = log;
     ctx->max_clients = client_budget(cfg, w->nofile);
-    for (size_t i = 0; i < w->nlisteners; i++)
-        gw_listener_update(&w->listeners[i], &cfg->listeners[i]);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        /* Same names, same addresses: gw_reload_load refused anything else. */
+        const cfg_listener_t *l = gw_reload_find_listener(cfg, w->listeners[i].cfg->name);
+        if (l != NULL)
+            gw_listener_update(&w->listeners[i], l);
+    }
     return 0;
 
 undo:

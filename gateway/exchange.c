@@ -139,6 +139,8 @@ void gw_exchange_free(gw_exchange_t *x)
     proto_buf_free(&x->resp_body);
     proto_buf_free(&x->replay);
     free(x->trailers);
+    if (x->pool != NULL)
+        x->pool->nexchanges--;
     x->w->nexchanges--;
     free(x);
 }
@@ -220,6 +222,7 @@ static void submit(gw_exchange_t *x)
 void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool)
 {
     x->pool = pool;
+    pool->nexchanges++;
     x->is_started = 1;
     x->retries_left = pool->bcfg->retries;
     if (x->head.content_length > 0 && is_over_body_limit(x, (uint64_t)x->head.content_length)) {

@@ -139,7 +139,7 @@ static void drop_conn(gw_exchange_t *x, int is_reusable)
 static void count_request(const gw_exchange_t *x)
 {
     gw_metrics_t *m = &x->w->metrics;
-    gw_metrics_backend_t *b = x->pool != NULL ? x->pool->metrics : gw_metrics_backend(m, SIZE_MAX);
+    gw_metrics_backend_t *b = x->pool != NULL ? x->pool->metrics : &m->no_backend;
     int proto = gw_metrics_protocol(x->protocol);
     if (proto < GW_M_PROTOCOLS) {
         int status = x->is_refused ? 0 : x->resp_status;
@@ -171,6 +171,8 @@ void gw_exchange_free(gw_exchange_t *x)
     proto_buf_free(&x->resp_body);
     proto_buf_free(&x->replay);
     free(x->trailers);
+    if (x->pool != NULL)
+        x->pool->nexchanges--;
     x->w->nexchanges--;
     free(x);
 }
@@ -253,6 +255,7 @@ static void submit(gw_exchange_t *x)
 void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool)
 {
     x->pool = pool;
+    pool->nexchanges++;
     x->is_started = 1;
     x->retries_left = pool->bcfg->retries;
     if (x->head.content_length > 0 && is_over_body_limit(x, (uint64_t)x->head.content_length)) {

@@ -321,19 +321,43 @@ static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
 static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                                size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-    (void)stream_id, (void)ud;
+    (void)stream_id, (void)ud, (void)buf;
     gw_exchange_t *x = src->ptr;
-    size_t n = gw_exchange_resp_read(x, buf, len);
-    if (n == 0 && !x->is_resp_done) {
+    size_t avail = proto_buf_len(&x->resp_body);
+    if (avail == 0 && !x->is_resp_done) {
         x->is_deferred = 1; /* resumed by fe_on_body() */
         return NGHTTP2_ERR_DEFERRED;
     }
-    if (x->is_resp_done && proto_buf_len(&x->resp_body) == 0) {
+    size_t n = avail < len ? avail : len;
+    /* The bytes go from the response buffer straight into the connection's
+     * output in h2_on_send_data, not through nghttp2's frame buffer. */
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (x->is_resp_done && n == avail) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         if (x->ntrailers > 0 && submit_trailers(session, x) == 0)
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
     return (ssize_t)n;
+}
+
+/* RFC 9113 4.1: every frame starts with a 9-byte header. */
+#define H2_FRAME_HDLEN 9
+
+/* A DATA frame whose payload h2_on_data_read left in place: its header and
+ * payload go into the output in one piece (no padding is ever chosen). */
+static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                           size_t length, nghttp2_data_source *src, void *ud)
+{
+    (void)session, (void)frame;
+    h2_client_t *h = ud;
+    uint8_t *at = gw_client_conn_out_space(h->conn, H2_FRAME_HDLEN + length);
+    if (at == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    memcpy(at, framehd, H2_FRAME_HDLEN);
+    if (gw_exchange_resp_read(src->ptr, at + H2_FRAME_HDLEN, length) != length)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
 }
 
 /* ---- requests from the client ---- */
@@ -811,6 +835,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, h2_on_begin_frame);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2_on_invalid_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, h2_on_send_data);
     gw_h2_glitch_init(&h->glitch, cfg->h2_glitch_threshold, gw_ctx_now_ms(c->w));
 
     if (nghttp2_option_new(&opt) != 0)

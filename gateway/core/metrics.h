@@ -30,6 +30,7 @@ enum { GW_M_H2, GW_M_HTTP1, GW_M_PROTO_NONE };
 #define GW_M_URGENCIES 8   /* RFC 9218 urgency 0..7 */
 #define GW_M_ERRORS_MAX 32 /* >= GW_E_COUNT, checked where gw_err is known */
 #define GW_M_BUCKETS 17    /* 16 bounds and +Inf */
+#define GW_M_NAME_MAX 64   /* a backend name (CFG_NAME_MAX) */
 
 typedef _Atomic uint64_t gw_mcounter_t;
 typedef _Atomic int64_t gw_mgauge_t;
@@ -42,8 +43,13 @@ typedef struct gw_mhist {
     gw_mcounter_t sum_ns;
 } gw_mhist_t;
 
-/* One backend, as one worker sees it. */
+/* One backend, as one worker sees it, by name: a reload may add, remove
+ * or reorder backends, and a backend's counters go on under its name. */
 typedef struct gw_metrics_backend {
+    /* The worker's list: appended to by its thread (a release store),
+     * walked by the scraper (acquire loads); never shortened. */
+    struct gw_metrics_backend *_Atomic next;
+    char name[GW_M_NAME_MAX];
     gw_mcounter_t requests[GW_M_PROTOCOLS][GW_M_CLASSES];
     gw_mhist_t request_duration;
     gw_mhist_t connect_duration;
@@ -55,10 +61,11 @@ typedef struct gw_metrics_backend {
 } gw_metrics_backend_t;
 
 typedef struct gw_metrics {
-    /* One per configured backend, then one for requests that never got
-     * one (refused by the frontend before routing). */
-    gw_metrics_backend_t *backends;
-    size_t nbackends;
+    /* Every backend name the worker has had a pool for, in order; and the
+     * counters of requests that never got a backend (refused by the
+     * frontend before routing). */
+    gw_metrics_backend_t *_Atomic backends;
+    gw_metrics_backend_t no_backend;
     gw_mhist_t queue_wait[GW_M_URGENCIES];
     gw_mgauge_t client_conns[GW_M_CONN_PROTOCOLS];
     gw_mcounter_t client_conns_total;
@@ -70,10 +77,15 @@ typedef struct gw_metrics {
     gw_mcounter_t config_reloads_ok, config_reloads_failed;
 } gw_metrics_t;
 
-/* Allocates the per-backend counters. Returns 0 or -1 (out of memory).
- * The memory must outlive every reader: the process frees it after every
- * worker thread has ended (gw_metrics_free). */
-int gw_metrics_init(gw_metrics_t *m, size_t nbackends);
+/* Sets m to zero. */
+void gw_metrics_init(gw_metrics_t *m);
+
+/* The counters of backend name, added to m's list the first time (by the
+ * worker's own thread only). Returns NULL when out of memory. */
+gw_metrics_backend_t *gw_metrics_backend(gw_metrics_t *m, const char *name);
+
+/* Frees the backends' counters. They must outlive every reader: the
+ * process frees them after every worker thread has ended. */
 void gw_metrics_free(gw_metrics_t *m);
 
 /* The bucket bounds in nanoseconds, in order; the last bucket is +Inf. */
@@ -117,13 +129,6 @@ static inline void gw_metrics_observe(gw_mhist_t *h, uint64_t ns)
         i++;
     gw_metrics_inc(&h->buckets[i]);
     gw_metrics_add(&h->sum_ns, ns);
-}
-
-/* The counters of backend index i; i == nbackends (or a NULL backend) is
- * the slot for requests without one. */
-static inline gw_metrics_backend_t *gw_metrics_backend(gw_metrics_t *m, size_t i)
-{
-    return &m->backends[i < m->nbackends ? i : m->nbackends];
 }
 
 /* "h2" or "http/1.1" (the access log's protocol names). */

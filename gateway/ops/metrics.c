@@ -69,6 +69,17 @@ static void family(page_t *p, const char *name, const char *type, const char *he
 
 /* ---- sums over the workers ---- */
 
+/* What one scrape reads: every backend name any worker has counters for
+ * (in order of first appearance), and for each the counters of every
+ * worker (NULL: that worker never had the backend); the last slot is the
+ * requests without a backend, named "-". */
+typedef struct view {
+    const gw_metrics_scrape_t *s;
+    const char **names;
+    size_t nnamed;                      /* slots with a backend name */
+    const gw_metrics_backend_t **slots; /* [nnamed + 1][nworkers] */
+} view_t;
+
 static uint64_t load(const gw_mcounter_t *c)
 {
     return atomic_load_explicit(c, memory_order_relaxed);
@@ -80,53 +91,63 @@ static int64_t load_gauge(const gw_mgauge_t *g)
 }
 
 /* The counter at byte offset off in every worker's gw_metrics_t. */
-static uint64_t sum(const gw_metrics_scrape_t *s, size_t off)
+static uint64_t sum(const view_t *v, size_t off)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < s->nworkers; i++)
-        total += load((const gw_mcounter_t *)((const char *)s->workers[i] + off));
+    for (size_t i = 0; i < v->s->nworkers; i++)
+        total += load((const gw_mcounter_t *)((const char *)v->s->workers[i] + off));
     return total;
 }
 
-static int64_t sum_gauge(const gw_metrics_scrape_t *s, size_t off)
+static int64_t sum_gauge(const view_t *v, size_t off)
 {
     int64_t total = 0;
-    for (size_t i = 0; i < s->nworkers; i++)
-        total += load_gauge((const gw_mgauge_t *)((const char *)s->workers[i] + off));
+    for (size_t i = 0; i < v->s->nworkers; i++)
+        total += load_gauge((const gw_mgauge_t *)((const char *)v->s->workers[i] + off));
     return total;
 }
 
-/* Backend b's counter at offset off of gw_metrics_backend_t. */
-static const void *backend_field(const gw_metrics_t *m, size_t b, size_t off)
+/* Worker i's counters of slot b, or NULL. */
+static const gw_metrics_backend_t *slot(const view_t *v, size_t b, size_t i)
 {
-    return (const char *)&m->backends[b] + off;
+    return v->slots[b * v->s->nworkers + i];
 }
 
-static uint64_t sum_backend(const gw_metrics_scrape_t *s, size_t b, size_t off)
+/* Slot b's counter at offset off of gw_metrics_backend_t, summed. */
+static uint64_t sum_backend(const view_t *v, size_t b, size_t off)
 {
     uint64_t total = 0;
-    for (size_t i = 0; i < s->nworkers; i++)
-        total += load(backend_field(s->workers[i], b, off));
+    for (size_t i = 0; i < v->s->nworkers; i++) {
+        const gw_metrics_backend_t *mb = slot(v, b, i);
+        if (mb != NULL)
+            total += load((const gw_mcounter_t *)((const char *)mb + off));
+    }
     return total;
 }
 
-static int64_t sum_backend_gauge(const gw_metrics_scrape_t *s, size_t b, size_t off)
+static int64_t sum_backend_gauge(const view_t *v, size_t b, size_t off)
 {
     int64_t total = 0;
-    for (size_t i = 0; i < s->nworkers; i++)
-        total += load_gauge(backend_field(s->workers[i], b, off));
+    for (size_t i = 0; i < v->s->nworkers; i++) {
+        const gw_metrics_backend_t *mb = slot(v, b, i);
+        if (mb != NULL)
+            total += load_gauge((const gw_mgauge_t *)((const char *)mb + off));
+    }
     return total;
 }
 
-/* One histogram summed over the workers: at(worker) finds it. */
-typedef const gw_mhist_t *(*hist_at_t)(const gw_metrics_t *m, size_t arg);
+/* One histogram summed over the workers: at(worker) finds it (NULL: the
+ * worker has none). */
+typedef const gw_mhist_t *(*hist_at_t)(const view_t *v, size_t worker, size_t arg);
 
-static void put_histogram(page_t *p, const gw_metrics_scrape_t *s, const char *name,
-                          const char *label, const char *value, hist_at_t at, size_t arg)
+static void put_histogram(page_t *p, const view_t *v, const char *name, const char *label,
+                          const char *value, hist_at_t at, size_t arg)
 {
     uint64_t buckets[GW_M_BUCKETS] = {0}, sum_ns = 0;
-    for (size_t i = 0; i < s->nworkers; i++) {
-        const gw_mhist_t *h = at(s->workers[i], arg);
+    for (size_t i = 0; i < v->s->nworkers; i++) {
+        const gw_mhist_t *h = at(v, i, arg);
+        if (h == NULL)
+            continue;
         for (size_t k = 0; k < GW_M_BUCKETS; k++)
             buckets[k] += load(&h->buckets[k]);
         sum_ns += load(&h->sum_ns);
@@ -151,19 +172,21 @@ static void put_histogram(page_t *p, const gw_metrics_scrape_t *s, const char *n
     put(p, "\"} %llu\n", (unsigned long long)cumulative);
 }
 
-static const gw_mhist_t *request_duration_at(const gw_metrics_t *m, size_t b)
+static const gw_mhist_t *request_duration_at(const view_t *v, size_t i, size_t b)
 {
-    return &m->backends[b].request_duration;
+    const gw_metrics_backend_t *mb = slot(v, b, i);
+    return mb != NULL ? &mb->request_duration : NULL;
 }
 
-static const gw_mhist_t *connect_duration_at(const gw_metrics_t *m, size_t b)
+static const gw_mhist_t *connect_duration_at(const view_t *v, size_t i, size_t b)
 {
-    return &m->backends[b].connect_duration;
+    const gw_metrics_backend_t *mb = slot(v, b, i);
+    return mb != NULL ? &mb->connect_duration : NULL;
 }
 
-static const gw_mhist_t *queue_wait_at(const gw_metrics_t *m, size_t u)
+static const gw_mhist_t *queue_wait_at(const view_t *v, size_t i, size_t u)
 {
-    return &m->queue_wait[u];
+    return &v->s->workers[i]->queue_wait[u];
 }
 
 /* ---- the page ---- */
@@ -173,33 +196,32 @@ static const char *const class_names[GW_M_CLASSES] = {"1xx", "2xx", "3xx", "4xx"
 
 /* The backend label of slot b: its name, or "-" for requests that never
  * reached a backend. */
-static const char *backend_name(const gw_metrics_scrape_t *s, size_t b)
+static const char *backend_name(const view_t *v, size_t b)
 {
-    return b < s->cfg->nbackends ? s->cfg->backends[b].name : "-";
+    return b < v->nnamed ? v->names[b] : "-";
 }
 
 /* One counter per configured backend. */
-static void put_backend_counter(page_t *p, const gw_metrics_scrape_t *s, const char *name,
-                                const char *help, size_t off)
+static void put_backend_counter(page_t *p, const view_t *v, const char *name, const char *help,
+                                size_t off)
 {
     family(p, name, "counter", help);
-    for (size_t b = 0; b < s->cfg->nbackends; b++) {
+    for (size_t b = 0; b < v->nnamed; b++) {
         put(p, "%s{backend=\"", name);
-        put_label_value(p, backend_name(s, b));
-        put(p, "\"} %llu\n", (unsigned long long)sum_backend(s, b, off));
+        put_label_value(p, backend_name(v, b));
+        put(p, "\"} %llu\n", (unsigned long long)sum_backend(v, b, off));
     }
 }
 
-static void put_counter(page_t *p, const gw_metrics_scrape_t *s, const char *name, const char *help,
-                        size_t off)
+static void put_counter(page_t *p, const view_t *v, const char *name, const char *help, size_t off)
 {
     family(p, name, "counter", help);
-    put(p, "%s %llu\n", name, (unsigned long long)sum(s, off));
+    put(p, "%s %llu\n", name, (unsigned long long)sum(v, off));
 }
 
-static void put_requests(page_t *p, const gw_metrics_scrape_t *s)
+static void put_requests(page_t *p, const view_t *v)
 {
-    size_t nslots = s->cfg->nbackends + 1;
+    size_t nslots = v->nnamed + 1;
     family(p, "h2gw_requests_total", "counter",
            "Requests ended, by backend (\"-\": none), client protocol and the status class "
            "the client got (\"none\": refused or reset without one).");
@@ -209,20 +231,20 @@ static void put_requests(page_t *p, const gw_metrics_scrape_t *s)
                 size_t off = offsetof(gw_metrics_backend_t, requests) +
                              ((size_t)proto * GW_M_CLASSES + (size_t)k) * sizeof(gw_mcounter_t);
                 put(p, "h2gw_requests_total{backend=\"");
-                put_label_value(p, backend_name(s, b));
+                put_label_value(p, backend_name(v, b));
                 put(p, "\",code_class=\"%s\",protocol=\"%s\"} %llu\n", class_names[k],
-                    protocol_names[proto], (unsigned long long)sum_backend(s, b, off));
+                    protocol_names[proto], (unsigned long long)sum_backend(v, b, off));
             }
         }
     }
     family(p, "h2gw_request_duration_seconds", "histogram",
            "Time from a request's head to the end of its exchange, by backend.");
     for (size_t b = 0; b < nslots; b++)
-        put_histogram(p, s, "h2gw_request_duration_seconds", "backend", backend_name(s, b),
+        put_histogram(p, v, "h2gw_request_duration_seconds", "backend", backend_name(v, b),
                       request_duration_at, b);
 }
 
-static void put_queue(page_t *p, const gw_metrics_scrape_t *s)
+static void put_queue(page_t *p, const view_t *v)
 {
     family(p, "h2gw_queue_wait_seconds", "histogram",
            "Time a request waited in its backend's queue for a connection, by the RFC 9218 "
@@ -230,18 +252,18 @@ static void put_queue(page_t *p, const gw_metrics_scrape_t *s)
     for (size_t u = 0; u < GW_M_URGENCIES; u++) {
         char value[4];
         snprintf(value, sizeof(value), "%zu", u);
-        put_histogram(p, s, "h2gw_queue_wait_seconds", "urgency", value, queue_wait_at, u);
+        put_histogram(p, v, "h2gw_queue_wait_seconds", "urgency", value, queue_wait_at, u);
     }
     family(p, "h2gw_queue_length", "gauge", "Requests waiting for a backend connection.");
-    for (size_t b = 0; b < s->cfg->nbackends; b++) {
+    for (size_t b = 0; b < v->nnamed; b++) {
         put(p, "h2gw_queue_length{backend=\"");
-        put_label_value(p, backend_name(s, b));
+        put_label_value(p, backend_name(v, b));
         put(p, "\"} %lld\n",
-            (long long)sum_backend_gauge(s, b, offsetof(gw_metrics_backend_t, queue_length)));
+            (long long)sum_backend_gauge(v, b, offsetof(gw_metrics_backend_t, queue_length)));
     }
 }
 
-static void put_upstream(page_t *p, const gw_metrics_scrape_t *s)
+static void put_upstream(page_t *p, const view_t *v)
 {
     static const struct {
         const char *name;
@@ -253,129 +275,177 @@ static void put_upstream(page_t *p, const gw_metrics_scrape_t *s)
     };
     family(p, "h2gw_upstream_connections", "gauge",
            "Backend connections, by state (idle in the pool, busy with a request, connecting).");
-    for (size_t b = 0; b < s->cfg->nbackends; b++) {
+    for (size_t b = 0; b < v->nnamed; b++) {
         for (size_t k = 0; k < sizeof(states) / sizeof(states[0]); k++) {
             put(p, "h2gw_upstream_connections{backend=\"");
-            put_label_value(p, backend_name(s, b));
+            put_label_value(p, backend_name(v, b));
             put(p, "\",state=\"%s\"} %lld\n", states[k].name,
-                (long long)sum_backend_gauge(s, b, states[k].off));
+                (long long)sum_backend_gauge(v, b, states[k].off));
         }
     }
     family(p, "h2gw_upstream_connect_duration_seconds", "histogram",
            "Time to open a backend connection (TCP, and TLS with tls = on).");
-    for (size_t b = 0; b < s->cfg->nbackends; b++)
-        put_histogram(p, s, "h2gw_upstream_connect_duration_seconds", "backend", backend_name(s, b),
+    for (size_t b = 0; b < v->nnamed; b++)
+        put_histogram(p, v, "h2gw_upstream_connect_duration_seconds", "backend", backend_name(v, b),
                       connect_duration_at, b);
-    put_backend_counter(p, s, "h2gw_upstream_connects_total", "Backend connections opened.",
+    put_backend_counter(p, v, "h2gw_upstream_connects_total", "Backend connections opened.",
                         offsetof(gw_metrics_backend_t, connects));
-    put_backend_counter(p, s, "h2gw_upstream_connect_failures_total",
+    put_backend_counter(p, v, "h2gw_upstream_connect_failures_total",
                         "Backend connections that failed to open.",
                         offsetof(gw_metrics_backend_t, connect_failures));
-    put_backend_counter(p, s, "h2gw_upstream_reuses_total",
+    put_backend_counter(p, v, "h2gw_upstream_reuses_total",
                         "Requests sent on an idle keep-alive connection.",
                         offsetof(gw_metrics_backend_t, reuses));
-    put_backend_counter(p, s, "h2gw_upstream_retries_total",
+    put_backend_counter(p, v, "h2gw_upstream_retries_total",
                         "Requests tried again after a failed attempt.",
                         offsetof(gw_metrics_backend_t, retries));
-    put_backend_counter(p, s, "h2gw_backend_ejections_total",
+    put_backend_counter(p, v, "h2gw_backend_ejections_total",
                         "Servers ejected by passive health checks (outlier detection).",
                         offsetof(gw_metrics_backend_t, ejections));
     family(p, "h2gw_health_checks_total", "counter", "Active health checks, by result.");
-    for (size_t b = 0; b < s->cfg->nbackends; b++) {
+    for (size_t b = 0; b < v->nnamed; b++) {
         for (int is_fail = 0; is_fail < 2; is_fail++) {
             size_t off = is_fail ? offsetof(gw_metrics_backend_t, health_fail)
                                  : offsetof(gw_metrics_backend_t, health_pass);
             put(p, "h2gw_health_checks_total{backend=\"");
-            put_label_value(p, backend_name(s, b));
+            put_label_value(p, backend_name(v, b));
             put(p, "\",result=\"%s\"} %llu\n", is_fail ? "fail" : "pass",
-                (unsigned long long)sum_backend(s, b, off));
+                (unsigned long long)sum_backend(v, b, off));
         }
     }
 }
 
-static void put_clients(page_t *p, const gw_metrics_scrape_t *s)
+static void put_clients(page_t *p, const view_t *v)
 {
     family(p, "h2gw_client_connections", "gauge",
            "Open client connections, by protocol (\"none\": not chosen yet: TLS handshake "
            "or preface sniff).");
     for (int k = 0; k < GW_M_CONN_PROTOCOLS; k++)
         put(p, "h2gw_client_connections{protocol=\"%s\"} %lld\n", protocol_names[k],
-            (long long)sum_gauge(s, offsetof(gw_metrics_t, client_conns) +
+            (long long)sum_gauge(v, offsetof(gw_metrics_t, client_conns) +
                                         (size_t)k * sizeof(gw_mgauge_t)));
-    put_counter(p, s, "h2gw_client_connections_total", "Client connections accepted.",
+    put_counter(p, v, "h2gw_client_connections_total", "Client connections accepted.",
                 offsetof(gw_metrics_t, client_conns_total));
     family(p, "h2gw_client_streams", "gauge",
            "Open client requests (HTTP/2 streams, HTTP/1.1 requests), by protocol.");
     for (int k = 0; k < GW_M_PROTOCOLS; k++)
         put(p, "h2gw_client_streams{protocol=\"%s\"} %lld\n", protocol_names[k],
-            (long long)sum_gauge(s, offsetof(gw_metrics_t, client_streams) +
+            (long long)sum_gauge(v, offsetof(gw_metrics_t, client_streams) +
                                         (size_t)k * sizeof(gw_mgauge_t)));
-    put_counter(p, s, "h2gw_received_bytes_total", "Request body bytes received from clients.",
+    put_counter(p, v, "h2gw_received_bytes_total", "Request body bytes received from clients.",
                 offsetof(gw_metrics_t, received_bytes));
-    put_counter(p, s, "h2gw_sent_bytes_total", "Response body bytes taken by clients.",
+    put_counter(p, v, "h2gw_sent_bytes_total", "Response body bytes taken by clients.",
                 offsetof(gw_metrics_t, sent_bytes));
-    put_counter(p, s, "h2gw_flood_refusals_total",
+    put_counter(p, v, "h2gw_flood_refusals_total",
                 "Client connections refused over max_connections, and HTTP/2 sessions ended "
                 "for flooding.",
                 offsetof(gw_metrics_t, flood_refusals));
-    put_counter(p, s, "h2gw_rst_stream_received_total", "RST_STREAM frames from clients.",
+    put_counter(p, v, "h2gw_rst_stream_received_total", "RST_STREAM frames from clients.",
                 offsetof(gw_metrics_t, rst_received));
-    put_counter(p, s, "h2gw_rst_stream_sent_total", "RST_STREAM frames sent to clients.",
+    put_counter(p, v, "h2gw_rst_stream_sent_total", "RST_STREAM frames sent to clients.",
                 offsetof(gw_metrics_t, rst_sent));
 }
 
-static void put_tls(page_t *p, const gw_metrics_scrape_t *s)
+static void put_tls(page_t *p, const view_t *v)
 {
-    put_counter(p, s, "h2gw_tls_handshakes_total", "Client TLS handshakes completed.",
+    put_counter(p, v, "h2gw_tls_handshakes_total", "Client TLS handshakes completed.",
                 offsetof(gw_metrics_t, tls_handshakes));
-    put_counter(p, s, "h2gw_tls_handshake_failures_total",
+    put_counter(p, v, "h2gw_tls_handshake_failures_total",
                 "Client TLS handshakes that failed or timed out.",
                 offsetof(gw_metrics_t, tls_handshake_failures));
-    put_counter(p, s, "h2gw_tls_resumptions_total", "Client TLS handshakes that resumed a session.",
+    put_counter(p, v, "h2gw_tls_resumptions_total", "Client TLS handshakes that resumed a session.",
                 offsetof(gw_metrics_t, tls_resumptions));
     family(p, "h2gw_tls_certificate_expiry_timestamp_seconds", "gauge",
            "When each certificate served to clients expires (notAfter), by subject.");
-    for (size_t i = 0; i < s->ncerts; i++) {
+    for (size_t i = 0; i < v->s->ncerts; i++) {
         int is_seen = 0;
         for (size_t k = 0; k < i && !is_seen; k++)
-            is_seen = strcmp(s->certs[k].subject, s->certs[i].subject) == 0;
+            is_seen = strcmp(v->s->certs[k].subject, v->s->certs[i].subject) == 0;
         if (is_seen)
             continue;
         put(p, "h2gw_tls_certificate_expiry_timestamp_seconds{subject=\"");
-        put_label_value(p, s->certs[i].subject);
-        put(p, "\"} %lld\n", (long long)s->certs[i].not_after);
+        put_label_value(p, v->s->certs[i].subject);
+        put(p, "\"} %lld\n", (long long)v->s->certs[i].not_after);
     }
 }
 
-static void put_errors(page_t *p, const gw_metrics_scrape_t *s)
+static void put_errors(page_t *p, const view_t *v)
 {
     family(p, "h2gw_errors_total", "counter",
            "Requests that ended in an error, by cause (timeouts by kind; client_gone: the "
            "client left first).");
     for (int e = 1; e < GW_E_COUNT; e++)
         put(p, "h2gw_errors_total{cause=\"%s\"} %llu\n", gw_err_name((gw_err_t)e),
-            (unsigned long long)sum(s, offsetof(gw_metrics_t, errors) +
+            (unsigned long long)sum(v, offsetof(gw_metrics_t, errors) +
                                            (size_t)e * sizeof(gw_mcounter_t)));
     family(p, "h2gw_config_reloads_total", "counter", "Configuration reloads, by result.");
     put(p, "h2gw_config_reloads_total{result=\"ok\"} %llu\n",
-        (unsigned long long)sum(s, offsetof(gw_metrics_t, config_reloads_ok)));
+        (unsigned long long)sum(v, offsetof(gw_metrics_t, config_reloads_ok)));
     put(p, "h2gw_config_reloads_total{result=\"failed\"} %llu\n",
-        (unsigned long long)sum(s, offsetof(gw_metrics_t, config_reloads_failed)));
+        (unsigned long long)sum(v, offsetof(gw_metrics_t, config_reloads_failed)));
+}
+
+/* Gathers the backend names of every worker and their counters. Returns
+ * 0 or -1 (out of memory). */
+static int view_init(view_t *v, const gw_metrics_scrape_t *s)
+{
+    size_t cap = 0, n = s->nworkers;
+    memset(v, 0, sizeof(*v));
+    v->s = s;
+    for (int pass = 0; pass < 2; pass++) {
+        /* Pass 0 counts (an upper bound: names may repeat), pass 1 fills. */
+        if (pass == 1) {
+            v->names = calloc(cap + 1, sizeof(*v->names));
+            v->slots = calloc((cap + 1) * (n > 0 ? n : 1), sizeof(*v->slots));
+            if (v->names == NULL || v->slots == NULL)
+                return -1;
+        }
+        for (size_t i = 0; i < n; i++) {
+            const gw_metrics_backend_t *b =
+                atomic_load_explicit(&s->workers[i]->backends, memory_order_acquire);
+            for (; b != NULL; b = atomic_load_explicit(&b->next, memory_order_acquire)) {
+                if (pass == 0) {
+                    cap++;
+                    continue;
+                }
+                size_t k = 0;
+                while (k < v->nnamed && strcmp(v->names[k], b->name) != 0)
+                    k++;
+                if (k == v->nnamed)
+                    v->names[v->nnamed++] = b->name;
+                v->slots[k * n + i] = b;
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        v->slots[v->nnamed * n + i] = &s->workers[i]->no_backend;
+    return 0;
+}
+
+static void view_free(view_t *v)
+{
+    free(v->names);
+    free(v->slots);
 }
 
 int gw_metrics_render(const gw_metrics_scrape_t *s, char **out, size_t *len)
 {
+    view_t view;
     page_t p = {.cap = 64 * 1024};
-    if ((p.data = malloc(p.cap)) == NULL)
+    if (view_init(&view, s) != 0 || (p.data = malloc(p.cap)) == NULL) {
+        view_free(&view);
         return -1;
+    }
+    const view_t *v = &view;
     family(&p, "h2gw_build_info", "gauge", "Always 1; the version is a label.");
     put(&p, "h2gw_build_info{version=\"%s\"} 1\n", H2GW_VERSION);
-    put_requests(&p, s);
-    put_queue(&p, s);
-    put_upstream(&p, s);
-    put_clients(&p, s);
-    put_tls(&p, s);
-    put_errors(&p, s);
+    put_requests(&p, v);
+    put_queue(&p, v);
+    put_upstream(&p, v);
+    put_clients(&p, v);
+    put_tls(&p, v);
+    put_errors(&p, v);
+    view_free(&view);
     if (p.is_failed) {
         free(p.data);
         return -1;

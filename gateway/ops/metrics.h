@@ -2,7 +2,8 @@
  * GET /metrics: every worker's counters (gateway/core/metrics.h), summed,
  * in the Prometheus text exposition format 0.0.4, with HELP and TYPE
  * lines. Label names come from here, label values that are gateway facts
- * from the config (backend names) and the gw_err table (error causes).
+ * from the workers' counters (backend names) and the gw_err table (error
+ * causes).
  * Pure rendering: the caller (the worker, through the admin listener)
  * gathers what is read.
  */
@@ -27,7 +28,6 @@ typedef struct gw_metrics_cert {
 /* What one scrape reads. The workers' counters are read with relaxed
  * atomic loads: other threads may be moving them meanwhile. */
 typedef struct gw_metrics_scrape {
-    const cfg_t *cfg; /* backend names, in the order of every worker's backends */
     const gw_metrics_t *const *workers;
     size_t nworkers;
     const gw_metrics_cert_t *certs; /* one series per distinct subject */

@@ -3,8 +3,10 @@ real scraper's parser (prometheus_client's), and the counters move by
 exactly what the test did."""
 
 import math
+import os
 import re
 import shutil
+import signal
 import socket
 import ssl
 import struct
@@ -434,3 +436,42 @@ def test_glitch_budget_goaway_is_counted_as_a_flood(origin, gateway):
     assert goaways == [0xB], goaways  # ENHANCE_YOUR_CALM
     m = wait_for(port, lambda m: m.get("h2gw_flood_refusals_total") == 1, "one flood")
     assert m.total("h2gw_client_connections") == 0
+
+
+def write_conf(path, text):
+    tmp = str(path) + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, str(path))
+
+
+def test_counters_follow_backends_by_name_across_a_reload(origin, gateway, tmp_path):
+    """A reload adds backend "api" in front of "default" and routes /status/ to
+    it: "default" keeps its counts, "api" gets its own, the reload counts
+    once (two workers), and a broken file counts as failed."""
+    conf = tmp_path / "h2gw.conf"
+    base = "[backend default]\nserver = 127.0.0.1:%d\n" % origin.port
+    write_conf(conf, base)
+    g = gateway(origin, "--config", str(conf), "--admin", "127.0.0.1:0", "--workers", "2")
+    port = admin_port(g)
+    with H2Client(g.port) as c:
+        for _ in range(3):
+            c.get("/echo").assert_ok()
+    write_conf(conf, "[backend api]\nserver = 127.0.0.1:%d\n" % origin.port + base +
+               "[route api]\npath_prefix = /status/\nbackend = api\n")
+    g.proc.proc.send_signal(signal.SIGHUP)
+    wait_for(port, lambda m: m.get("h2gw_config_reloads_total", result="ok") == 1, "a reload")
+    with H2Client(g.port) as c:
+        for _ in range(2):
+            c.get("/status/200").assert_ok()
+        c.get("/echo").assert_ok()
+    m = wait_for(port, lambda m: m.total(REQ) == 6, "6 requests")
+    assert m.get(REQ, backend="default", code_class="2xx", protocol="h2") == 4
+    assert m.get(REQ, backend="api", code_class="2xx", protocol="h2") == 2
+    assert m.get("h2gw_request_duration_seconds_count", backend="api") == 2
+    assert m.get("h2gw_queue_length", backend="api") == 0
+    write_conf(conf, "[backend default]\nserver = nonsense\n")
+    g.proc.proc.send_signal(signal.SIGHUP)
+    m = wait_for(port, lambda m: m.get("h2gw_config_reloads_total", result="failed") == 1,
+                 "a failed reload")
+    assert m.get("h2gw_config_reloads_total", result="ok") == 1

@@ -17,21 +17,24 @@
 #include "gateway/ops/admin.h"
 #include "gateway/ops/metrics.h"
 
-static cfg_t cfg;
-static cfg_backend_t backends[2];
 static gw_metrics_t workers[2];
+
+/* Worker w's counters of backend name. */
+static gw_metrics_backend_t *backend(int w, const char *name)
+{
+    gw_metrics_backend_t *b = gw_metrics_backend(&workers[w], name);
+    assert_non_null(b);
+    return b;
+}
 
 static int setup(void **state)
 {
     (void)state;
-    memset(&cfg, 0, sizeof(cfg));
-    memset(backends, 0, sizeof(backends));
-    snprintf(backends[0].name, sizeof(backends[0].name), "default");
-    snprintf(backends[1].name, sizeof(backends[1].name), "a\"b\\c");
-    cfg.backends = backends;
-    cfg.nbackends = 2;
-    for (int i = 0; i < 2; i++)
-        assert_int_equal(gw_metrics_init(&workers[i], cfg.nbackends), 0);
+    for (int i = 0; i < 2; i++) {
+        gw_metrics_init(&workers[i]);
+        backend(i, "default");
+        backend(i, "a\"b\\c");
+    }
     return 0;
 }
 
@@ -47,7 +50,7 @@ static int teardown(void **state)
 static char *render(const gw_metrics_cert_t *certs, size_t ncerts)
 {
     const gw_metrics_t *ws[2] = {&workers[0], &workers[1]};
-    gw_metrics_scrape_t s = {&cfg, ws, 2, certs, ncerts};
+    gw_metrics_scrape_t s = {ws, 2, certs, ncerts};
     char *page = NULL;
     size_t len = 0;
     assert_int_equal(gw_metrics_render(&s, &page, &len), 0);
@@ -94,11 +97,13 @@ static void test_classes_protocols_and_buckets(void **state)
 static void test_page_sums_workers(void **state)
 {
     (void)state;
-    gw_metrics_inc(&workers[0].backends[0].requests[GW_M_H2][1]);
-    gw_metrics_add(&workers[1].backends[0].requests[GW_M_H2][1], 4);
-    gw_metrics_inc(&workers[1].backends[2].requests[GW_M_HTTP1][3]); /* no backend */
-    gw_metrics_gauge_add(&workers[0].backends[0].conns_idle, 1);
-    gw_metrics_gauge_add(&workers[1].backends[0].conns_idle, 2);
+    gw_metrics_inc(&backend(0, "default")->requests[GW_M_H2][1]);
+    gw_metrics_add(&backend(1, "default")->requests[GW_M_H2][1], 4);
+    gw_metrics_inc(&workers[1].no_backend.requests[GW_M_HTTP1][3]);
+    gw_metrics_gauge_add(&backend(0, "default")->conns_idle, 1);
+    gw_metrics_gauge_add(&backend(1, "default")->conns_idle, 2);
+    /* A backend only worker 1 has (a reload added it there first). */
+    gw_metrics_inc(&backend(1, "new")->connects);
     gw_metrics_gauge_add(&workers[1].client_conns[GW_M_PROTO_NONE], 1);
     gw_metrics_inc(&workers[0].errors[GW_E_CONNECT]);
     gw_metrics_inc(&workers[1].errors[GW_E_CONNECT]);
@@ -111,6 +116,11 @@ static void test_page_sums_workers(void **state)
     assert_line(page,
                 "h2gw_requests_total{backend=\"-\",code_class=\"4xx\",protocol=\"http/1.1\"} 1");
     assert_line(page, "h2gw_upstream_connections{backend=\"default\",state=\"idle\"} 3");
+    assert_line(page, "h2gw_upstream_connects_total{backend=\"new\"} 1");
+    assert_line(page, "h2gw_upstream_connects_total{backend=\"default\"} 0");
+    /* One series per name, however many workers have it. */
+    const char *first = strstr(page, "h2gw_upstream_connects_total{backend=\"default\"}");
+    assert_null(strstr(first + 1, "h2gw_upstream_connects_total{backend=\"default\"}"));
     assert_line(page, "h2gw_client_connections{protocol=\"none\"} 1");
     assert_line(page, "h2gw_errors_total{cause=\"connect_failed\"} 2");
     assert_line(page, "h2gw_errors_total{cause=\"response_timeout\"} 0");

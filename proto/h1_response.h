@@ -20,16 +20,16 @@ typedef struct proto_h1_response_cbs {
      * connection-specific ones (and those the Connection header names)
      * removed; content-length kept. */
     int (*on_head)(void *ud, int status, const proto_header_t *headers, size_t n);
-    /* Optional: an interim response (status 100..199 but 101, which is an
-     * error) before the final head, with the head's filtering and also
-     * without content-length. May come any number of times, each one's
-     * fields bounded like a head; the caller decides what to relay. */
-    int (*on_informational)(void *ud, int status, const proto_header_t *headers, size_t n);
     int (*on_body)(void *ud, const uint8_t *data, size_t len);
     /* Chunked trailer fields, same filtering as the head. Not called when
      * there are none. */
     int (*on_trailers)(void *ud, const proto_header_t *headers, size_t n);
     int (*on_complete)(void *ud);
+    /* Optional: an interim response (status 100..199 but 101, which is an
+     * error) before the final head, with the head's filtering and also
+     * without content-length. May come any number of times, each one's
+     * fields bounded like a head; the caller decides what to relay. */
+    int (*on_informational)(void *ud, int status, const proto_header_t *headers, size_t n);
 } proto_h1_response_cbs_t;
 
 typedef struct proto_h1_response {

@@ -80,7 +80,8 @@ static int on_complete(void *ud)
     return 0;
 }
 
-static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_complete};
+/* Interim heads go through the same checks as final ones. */
+static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_complete, on_head};
 
 /* Feeds the stream like the upstream connection does: after a complete
  * response the connection is reused only when the parser allows it, and the

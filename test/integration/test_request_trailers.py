@@ -71,7 +71,9 @@ def test_h2_head_only_trailer_fields_are_dropped(origin, gateway):
 
 
 def test_h2_trailers_with_content_length_are_dropped(origin, gateway):
-    gw = gateway(origin, "--log-level", "debug")
+    # (The backend may answer before the trailers arrive, so whether the
+    # debug line is written is a race; what the backend got is not.)
+    gw = gateway(origin)
     with gw.client() as c:
         r = h2_request_with_trailers(c, "/echo", None, [(b"grpc-status", b"0")], body=b"hello")
         r.assert_ok()
@@ -79,7 +81,6 @@ def test_h2_trailers_with_content_length_are_dropped(origin, gateway):
         assert e["body_length"] == 5 and echo_trailers(e) == [], e
         assert echo_header(e, "content-length") == ["5"], e["headers"]
         c.get("/echo").assert_ok()
-    assert "request trailer fields dropped" in gw.stderr_text()
 
 
 def test_h2_trailers_over_the_list_limit(origin, gateway):
@@ -129,3 +130,22 @@ def test_h1_chunked_request_without_trailers(origin, gateway):
     assert head.startswith(b"HTTP/1.1 200"), head
     e = json.loads(body)
     assert e["body_length"] == 5 and echo_trailers(e) == []
+
+
+def test_h2_trailers_sent_again_when_the_request_is_replayed(origin, gateway):
+    # A PUT on a stale keep-alive connection is replayed on a fresh one:
+    # the body and the trailers go again.
+    gw = gateway(origin, "--backend-max-connections", "1", "--backend-idle-timeout", "60s",
+                 "--log-level", "info")
+    with gw.client() as c:
+        used = c.get("/echo?warm").json()["connection_id"]
+        origin.kill_next()  # the next request on the pooled connection is reset
+        sid = c.request("PUT", "/echo?put", chunks=[b"abc", b"def"], end=False)
+        c.run_until(lambda: sid not in c.uploads, what="the body sent")
+        c.conn.send_headers(sid, [(b"x-checksum", b"abcdef")], end_stream=True)
+        r = c.run([sid])[0]
+    r.assert_ok()
+    e = r.json()
+    assert e["connection_id"] != used, "the killed connection answered?"
+    assert e["body_length"] == 6 and echo_trailers(e) == [("x-checksum", "abcdef")], e
+    assert "retrying on a fresh connection" in gw.stderr_text()

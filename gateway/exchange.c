@@ -555,8 +555,15 @@ static int conn_on_info(void *ud, int status, const proto_header_t *f, size_t n)
     /* 100 Continue stays between the gateway and the backend: the HTTP/1.1
      * frontend answers Expect itself. Past GW_INFO_MAX the backend's hints
      * cost the client nothing. */
-    if (status == 100 || x->fe->on_info == NULL || x->ninfo >= GW_INFO_MAX)
+    if (status == 100 || x->fe->on_info == NULL)
         return 0;
+    if (x->ninfo >= GW_INFO_MAX) {
+        if (x->ninfo == GW_INFO_MAX)
+            GW_LOG_DEBUG("backend %s stream %d: interim responses past %d dropped", x->pool->name,
+                         (int)x->stream_id, GW_INFO_MAX);
+        x->ninfo = GW_INFO_MAX + 1; /* said once */
+        return 0;
+    }
     x->ninfo++;
     return x->fe->on_info(x, status, f, n);
 }

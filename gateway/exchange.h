@@ -126,7 +126,7 @@ struct gw_exchange {
     proto_buf_t resp_body;    /* backend bytes not yet taken by the client */
     proto_header_t *trailers; /* one allocation holding fields and bytes */
     size_t ntrailers;
-    unsigned ninfo; /* interim responses relayed */
+    unsigned ninfo; /* interim responses relayed (GW_INFO_MAX + 1: the rest dropped) */
     unsigned is_resp_head_sent : 1;
     unsigned is_resp_done : 1; /* the whole response body is in resp_body */
     unsigned is_failed : 1;

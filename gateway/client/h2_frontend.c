@@ -165,6 +165,33 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
     return 0;
 }
 
+/* An interim response: a HEADERS frame with its 1xx :status and no
+ * END_STREAM, before the final one (RFC 9113 8.1). */
+static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
+{
+    h2_client_t *h = client_of(x);
+    char status_str[8];
+    snprintf(status_str, sizeof(status_str), "%d", status);
+
+    nghttp2_nv stack_nv[32];
+    nghttp2_nv *nv = n + 1 <= 32 ? stack_nv : malloc((n + 1) * sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0};
+    for (size_t i = 0; i < n; i++)
+        nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
+                                 f[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    /* A stream the client has reset takes none: the hint is dropped, the
+     * exchange goes on (it ends with the stream). */
+    int32_t rv =
+        nghttp2_submit_headers(h->session, NGHTTP2_FLAG_NONE, x->stream_id, NULL, nv, n + 1, NULL);
+    if (nv != stack_nv)
+        free(nv);
+    if (rv == 0)
+        gw_client_conn_mark_dirty(h->conn);
+    return rv == NGHTTP2_ERR_NOMEM ? -1 : 0;
+}
+
 static void fe_on_body(gw_exchange_t *x)
 {
     h2_client_t *h = client_of(x);
@@ -216,6 +243,7 @@ static gw_exchange_t *fe_parent_of(gw_exchange_t *x)
 
 static const gw_frontend_ops_t h2_frontend_ops = {
     .on_head = fe_on_head,
+    .on_info = fe_on_info,
     .on_body = fe_on_body,
     .on_fail = fe_on_fail,
     .on_req_body_written = fe_on_req_body_written,
@@ -366,10 +394,58 @@ static gw_exchange_t *stream_exchange(nghttp2_session *session, int32_t stream_i
     return nghttp2_session_get_stream_user_data(session, stream_id);
 }
 
+/* Request trailers (a HEADERS frame after the request's, which nghttp2
+ * lets through only with END_STREAM) are gathered in a field store of
+ * their own, bounded like the head, for an exchange that is under way. */
+static int begin_trailers(nghttp2_session *session, int32_t stream_id)
+{
+    gw_exchange_t *x = stream_exchange(session, stream_id);
+    if (x == NULL || !x->is_started || x->is_failed || x->fe_req != NULL)
+        return 0;
+    h2_request_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || proto_fields_init(&r->fs, SIZE_MAX, 0) != 0) {
+        free(r);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    x->fe_req = r;
+    return 0;
+}
+
+/* The trailers are complete: the exchange checks them and keeps them for
+ * the backend's last chunk. */
+static void end_trailers(h2_client_t *h, gw_exchange_t *x)
+{
+    h2_request_t *r = x->fe_req;
+    gw_client_conn_t *c = h->conn;
+    if (r->is_too_large) {
+        request_free(x);
+        gw_exchange_fail(x, GW_E_HEAD_TOO_LARGE, "request trailers over max_header_list_size");
+        return;
+    }
+    proto_header_t stack[32] = {0};
+    proto_header_t *f = r->fs.n <= 32 ? stack : malloc(r->fs.n * sizeof(*f));
+    int rv = PROTO_E_NOMEM;
+    if (f != NULL) {
+        for (size_t i = 0; i < r->fs.n; i++)
+            f[i] = proto_fields_header(&r->fs, &r->fs.list[i]);
+        rv = gw_exchange_req_trailers(x, f, r->fs.n, c->origin->cfg->client_cert_header);
+    }
+    if (f != stack)
+        free(f);
+    request_free(x);
+    if (rv < 0)
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+}
+
 static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
     h2_client_t *h = ud;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
+        return begin_trailers(session, frame->hd.stream_id);
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     gw_exchange_t *x = gw_exchange_new(h->conn->w, &h2_frontend_ops, h, frame->hd.stream_id);
     h2_request_t *r = calloc(1, sizeof(*r));
@@ -401,8 +477,9 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
 {
     h2_client_t *h = ud;
     (void)flags;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* request trailers are not forwarded */
+    if (frame->hd.type != NGHTTP2_HEADERS ||
+        (frame->headers.cat != NGHTTP2_HCAT_REQUEST && frame->headers.cat != NGHTTP2_HCAT_HEADERS))
+        return 0;
     gw_exchange_t *x = stream_exchange(session, frame->hd.stream_id);
     if (x == NULL || x->fe_req == NULL)
         return 0;
@@ -577,9 +654,13 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
         x = stream_exchange(session, frame->hd.stream_id);
         if (x == NULL)
             break;
-        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && x->fe_req != NULL)
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && x->fe_req != NULL) {
             start_exchange(h, x, is_end_stream);
-        else if (is_end_stream && x->is_started)
+            break;
+        }
+        if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && x->fe_req != NULL)
+            end_trailers(h, x);
+        if (is_end_stream && x->is_started)
             gw_exchange_req_end(x);
         break;
     case NGHTTP2_DATA:

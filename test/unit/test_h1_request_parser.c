@@ -862,6 +862,44 @@ static void test_base64url(void **state)
     assert_int_equal(proto_h1_base64url_decode("YWJj", 4, out, 2), -1);
 }
 
+/* The sniffer's question: may these first bytes be an HTTP/1.x request?
+ * Each case is also asked split in two at every position. */
+static void test_request_line_plausible(void **state)
+{
+    static const struct {
+        const char *in;
+        int want;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\n", 1},
+        {"GET / HTTP/1.0\r\n", 1},
+        {"\r\nGET / HTTP/1.1\r\n", 1},
+        {"QUERY /q HTTP/1.1\r\nHost: a\r\n", 1},
+        {"GET  /echo HTTP/1.1\r\n", 1}, /* malformed: the parser answers 400 */
+        {"GET /echo HTTP/2.0\r\n", 1},  /* likewise */
+        {"GET /echo HTTP/1.1\n", 1},
+        {"GET /a-long-target-not-finished", 1}, /* not settled: benefit of the doubt */
+        {"GET", 1},
+        {"", 1},
+        {"INVALID CONNECTION PREFACE\r\n\r\n", 0}, /* h2spec 3.5 #2 */
+        {"GET /\r\n", 0},                          /* HTTP/0.9 */
+        {"\x16\x03\x01\x02", 0},                   /* TLS on the cleartext port */
+        {"G(T / HTTP/1.1\r\n", 0},
+        {"\r\n\r\n\x01", 0},
+        {"GET\r\n", 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const uint8_t *in = (const uint8_t *)cases[i].in;
+        size_t len = strlen(cases[i].in);
+        for (size_t cut = 0; cut <= len; cut++) {
+            int got = proto_h1_request_line_plausible(in, cut, in + cut, len - cut);
+            if (got != cases[i].want)
+                fail_msg("case %zu cut %zu: got %d", i, cut, got);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -881,6 +919,7 @@ int main(void)
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_many_fields),
         cmocka_unit_test(test_base64url),
+        cmocka_unit_test(test_request_line_plausible),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

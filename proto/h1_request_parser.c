@@ -92,6 +92,68 @@ static const char *scan_head(proto_h1_req_scan_t *s, const uint8_t *data, size_t
     return NULL;
 }
 
+/* ---- the method ---- */
+
+enum method_state {
+    METHOD_START, /* empty lines before the request line */
+    METHOD_IN,    /* token bytes so far */
+    METHOD_DONE,  /* the token and its SP */
+    METHOD_BAD,   /* a byte that is not tchar before the SP */
+};
+
+/* Follows the request line's method in data (from the first byte of a
+ * request, across feeds) until its SP or a byte that cannot be in it. */
+static void scan_method(proto_h1_req_parser_t *p, const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len && p->method_state < METHOD_DONE; i++) {
+        char c = (char)data[i];
+
+        if (p->method_state == METHOD_START && (c == '\r' || c == '\n'))
+            continue;
+        if (c == ' ' && p->method_state == METHOD_IN) {
+            p->method_state = METHOD_DONE;
+        } else if (!proto_headers_valid_name(&c, 1, 0)) {
+            p->method_state = METHOD_BAD;
+        } else {
+            p->method_state = METHOD_IN;
+            if (p->method_len < PROTO_H1_METHOD_KEEP)
+                p->method[p->method_len] = c;
+            p->method_len++;
+        }
+    }
+}
+
+/* The method is a whole token llhttp does not know (RFC 9110 §9.1: 501);
+ * a token past PROTO_H1_METHOD_KEEP bytes is no method it knows either. */
+static int is_unknown_method(const proto_h1_req_parser_t *p)
+{
+    return p->method_state == METHOD_DONE &&
+           (p->method_len > PROTO_H1_METHOD_KEEP ||
+            !proto_headers_is_known_method(p->method, p->method_len));
+}
+
+/* llhttp refused the request. When the method may be a token it does not
+ * know, the token is read to its end (returns 1: feed() takes the bytes and
+ * waits); then the answer is 501, else 400. */
+static int refuse_request(proto_h1_req_parser_t *p)
+{
+    const char *why;
+
+    if (p->method_state == METHOD_IN) {
+        p->is_method_refused = 1;
+        return 1;
+    }
+    if (is_unknown_method(p)) {
+        set_err(p, PROTO_E_NOT_IMPLEMENTED, "unknown method");
+        return 0;
+    }
+    /* llhttp's own refusals: all of them are malformed requests (invalid
+     * method, version, token, length, chunk, ...). */
+    why = p->is_method_refused ? "invalid method" : llhttp_get_error_reason(&p->parser);
+    set_err(p, PROTO_E_BAD_REQUEST, why != NULL ? why : "malformed request");
+    return 0;
+}
+
 /* ---- llhttp callbacks ---- */
 
 static int h1_on_url(llhttp_t *lp, const char *at, size_t len)
@@ -595,6 +657,9 @@ void proto_h1_req_parser_reset(proto_h1_req_parser_t *p)
     p->why = NULL;
     p->last_byte = p->last_byte2 = 0;
     p->prev_non_ws = 0;
+    p->method_len = 0;
+    p->method_state = METHOD_START;
+    p->is_method_refused = 0;
 }
 
 /* llhttp accepts a bare LF as the empty line that ends the trailer section
@@ -634,6 +699,13 @@ ssize_t proto_h1_req_parser_feed(proto_h1_req_parser_t *p, const uint8_t *data, 
     if (p->is_complete || len == 0)
         return 0;
     p->is_started = 1;
+    if (p->method_state < METHOD_DONE)
+        scan_method(p, data, len);
+    if (p->is_method_refused) {
+        if (refuse_request(p))
+            return (ssize_t)len; /* the method goes on in the next bytes */
+        return p->err;
+    }
     p->feed_data = (const char *)data;
 
     for (;;) {
@@ -671,11 +743,9 @@ ssize_t proto_h1_req_parser_feed(proto_h1_req_parser_t *p, const uint8_t *data, 
             remember_tail(p, data, (size_t)(pos - data));
             return pos - data;
         }
-        if (p->err == 0) {
-            /* llhttp's own refusals: all of them are malformed requests
-             * (invalid method, version, token, length, chunk, ...). */
-            why = llhttp_get_error_reason(&p->parser);
-            set_err(p, PROTO_E_BAD_REQUEST, why != NULL ? why : "malformed request");
+        if (p->err == 0 && refuse_request(p)) {
+            p->feed_data = NULL;
+            return (ssize_t)len; /* the method goes on in the next bytes */
         }
         break;
     }

@@ -28,6 +28,26 @@ def test_204_loses_content_length_304_keeps_it(origin, gateway):
         assert c.request("GET", "/echo?after").status == 200
 
 
+@pytest.mark.parametrize("method", ["QUERY", "BAN", "X-PURGE-ALL"])
+def test_unknown_method_is_501(origin, gateway, method):
+    gw = gateway(origin)
+    origin.reset_stats()
+    with H1(gw.port) as c:
+        c.send(raw_request(method, "/echo", body=b"q"))
+        r = c.response()
+        assert r.status == 501 and r.header("connection") == "close", r
+        assert c.at_eof(), "the request's framing was never read: the connection closes"
+    with gw.client() as c:
+        r = c.fetch(method, "/echo")
+        r.assert_ok(501)
+        assert origin.stats()["requests"] == 0, "refused requests never reach the backend"
+        # A stream error only: the connection serves the next request.
+        c.get("/echo?after").assert_ok()
+    # Methods llhttp knows still pass, extension ones included.
+    with H1(gw.port) as c:
+        assert c.request("PROPFIND", "/echo").json()["method"] == "PROPFIND"
+
+
 def test_malformed_first_chunk_is_502(origin, gateway):
     """The backend's head is valid, its first chunk size is not, in the same
     bytes: nothing went to the client yet, so the answer is a 502, not a

@@ -234,6 +234,7 @@ static void run_cases(const req_case_t *cases, size_t n)
 
 #define RUN(cases) run_cases(cases, sizeof(cases) / sizeof(cases[0]))
 #define BAD PROTO_E_BAD_REQUEST
+#define NOTIMPL PROTO_E_NOT_IMPLEMENTED
 
 /* ---- accepted requests ---- */
 
@@ -599,9 +600,36 @@ static void test_fields(void **state)
         {"HTTP/0.9", "GET / HTTP/0.9\r\nHost: x\r\n\r\n", "", BAD, 0},
         {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", "", BAD, 0},
         {"lowercase version", "GET / http/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
-        {"unknown method", "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
-        {"lowercase method", "get / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"garbage in the method", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"method cut by CR", "FOO\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"known method, bad version", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", "", BAD, 0},
         {"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "", BAD, 0},
+    };
+
+    (void)state;
+    RUN(cases);
+}
+
+/* A method outside llhttp's table is a token the gateway does not
+ * implement: 501, whatever follows and however the bytes are split. */
+static void test_unknown_method(void **state)
+{
+    static const req_case_t cases[] = {
+        {"unknown method", "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"QUERY", "QUERY /q HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", "", NOTIMPL, 0},
+        {"BAN", "BAN /cache HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"lowercase method", "get / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"a known method's prefix", "GETX / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"RTSP's DESCRIBE", "DESCRIBE / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"PRI outside the preface", "PRI / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"after empty lines", "\r\n\r\nQUERY / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"a token longer than any method",
+         "X-VERY-LONG-EXTENSION-METHOD-NAME-0123456789 / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL,
+         0},
+        {"unknown method after a request",
+         "GET / HTTP/1.1\r\nHost: x\r\n\r\nQUERY / HTTP/1.1\r\nHost: x\r\n\r\n",
+         "HGET / a=x v1 K|host=x\nC\n", NOTIMPL, 0},
+        {"tchar but cut by a bad byte", "QUE(RY / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
     };
 
     (void)state;
@@ -920,6 +948,7 @@ int main(void)
         cmocka_unit_test(test_many_fields),
         cmocka_unit_test(test_base64url),
         cmocka_unit_test(test_request_line_plausible),
+        cmocka_unit_test(test_unknown_method),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

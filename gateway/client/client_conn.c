@@ -494,6 +494,28 @@ static void on_close(uv_handle_t *handle)
     w->on_client_closed(w);
 }
 
+int gw_client_conn_local_authority(gw_client_conn_t *c, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN];
+    int n;
+
+    int rv = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);
+    if (rv != 0)
+        return rv;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a6, ip, sizeof(ip));
+        n = snprintf(buf, cap, "[%s]:%u", ip, ntohs(a6->sin6_port));
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a4, ip, sizeof(ip));
+        n = snprintf(buf, cap, "%s:%u", ip, ntohs(a4->sin_port));
+    }
+    return n < 0 || (size_t)n >= cap ? UV_ENOBUFS : n;
+}
+
 int gw_client_conn_cert_field(const gw_client_conn_t *c, proto_header_t *field, char *buf,
                               size_t cap)
 {

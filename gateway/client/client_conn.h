@@ -113,6 +113,11 @@ int gw_client_conn_resume_read(gw_client_conn_t *c);
  * from inside the protocol's own callbacks: return an error instead. */
 void gw_client_conn_close(gw_client_conn_t *c);
 
+/* The address the client reached (the listener's, or for a wildcard
+ * listener the local address of this connection) as "IP:PORT" or
+ * "[IPv6]:PORT" into buf. Returns its length, or a negative error. */
+int gw_client_conn_local_authority(gw_client_conn_t *c, char *buf, size_t cap);
+
 /* mTLS: when the listener passes the client certificate on
  * (client_cert_header), fills field with that name and the verified
  * subject (empty without a certificate: the field is then only stripped

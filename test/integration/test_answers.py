@@ -48,6 +48,24 @@ def test_unknown_method_is_501(origin, gateway, method):
         assert c.request("PROPFIND", "/echo").json()["method"] == "PROPFIND"
 
 
+def test_http10_without_host_gets_listener_address(origin, gateway):
+    gw = gateway(origin)
+    with H1(gw.port) as c:
+        c.send(b"GET /echo HTTP/1.0\r\n\r\n")
+        r = c.response()
+        assert r.status == 200, r
+        hosts = [v for k, v in r.json()["headers"] if k.lower() == "host"]
+        assert hosts == ["127.0.0.1:%d" % gw.port], r.json()["headers"]
+    with H1(gw.port) as c:
+        c.send(b"GET / HTTP/1.0\r\n\r\n")
+        assert c.response().status == 404  # the origin's answer: it was forwarded
+    # HTTP/1.1 requires Host (RFC 9112 3.2).
+    with H1(gw.port) as c:
+        c.send(b"GET /echo HTTP/1.1\r\n\r\n")
+        r = c.response()
+        assert r.status == 400 and r.header("connection") == "close", r
+
+
 def test_malformed_first_chunk_is_502(origin, gateway):
     """The backend's head is valid, its first chunk size is not, in the same
     bytes: nothing went to the client yet, so the answer is a 502, not a

@@ -468,8 +468,6 @@ def test_refusal_statuses(origin, gateway):
          501),
         (raw_request("GET", "/echo", [("X-Big", "x" * 9000)]), 431),
         (b"GET /echo#frag HTTP/1.1\r\nHost: gw\r\n\r\n", 400),
-        # HTTP/1.0 may omit Host, but then nothing names the authority.
-        (b"GET /echo HTTP/1.0\r\n\r\n", 400),
         (b"QUERY /echo HTTP/1.1\r\nHost: gw\r\n\r\n", 501),
     ]
     for req, want in cases:

@@ -743,6 +743,11 @@ ssize_t proto_h1_req_parser_feed(proto_h1_req_parser_t *p, const uint8_t *data, 
             remember_tail(p, data, (size_t)(pos - data));
             return pos - data;
         }
+        /* The bytes llhttp took before it stopped get the raw checks first,
+         * as they would have had they come in a feed of their own. */
+        if (p->err == 0 && !p->head_done && pos >= start && pos <= data + len &&
+            (why = scan_head(&p->scan, start, (size_t)(pos - start))) != NULL)
+            set_err(p, PROTO_E_BAD_REQUEST, why);
         if (p->err == 0 && refuse_request(p)) {
             p->feed_data = NULL;
             return (ssize_t)len; /* the method goes on in the next bytes */

@@ -140,6 +140,11 @@ static int refuse_request(proto_h1_req_parser_t *p)
     const char *why;
 
     if (p->method_state == METHOD_IN) {
+        /* Waiting is bounded by the head limit, as the head itself is. */
+        if (p->method_len > p->fields.max_bytes) {
+            set_err(p, PROTO_E_TOO_LARGE, "request head too large");
+            return 0;
+        }
         p->is_method_refused = 1;
         return 1;
     }

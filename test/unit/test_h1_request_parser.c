@@ -630,6 +630,9 @@ static void test_unknown_method(void **state)
          "GET / HTTP/1.1\r\nHost: x\r\n\r\nQUERY / HTTP/1.1\r\nHost: x\r\n\r\n",
          "HGET / a=x v1 K|host=x\nC\n", NOTIMPL, 0},
         {"tchar but cut by a bad byte", "QUE(RY / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"a token that never ends is bounded by the head limit",
+         "QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ", "",
+         PROTO_E_TOO_LARGE, 64},
         /* The bytes llhttp took before the method get the raw checks first
          * (found by fuzz_h1_request_parser: "\nOG" whole or byte by byte). */
         {"bare LF before an unknown method", "\nOG / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},

@@ -42,6 +42,7 @@ typedef struct cfg_addr {
 } cfg_addr_t;
 
 enum cfg_log_level { CFG_LOG_ERROR, CFG_LOG_WARN, CFG_LOG_INFO, CFG_LOG_DEBUG };
+enum cfg_log_format { CFG_LOG_TEXT, CFG_LOG_JSON };
 enum cfg_scheduling { CFG_SCHED_PRIORITY, CFG_SCHED_FIFO };
 enum cfg_tls_version { CFG_TLS_1_2, CFG_TLS_1_3 };
 enum cfg_verify_client { CFG_VERIFY_OFF, CFG_VERIFY_OPTIONAL, CFG_VERIFY_REQUIRE };
@@ -146,8 +147,12 @@ typedef struct cfg {
     uint64_t shutdown_timeout_ms;     /* listeners closed -> connections cut */
     cfg_addr_t admin_addr;            /* [admin] address, --admin */
     int has_admin;                    /* admin listener configured */
+    uint32_t h2_glitch_threshold;     /* HTTP/2 abuse budget per connection; 0: off */
     int log_level;                    /* enum cfg_log_level */
     char *access_log;                 /* NULL: off; "-": stdout; else a file path */
+    int access_log_format;            /* enum cfg_log_format */
+    int log_format;                   /* enum cfg_log_format, of the error log */
+    char *via;                        /* Via pseudonym; "off": no Via */
     char *config_file;                /* the file read, if any */
     int check_only;                   /* --check: validate and exit */
 } cfg_t;

@@ -27,6 +27,7 @@ _Static_assert(offsetof(cfg_backend_t, health_check_status_max) ==
                "health_check_status_min and _max must be adjacent");
 
 static const char *const log_levels[] = {"error", "warn", "info", "debug", NULL};
+static const char *const log_formats[] = {"text", "json", NULL};
 static const char *const scheduling_modes[] = {"priority", "fifo", NULL};
 static const char *const tls_versions[] = {"1.2", "1.3", NULL};
 static const char *const verify_modes[] = {"off", "optional", "require", NULL};
@@ -67,6 +68,13 @@ const cfg_option_t cfg__options[] = {
      "60s", 1, MS_PER_DAY,
      "a response the client takes no byte of this long is reset and its backend connection freed",
      NULL, NULL, NULL},
+    {"h2-glitch-threshold", "h2_glitch_threshold", OPT_UINT32, GW(h2_glitch_threshold), "1000", 0,
+     UINT32_MAX,
+     "HTTP/2 abuse budget of a client connection: protocol oddities (resets its bad frames "
+     "cause, empty DATA, tiny WINDOW_UPDATEs, PRIORITY, SETTINGS and PING floods, requests "
+     "answered 4xx, rapid resets) weigh on a score that halves every second; past this the "
+     "client gets GOAWAY(ENHANCE_YOUR_CALM). 0 disables",
+     NULL, NULL, NULL},
     {"tls-handshake-timeout", "tls_handshake_timeout", OPT_DURATION_MS,
      GW(tls_handshake_timeout_ms), "10s", 1, MS_PER_DAY,
      "time allowed for a client's TLS handshake", NULL, NULL, NULL},
@@ -80,6 +88,13 @@ const cfg_option_t cfg__options[] = {
      NULL, NULL, NULL},
     {"log-level", "log_level", OPT_ENUM, GW(log_level), "warn", 0, 0, "what the error log reports",
      log_levels, "log level", NULL},
+    {"log-format", "log_format", OPT_ENUM, GW(log_format), "text", 0, 0,
+     "error log lines as text or as JSON objects", log_formats, "log format", NULL},
+    {"access-log-format", "access_log_format", OPT_ENUM, GW(access_log_format), "text", 0, 0,
+     "access log lines as text or as JSON objects (one per line)", log_formats, "log format", NULL},
+    {"via", "via", OPT_STRING, GW(via), "h2gw", 0, 0,
+     "pseudonym in the Via field added to requests and responses (RFC 9110 7.6.3); off: none", NULL,
+     "NAME", NULL},
     {"access-log", "access_log", OPT_STRING, GW(access_log), NULL, 0, 0,
      "access log file, or - for stdout (default: no access log)", NULL, "FILE", NULL},
     {"config", NULL, OPT_PATH, GW(config_file), NULL, 0, 0,

@@ -57,6 +57,7 @@ gw_exchange_t *gw_exchange_new(gw_ctx_t *w, const gw_frontend_ops_t *fe, void *f
     proto_buf_init(&x->resp_body);
     proto_buf_init(&x->replay);
     x->is_replayable = 1;
+    x->wait_ms = -1;
     return x;
 }
 
@@ -68,7 +69,17 @@ static void log_access(const gw_exchange_t *x)
         return;
     gw_access_record_t r = {
         .client_addr = x->client_addr,
+        .client_port = x->client_port,
         .protocol = x->protocol,
+        .tls_version = x->tls_version,
+        .sni = x->sni,
+        .stream_id = x->stream_id,
+        .bytes_in = x->req_body_received,
+        .queue_ms = x->wait_ms,
+        .urgency = x->wait.sched.urgency,
+        .is_reused = x->is_conn_reused,
+        .retries = x->nretries,
+        .cause = x->is_failed ? gw_err_name(x->err) : NULL,
         .status = x->is_refused ? 0 : x->resp_status,
         .bytes_out = x->resp_bytes,
         .duration_ms = gw_ctx_now_ms(x->w) - x->start_ms,
@@ -87,6 +98,20 @@ static void log_access(const gw_exchange_t *x)
     if (end != NULL && end - x->head.data >= 9) {
         r.request_line = x->head.data;
         r.request_line_len = (int)(end - x->head.data) - 9; /* without " HTTP/1.1" */
+        const char *sp = memchr(r.request_line, ' ', (size_t)r.request_line_len);
+        if (sp != NULL) {
+            r.method = r.request_line;
+            r.method_len = (size_t)(sp - r.request_line);
+            r.path = sp + 1;
+            r.path_len = (size_t)(r.request_line + r.request_line_len - r.path);
+        }
+        /* The head always carries one host line, ours. */
+        const char *host = strstr(end, "\r\nhost: ");
+        const char *host_end = host != NULL ? strstr(host + 2, "\r\n") : NULL;
+        if (host_end != NULL) {
+            r.authority = host + 8;
+            r.authority_len = (size_t)(host_end - r.authority);
+        }
     }
     gw_access_log_write(x->w->access_log, &r);
 }
@@ -180,6 +205,8 @@ static int is_over_body_limit(const gw_exchange_t *x, uint64_t size)
 static void submit(gw_exchange_t *x)
 {
     x->state = GW_X_QUEUED;
+    if (x->queued_ms == 0)
+        x->queued_ms = gw_ctx_now_ms(x->w);
     gw_err_t err = gw_pool_submit(x->pool, &x->wait);
     if (err != GW_OK)
         tell_failure(x, err,
@@ -249,6 +276,8 @@ static void on_conn(gw_pool_waiter_t *wt, gw_h1conn_t *c, gw_server_t *s)
     x->server = s;
     x->attempt_ms = wt->attempt_started_ms;
     x->is_conn_reused = gw_h1conn_is_reused(c);
+    if (x->wait_ms < 0)
+        x->wait_ms = (int64_t)(gw_ctx_now_ms(x->w) - x->queued_ms);
     x->state = GW_X_SENDING;
     x->is_resp_paused = 0;
     x->req_body_taken = 0;
@@ -345,6 +374,7 @@ static void attempt_failed(gw_exchange_t *x, gw_err_t err, const char *why, int 
             x->stale_retries++;
         else
             x->retries_left--;
+        x->nretries++;
         rewind_request(x);
         x->wait.avoid = is_stale ? NULL : s;
         GW_LOG_INFO("backend %s server %s stream %d: %s; retrying %s", x->pool->name,
@@ -375,6 +405,7 @@ static void on_wait_fail(gw_pool_waiter_t *wt, gw_err_t err, const char *why, gw
         if (!x->is_failed && x->pool->nservers > 1 &&
             proto_retry_decide(&facts) == PROTO_RETRY_COUNTED) {
             x->retries_left--;
+            x->nretries++;
             x->wait.avoid = s;
             GW_LOG_INFO("backend %s server %s stream %d: %s; retrying on another server",
                         x->pool->name, s != NULL ? s->name : "-", (int)x->stream_id, why);
@@ -415,7 +446,22 @@ static int conn_on_head(void *ud, int status, const proto_header_t *f, size_t n)
     int is_failure = status >= 500 && x->pool->bcfg->fail_on_5xx;
     gw_pool_report(x->pool, x->server, !is_failure, "5xx response", x->attempt_ms);
     x->resp_status = status;
-    int rv = x->fe->on_head(x, status, f, n, !has_no_content(x, status, f, n));
+    int has_body = !has_no_content(x, status, f, n);
+    int rv;
+    if (x->w->via_resp[0] == '\0') {
+        rv = x->fe->on_head(x, status, f, n, has_body);
+    } else {
+        /* This hop's Via after the backend's own (RFC 9110 7.6.3). */
+        proto_header_t stack[64];
+        proto_header_t *all = n + 1 <= 64 ? stack : malloc((n + 1) * sizeof(*all));
+        if (all == NULL)
+            return PROTO_E_NOMEM;
+        memcpy(all, f, n * sizeof(*f));
+        all[n] = (proto_header_t){"via", 3, x->w->via_resp, strlen(x->w->via_resp)};
+        rv = x->fe->on_head(x, status, all, n + 1, has_body);
+        if (all != stack)
+            free(all);
+    }
     if (rv == 0)
         x->is_resp_head_sent = 1;
     return rv;

@@ -66,11 +66,14 @@ typedef struct gw_frontend_ops {
 struct gw_exchange {
     gw_ctx_t *w;
     const gw_frontend_ops_t *fe;
-    void *fe_conn;            /* the frontend's connection object */
-    void *fe_req;             /* the frontend's request being read; freed once the head is built */
-    int32_t stream_id;        /* for logs and the HTTP/2 frontend */
-    const char *client_addr;  /* the client connection's, which outlives x */
-    const char *protocol;     /* "h2" or "http/1.1", for the access log */
+    void *fe_conn;           /* the frontend's connection object */
+    void *fe_req;            /* the frontend's request being read; freed once the head is built */
+    int32_t stream_id;       /* for logs and the HTTP/2 frontend */
+    const char *client_addr; /* the client connection's, which outlives x */
+    const char *protocol;    /* "h2" or "http/1.1", for the access log */
+    int client_port;
+    const char *tls_version; /* the client connection's (NULL: cleartext) */
+    const char *sni;
     proto_queue_t fe_node;    /* in the frontend connection's list of exchanges */
     gw_pool_waiter_t wait;    /* in the pool; wait.sched's urgency and weight are
                                  set by the frontend before start */
@@ -87,6 +90,9 @@ struct gw_exchange {
     uint32_t retry_after_s;   /* for a 503: when the client may try again */
     uint32_t retries_left;    /* attempts on other servers still allowed */
     uint32_t stale_retries;   /* free retries after stale keep-alive failures */
+    uint32_t nretries;        /* attempts after the first, for the access log */
+    uint64_t queued_ms;       /* when it first waited for a connection; 0: never */
+    int64_t wait_ms;          /* until its first connection; -1: none yet */
     uint64_t start_ms;
 
     /* request */

@@ -105,6 +105,7 @@ int main(int argc, char **argv)
     }
 
     gw_log_set_level(cfg.log_level);
+    gw_log_set_format(cfg.log_format);
     /* A peer that closes while we write must cost us an error code, not
      * the process. */
     signal(SIGPIPE, SIG_IGN);

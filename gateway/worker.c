@@ -82,6 +82,18 @@ static void on_drain_timeout(uv_timer_t *timer)
     uv_stop(&w->ctx.loop);
 }
 
+#define GOAWAY_STEP_MS 1000
+
+static void on_goaway_timer(uv_timer_t *timer)
+{
+    gw_worker_t *w = timer->data;
+    for (proto_queue_t *n = w->ctx.clients.next; n != &w->ctx.clients; n = n->next) {
+        gw_client_conn_t *c = proto_container_of(n, gw_client_conn_t, all_node);
+        if (c->proto != NULL && c->proto->on_drain != NULL)
+            c->proto->on_drain(c);
+    }
+}
+
 static void on_drain_delay(uv_timer_t *timer)
 {
     GW_LOG_INFO("drain delay over: draining");
@@ -91,6 +103,11 @@ static void on_drain_delay(uv_timer_t *timer)
 static void on_signal(uv_signal_t *sig, int signum)
 {
     gw_worker_t *w = sig->data;
+    if (signum == SIGUSR1) {
+        /* logrotate moved the access log: write to the file by its name */
+        gw_access_log_reopen(w->ctx.access_log);
+        return;
+    }
     if (signum == SIGHUP) {
         GW_LOG_INFO("SIGHUP: reloading certificates");
         for (size_t i = 0; i < w->nlisteners; i++)
@@ -211,6 +228,7 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
                     "raise the hard limit (LimitNOFILE, ulimit -Hn) for more",
                     (unsigned long long)nofile, ctx->max_clients, cfg->max_connections);
     ctx->pool_for = pool_for;
+    gw_ctx_set_via(ctx);
     ctx->on_client_closed = on_client_closed;
     proto_queue_init(&ctx->tasks);
     proto_queue_init(&ctx->clients);
@@ -226,8 +244,11 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     start_signal(w, &w->sig_term, SIGTERM);
     start_signal(w, &w->sig_int, SIGINT);
     start_signal(w, &w->sig_hup, SIGHUP);
+    start_signal(w, &w->sig_usr1, SIGUSR1);
     uv_timer_init(&ctx->loop, &w->drain_timer);
     w->drain_timer.data = w;
+    uv_timer_init(&ctx->loop, &w->goaway_timer);
+    w->goaway_timer.data = w;
     uv_timer_init(&ctx->loop, &w->trim_timer);
     w->trim_timer.data = w;
     uv_timer_start(&w->trim_timer, on_trim_timer, TRIM_INTERVAL_MS, TRIM_INTERVAL_MS);
@@ -242,7 +263,8 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
         ctx->access_log = calloc(1, sizeof(*ctx->access_log));
         if (ctx->access_log == NULL)
             return UV_ENOMEM;
-        if ((rv = gw_access_log_open(ctx->access_log, &ctx->loop, cfg->access_log)) != 0) {
+        if ((rv = gw_access_log_open(ctx->access_log, &ctx->loop, cfg->access_log,
+                                     cfg->access_log_format == CFG_LOG_JSON)) != 0) {
             GW_LOG_ERROR("access log %s: %s", cfg->access_log, uv_strerror(rv));
             free(ctx->access_log);
             ctx->access_log = NULL;
@@ -293,6 +315,9 @@ void gw_worker_drain(gw_worker_t *w)
     }
     w->is_drain_pending = 1;
     uv_timer_start(&w->drain_timer, on_drain_timeout, ctx->cfg->shutdown_timeout_ms, 0);
+    /* The second step of HTTP/2's GOAWAY for clients that did not answer
+     * the PING within a second. */
+    uv_timer_start(&w->goaway_timer, on_goaway_timer, GOAWAY_STEP_MS, 0);
     on_client_closed(ctx);
 }
 

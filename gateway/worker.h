@@ -24,10 +24,11 @@ typedef struct gw_worker {
     size_t npools;
     uv_prepare_t flush; /* runs the deferred tasks once per loop turn */
     uv_idle_t kick;     /* active while tasks wait for the next turn */
-    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_signal_t sig_term, sig_int, sig_hup, sig_usr1;
     uv_timer_t trim_timer;                 /* gives memory back after a burst */
     uint32_t peak_clients, peak_exchanges; /* since the last trim */
     uv_timer_t drain_timer;                /* drain_delay, then shutdown_timeout */
+    uv_timer_t goaway_timer;               /* the second GOAWAY of a drain */
     int is_drain_pending; /* a signal came: not ready; listeners close after drain_delay */
     /* Liveness: every worker stamps heartbeat_ms (uv_hrtime, shared by all
      * threads) from a 250 ms timer; worker 0's admin reads the others'. */

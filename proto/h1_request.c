@@ -414,6 +414,17 @@ int proto_h1_request_build(const proto_request_t *req, proto_h1_head_t *out, con
         if (h->value_len > 0) /* empty: only strip what the client sent */
             sb_field(&sb, h->name, h->name_len, h->value, h->value_len);
     }
+    if (req->via != NULL) {
+        /* A second via line is the same as one joined with a comma. */
+        size_t via_len = strlen(req->via);
+        if (!proto_headers_valid_value(req->via, via_len)) {
+            free(sb.data);
+            memset(out, 0, sizeof(*out));
+            out->content_length = -1;
+            return fail(why, "invalid via pseudonym");
+        }
+        sb_field(&sb, "via", 3, req->via, via_len);
+    }
     sb_add(&sb, "\r\n", 2);
 
     if (sb.is_oom) {

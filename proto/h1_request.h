@@ -29,6 +29,9 @@ typedef struct proto_request {
      * empty value only strips the incoming field. */
     const proto_header_t *extra;
     size_t nextra;
+    /* This hop's Via entry ("2 h2gw"), added after any Via the client sent
+     * (RFC 9110 7.6.3); NULL: none. */
+    const char *via;
 } proto_request_t;
 
 typedef struct proto_h1_head {

@@ -329,7 +329,12 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
     x = gw_exchange_new(c->w, &h1_frontend_ops, h, 0);
     if (x != NULL) {
         x->client_addr = c->peer_addr;
+        x->client_port = c->peer_port;
         x->protocol = "http/1.1";
+        if (c->is_tls) {
+            x->tls_version = gw_tls_conn_version(&c->tls);
+            x->sni = gw_tls_conn_sni(&c->tls);
+        }
     }
     if (fields == NULL || x == NULL) {
         if (fields != stack)
@@ -351,6 +356,7 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
         .nheaders = forwarded_fields(head, fields),
         .client_addr = c->peer_addr,
         .has_body = (head->flags & PROTO_H1_REQ_HAS_BODY) != 0,
+        .via = gw_ctx_via_request(c->w, 1, head->http_minor),
     };
     char subject[512];
     proto_header_t extra;

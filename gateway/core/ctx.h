@@ -40,6 +40,10 @@ struct gw_ctx {
     uint32_t nexchanges;  /* open, for the trim after a burst */
     int is_draining;
     struct gw_access_log *access_log; /* NULL: off */
+    /* This hop's Via entries (RFC 9110 7.6.3) by the protocol received:
+     * requests from HTTP/2, HTTP/1.1 and HTTP/1.0 clients, and responses
+     * from the HTTP/1.1 backends; empty when via = off. */
+    char via_h2[72], via_h11[72], via_h10[72], via_resp[72];
     /* Set by the worker: the pool a request goes to, and the news that a
      * client connection is gone (a drain ends with the last one). */
     struct gw_pool *(*pool_for)(gw_ctx_t *w, const char *authority, size_t authority_len,
@@ -68,6 +72,13 @@ static inline void gw_task_cancel(gw_task_t *t)
 {
     proto_queue_remove(&t->node);
 }
+
+/* Fills the Via entries from cfg->via. */
+void gw_ctx_set_via(gw_ctx_t *w);
+
+/* The Via entry for a request in HTTP/major.minor (major 2: HTTP/2), or
+ * NULL when via = off. */
+const char *gw_ctx_via_request(const gw_ctx_t *w, int major, int minor);
 
 /* Runs the tasks queued now, in order; those queued meanwhile wait for the
  * next call. Returns 1 when tasks are left. */

@@ -6,6 +6,12 @@
 #include <time.h>
 
 static int max_level = CFG_LOG_WARN;
+static int log_format = CFG_LOG_TEXT;
+
+void gw_log_set_format(int format)
+{
+    log_format = format;
+}
 
 void gw_log_set_level(int level)
 {
@@ -29,15 +35,41 @@ size_t gw_log_timestamp(char *buf, size_t cap)
     return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
 }
 
+/* The message as one JSON object: {"time":..,"level":..,"msg":..}, with
+ * the message escaped (RFC 8259). */
+static void to_json(char *line, size_t cap, int level, const char *msg)
+{
+    char stamp[40];
+    gw_log_timestamp(stamp, sizeof(stamp));
+    size_t n = (size_t)snprintf(line, cap, "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"", stamp,
+                                cfg_log_level_str(level));
+    for (const char *p = msg; *p != '\0' && n + 8 < cap; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (c == '"' || c == '\\') {
+            line[n++] = '\\';
+            line[n++] = (char)c;
+        } else if (c < 0x20 || c == 0x7f) {
+            n += (size_t)snprintf(line + n, cap - n, "\\u%04x", c);
+        } else {
+            line[n++] = (char)c;
+        }
+    }
+    snprintf(line + n, cap - n, "\"}");
+}
+
 static void write_line(int level, uint32_t suppressed, const char *fmt, va_list ap)
 {
-    char line[1024];
-    size_t n = gw_log_timestamp(line, sizeof(line));
-    n += (size_t)snprintf(line + n, sizeof(line) - n, " %s ", cfg_log_level_str(level));
-    vsnprintf(line + n, sizeof(line) - n - 1, fmt, ap);
-    if (suppressed > 0) {
-        n = strlen(line);
-        snprintf(line + n, sizeof(line) - n - 1, " (%u more in the last 1 s)", suppressed);
+    char msg[1024], line[2200];
+    size_t n = (size_t)vsnprintf(msg, sizeof(msg), fmt, ap);
+    if (n >= sizeof(msg))
+        n = sizeof(msg) - 1;
+    if (suppressed > 0)
+        snprintf(msg + n, sizeof(msg) - n, " (%u more in the last 1 s)", suppressed);
+    if (log_format == CFG_LOG_JSON) {
+        to_json(line, sizeof(line) - 1, level, msg);
+    } else {
+        size_t k = gw_log_timestamp(line, sizeof(line));
+        snprintf(line + k, sizeof(line) - k - 1, " %s %s", cfg_log_level_str(level), msg);
     }
     /* One write() per line keeps lines whole when several workers log at
      * once; stderr is unbuffered, so fputs would split it. */

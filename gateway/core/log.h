@@ -12,6 +12,9 @@
 /* Sets the most verbose level written (enum cfg_log_level). Set once at start. */
 void gw_log_set_level(int level);
 
+/* Text lines or JSON objects (enum cfg_log_format). Set once at start. */
+void gw_log_set_format(int format);
+
 int gw_log_enabled(int level);
 
 void gw_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

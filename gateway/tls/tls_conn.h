@@ -56,6 +56,16 @@ size_t gw_tls_conn_take(gw_tls_conn_t *t, uint8_t *dst, size_t cap);
  * write). libuv keeps writes on a stream in order. Returns 0 or a uv error. */
 int gw_tls_conn_send_pending(gw_tls_conn_t *t, uv_stream_t *stream);
 
+/* The protocol version ("TLSv1.3") and the SNI name the client sent (NULL:
+ * none); valid while t lives. */
+const char *gw_tls_conn_version(const gw_tls_conn_t *t);
+const char *gw_tls_conn_sni(const gw_tls_conn_t *t);
+
+/* Gives back the memory BIOs' grown buffers when both are drained (after
+ * the handshake flight, after a burst): an idle connection keeps only
+ * what OpenSSL itself needs. */
+void gw_tls_conn_release_buffers(gw_tls_conn_t *t);
+
 /* Application protocol agreed by ALPN: "h2", "http/1.1" or "" (none). */
 void gw_tls_conn_alpn(const gw_tls_conn_t *t, char *out, size_t cap);
 

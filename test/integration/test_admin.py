@@ -149,3 +149,53 @@ def test_second_sigterm_during_the_drain_delay_exits_at_once(origin, gateway):
     g.proc.proc.send_signal(signal.SIGTERM)
     assert g.proc.wait(5 * SLOW) == 0
     assert time.monotonic() - t0 < 2 * SLOW
+
+
+def _read_frames(sock, deadline):
+    """Yields hyperframe frames read from sock until EOF or deadline."""
+    from hyperframe.frame import Frame
+    buf = b""
+    while time.monotonic() < deadline:
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            continue
+        if not chunk:
+            return
+        buf += chunk
+        while len(buf) >= 9:
+            frame, length = Frame.parse_frame_header(memoryview(buf[:9]))
+            if len(buf) < 9 + length:
+                break
+            frame.parse_body(memoryview(buf[9:9 + length]))
+            buf = buf[9 + length:]
+            yield frame
+
+
+def test_drain_sends_the_two_step_goaway(origin, gateway):
+    """RFC 9113 6.8: a GOAWAY with stream id 2^31-1 and a PING first; once the
+    PING comes back, the GOAWAY with the real last stream id."""
+    from hyperframe.frame import GoAwayFrame, HeadersFrame, PingFrame, SettingsFrame
+    import hpack
+    g, _ = start(gateway, origin)
+    s = socket.create_connection(("127.0.0.1", g.port), timeout=1)
+    s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + SettingsFrame(0).serialize())
+    hdrs = HeadersFrame(1, hpack.Encoder().encode(
+        [(":method", "GET"), (":path", "/echo"), (":scheme", "http"), (":authority", "gw")]),
+        flags=["END_HEADERS", "END_STREAM"])
+    s.sendall(hdrs.serialize())
+    time.sleep(0.3)
+    g.proc.proc.send_signal(signal.SIGTERM)
+    goaways = []
+    for f in _read_frames(s, time.monotonic() + 5 * SLOW):
+        if isinstance(f, SettingsFrame) and "ACK" not in f.flags:
+            s.sendall(SettingsFrame(0, flags=["ACK"]).serialize())
+        if isinstance(f, PingFrame) and "ACK" not in f.flags:
+            s.sendall(PingFrame(0, opaque_data=f.opaque_data, flags=["ACK"]).serialize())
+        if isinstance(f, GoAwayFrame):
+            goaways.append(f.last_stream_id)
+            if len(goaways) == 2:
+                break
+    s.close()
+    assert goaways == [2**31 - 1, 1], goaways
+    assert g.proc.wait(10 * SLOW) == 0

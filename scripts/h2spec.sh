@@ -42,7 +42,7 @@ trap 'exit 130' INT TERM
 # Waits until file $1 holds $2 "listening on" lines (5 s at most).
 wait_listening() {
     for _ in $(seq 50); do
-        [ "$(grep -c 'listening on' "$1" 2>/dev/null || true)" -ge "$2" ] && return 0
+        [ "$(cat "$1" 2>/dev/null | grep -c 'listening on')" -ge "$2" ] && return 0
         sleep 0.1
     done
     echo "h2spec: $1 never said it was listening:" >&2

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include <llhttp.h>
+
 /* RFC 9110 §5.6.2 tchar, as a table so the hot loop is one load per byte. */
 static const unsigned char tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
@@ -94,6 +96,21 @@ int proto_headers_is_idempotent_method(const char *method, size_t len)
     return 0;
 }
 
+int proto_headers_is_known_method(const char *method, size_t len)
+{
+    static const char *const methods[] = {
+#define METHOD_NAME(num, name, string) #string,
+        HTTP_METHOD_MAP(METHOD_NAME)
+#undef METHOD_NAME
+    };
+
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strlen(methods[i]) == len && memcmp(methods[i], method, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
 int proto_headers_list_contains(const char *list, size_t list_len, const char *name,
                                 size_t name_len)
 {
@@ -123,6 +140,8 @@ const char *proto_reason_phrase(int status)
     switch (status) {
     case 100: return "Continue";
     case 101: return "Switching Protocols";
+    case 102: return "Processing";
+    case 103: return "Early Hints";
     case 200: return "OK";
     case 201: return "Created";
     case 202: return "Accepted";

@@ -11,6 +11,7 @@
 #include "proto/fields.h"
 #include "gateway/core/log.h"
 #include "gateway/core/ctx.h"
+#include "proto/h2_watch.h"
 #include "proto/headers.h"
 #include "proto/priority.h"
 
@@ -37,6 +38,9 @@ typedef struct h2_client {
     int is_shutdown_noticed;
     int is_goaway_sent;
     gw_h2_glitch_t glitch; /* abuse budget (h2_glitch_threshold) */
+    /* Closed streams nghttp2 has forgotten (RFC 9113 5.1). */
+    proto_h2_watch_t watch;
+    int32_t peer_reset_id; /* the stream of the RST_STREAM being received */
 } h2_client_t;
 
 /* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers
@@ -165,6 +169,33 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
     return 0;
 }
 
+/* An interim response: a HEADERS frame with its 1xx :status and no
+ * END_STREAM, before the final one (RFC 9113 8.1). */
+static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
+{
+    h2_client_t *h = client_of(x);
+    char status_str[8];
+    snprintf(status_str, sizeof(status_str), "%d", status);
+
+    nghttp2_nv stack_nv[32];
+    nghttp2_nv *nv = n + 1 <= 32 ? stack_nv : malloc((n + 1) * sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0};
+    for (size_t i = 0; i < n; i++)
+        nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
+                                 f[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    /* A stream the client has reset takes none: the hint is dropped, the
+     * exchange goes on (it ends with the stream). */
+    int32_t rv =
+        nghttp2_submit_headers(h->session, NGHTTP2_FLAG_NONE, x->stream_id, NULL, nv, n + 1, NULL);
+    if (nv != stack_nv)
+        free(nv);
+    if (rv == 0)
+        gw_client_conn_mark_dirty(h->conn);
+    return rv == NGHTTP2_ERR_NOMEM ? -1 : 0;
+}
+
 static void fe_on_body(gw_exchange_t *x)
 {
     h2_client_t *h = client_of(x);
@@ -216,6 +247,7 @@ static gw_exchange_t *fe_parent_of(gw_exchange_t *x)
 
 static const gw_frontend_ops_t h2_frontend_ops = {
     .on_head = fe_on_head,
+    .on_info = fe_on_info,
     .on_body = fe_on_body,
     .on_fail = fe_on_fail,
     .on_req_body_written = fe_on_req_body_written,
@@ -367,10 +399,58 @@ static gw_exchange_t *stream_exchange(nghttp2_session *session, int32_t stream_i
     return nghttp2_session_get_stream_user_data(session, stream_id);
 }
 
+/* Request trailers (a HEADERS frame after the request's, which nghttp2
+ * lets through only with END_STREAM) are gathered in a field store of
+ * their own, bounded like the head, for an exchange that is under way. */
+static int begin_trailers(nghttp2_session *session, int32_t stream_id)
+{
+    gw_exchange_t *x = stream_exchange(session, stream_id);
+    if (x == NULL || !x->is_started || x->is_failed || x->fe_req != NULL)
+        return 0;
+    h2_request_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || proto_fields_init(&r->fs, SIZE_MAX, 0) != 0) {
+        free(r);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    x->fe_req = r;
+    return 0;
+}
+
+/* The trailers are complete: the exchange checks them and keeps them for
+ * the backend's last chunk. */
+static void end_trailers(h2_client_t *h, gw_exchange_t *x)
+{
+    h2_request_t *r = x->fe_req;
+    gw_client_conn_t *c = h->conn;
+    if (r->is_too_large) {
+        request_free(x);
+        gw_exchange_fail(x, GW_E_HEAD_TOO_LARGE, "request trailers over max_header_list_size");
+        return;
+    }
+    proto_header_t stack[32] = {0};
+    proto_header_t *f = r->fs.n <= 32 ? stack : malloc(r->fs.n * sizeof(*f));
+    int rv = PROTO_E_NOMEM;
+    if (f != NULL) {
+        for (size_t i = 0; i < r->fs.n; i++)
+            f[i] = proto_fields_header(&r->fs, &r->fs.list[i]);
+        rv = gw_exchange_req_trailers(x, f, r->fs.n, c->origin->cfg->client_cert_header);
+    }
+    if (f != stack)
+        free(f);
+    request_free(x);
+    if (rv < 0)
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+}
+
 static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
     h2_client_t *h = ud;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
+        return begin_trailers(session, frame->hd.stream_id);
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     gw_exchange_t *x = gw_exchange_new(h->conn->w, &h2_frontend_ops, h, frame->hd.stream_id);
     h2_request_t *r = calloc(1, sizeof(*r));
@@ -402,8 +482,9 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
 {
     h2_client_t *h = ud;
     (void)flags;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* request trailers are not forwarded */
+    if (frame->hd.type != NGHTTP2_HEADERS ||
+        (frame->headers.cat != NGHTTP2_HCAT_REQUEST && frame->headers.cat != NGHTTP2_HCAT_HEADERS))
+        return 0;
     gw_exchange_t *x = stream_exchange(session, frame->hd.stream_id);
     if (x == NULL || x->fe_req == NULL)
         return 0;
@@ -578,9 +659,13 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
         x = stream_exchange(session, frame->hd.stream_id);
         if (x == NULL)
             break;
-        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && x->fe_req != NULL)
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && x->fe_req != NULL) {
             start_exchange(h, x, is_end_stream);
-        else if (is_end_stream && x->is_started)
+            break;
+        }
+        if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && x->fe_req != NULL)
+            end_trailers(h, x);
+        if (is_end_stream && x->is_started)
             gw_exchange_req_end(x);
         break;
     case NGHTTP2_DATA:
@@ -594,12 +679,13 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
     case NGHTTP2_PRIORITY:
         on_priority_frame(h, frame);
         break;
+    case NGHTTP2_RST_STREAM:
+        h->peer_reset_id = frame->hd.stream_id; /* nghttp2 closes it next */
+        gw_metrics_inc(&h->conn->w->metrics.rst_received);
+        break;
     case NGHTTP2_PING:
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && h->is_shutdown_noticed)
             send_final_goaway(h);
-        break;
-    case NGHTTP2_RST_STREAM:
-        gw_metrics_inc(&h->conn->w->metrics.rst_received);
         break;
     default:
         break;
@@ -626,7 +712,15 @@ static int h2_on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_
 static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                               void *ud)
 {
-    (void)ud, (void)error_code;
+    h2_client_t *h = ud;
+    (void)error_code;
+    /* The reset first: nghttp2 marks a stream the client reset as closed
+     * for reading too, like one it ended. */
+    int kind = stream_id == h->peer_reset_id ? PROTO_H2_CLOSED_PEER_RESET
+               : nghttp2_session_get_stream_remote_close(session, stream_id) == 1
+                   ? PROTO_H2_CLOSED_REMOTE_END
+                   : PROTO_H2_CLOSED_LOCAL_RESET;
+    proto_h2_watch_closed(&h->watch, stream_id, kind);
     gw_exchange_t *x = stream_exchange(session, stream_id);
     if (x == NULL)
         return 0;
@@ -732,11 +826,10 @@ static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame
 
 /* ---- the connection ---- */
 
-static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
+static int session_recv(h2_client_t *h, const uint8_t *data, size_t len)
 {
-    h2_client_t *h = c->proto_state;
-    h->is_awaiting_preface = 0;
-    ssize_t rv = nghttp2_session_mem_recv(h->session, data, len);
+    gw_client_conn_t *c = h->conn;
+    ssize_t rv = len > 0 ? nghttp2_session_mem_recv(h->session, data, len) : 0;
     if (rv < 0) {
         if (rv == NGHTTP2_ERR_FLOODED || rv == NGHTTP2_ERR_TOO_MANY_CONTINUATIONS)
             gw_metrics_inc(&c->w->metrics.flood_refusals);
@@ -745,6 +838,66 @@ static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
         return -1;
     }
     return 0;
+}
+
+/*
+ * RFC 9113 5.1 for a DATA or HEADERS frame whose header just arrived, all
+ * earlier frames being processed: on a stream the client had ended, a
+ * connection error; on one it reset, a stream error; on an id it skipped,
+ * PROTOCOL_ERROR (5.1.1). nghttp2 still sees the frame (its HPACK state
+ * must follow every header block) but ignores it. Returns 1 when the
+ * connection is ending.
+ */
+static int answer_closed_stream(h2_client_t *h, const proto_h2_frame_hd_t *hd)
+{
+    gw_client_conn_t *c = h->conn;
+    int is_known = nghttp2_session_find_stream(h->session, hd->stream_id) != NULL;
+    uint32_t code;
+
+    switch (proto_h2_watch_judge(&h->watch, hd, is_known)) {
+    case PROTO_H2_RST_CLOSED:
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, hd->stream_id,
+                                  NGHTTP2_STREAM_CLOSED);
+        gw_client_conn_mark_dirty(c);
+        return 0;
+    case PROTO_H2_GOAWAY_CLOSED:
+        code = NGHTTP2_STREAM_CLOSED;
+        break;
+    case PROTO_H2_GOAWAY_PROTOCOL:
+        code = NGHTTP2_PROTOCOL_ERROR;
+        break;
+    default:
+        return 0;
+    }
+    GW_LOG_DEBUG("client %s:%d: frame type %d on closed stream %d: connection error %s",
+                 c->peer_addr, c->peer_port, hd->type, (int)hd->stream_id,
+                 nghttp2_http2_strerror(code));
+    nghttp2_session_terminate_session(h->session, code);
+    gw_client_conn_mark_dirty(c);
+    return 1;
+}
+
+static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
+{
+    h2_client_t *h = c->proto_state;
+    size_t fed = 0, pos = 0;
+
+    h->is_awaiting_preface = 0;
+    /* Frame by frame where it matters: a DATA or HEADERS frame is judged
+     * after nghttp2 has processed everything before it. */
+    while (pos < len) {
+        proto_h2_frame_hd_t hd;
+        int has_hd;
+        pos += proto_h2_watch_scan(&h->watch, data + pos, len - pos, &hd, &has_hd);
+        if (!has_hd)
+            break;
+        if (session_recv(h, data + fed, pos - 1 - fed) != 0)
+            return -1;
+        fed = pos - 1;
+        if (answer_closed_stream(h, &hd))
+            return 0; /* nghttp2 ignores all input from now on */
+    }
+    return session_recv(h, data + fed, len - fed);
 }
 
 static int h2_conn_on_flush(gw_client_conn_t *c)
@@ -824,6 +977,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
         return NULL;
     h->conn = c;
     proto_queue_init(&h->exchanges);
+    proto_h2_watch_init(&h->watch, 0);
 
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         goto fail;
@@ -921,6 +1075,7 @@ int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, si
     c->proto_state = h;
     gw_client_conn_note_protocol(c);
     h->is_awaiting_preface = 1;
+    proto_h2_watch_init(&h->watch, 1);
     apply_send_priority(h, x);
     gw_exchange_start(x, x->pool); /* routed by the HTTP/1.1 frontend */
     gw_client_conn_mark_dirty(c);

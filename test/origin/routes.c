@@ -393,11 +393,35 @@ static void do_status(or_conn_t *c)
         or_out_printf(c, "HTTP/1.1 %u %s\r\n\r\n", (unsigned)n, reason((int)n));
         respond_text(c, 200, body);
     } else if (n == 204 || n == 304) {
-        send_head(c, (int)n, -1, NULL, 1);
+        /* ?length=K: a Content-Length that announces no body here (RFC 9110
+         * 8.6 forbids it in a 204; in a 304 it is the selected size). */
+        size_t len;
+        const char *v = req_query(c, "length", &len);
+        uint64_t clen;
+        if (v == NULL || parse_u64(v, len, UINT64_C(1) << 50, &clen) != 0)
+            send_head(c, (int)n, -1, NULL, 1);
+        else
+            send_head(c, (int)n, (int64_t)clen, NULL, 1);
         or_conn_end_response(c);
     } else {
         respond_text(c, (int)n, body);
     }
+}
+
+/* N interim 103 responses, each with a preload Link and its index, then a
+ * final 200. */
+static void do_early_hints(or_conn_t *c)
+{
+    uint64_t n = c->req.arg;
+    char body[32];
+
+    for (uint64_t i = 1; i <= n; i++)
+        or_out_printf(c,
+                      "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n"
+                      "X-Hint: %u\r\n\r\n",
+                      (unsigned)i);
+    snprintf(body, sizeof body, "early hints %u\n", (unsigned)n);
+    respond_text(c, 200, body);
 }
 
 static void do_close_mid_body(or_conn_t *c)
@@ -545,6 +569,9 @@ void or_route_dispatch(or_conn_t *c)
         if (c->close_mode == OR_CLOSE_NONE)
             c->close_mode = OR_CLOSE_DROP_IDLE;
         break;
+    case OR_ROUTE_EARLY_HINTS:
+        do_early_hints(c);
+        break;
     case OR_ROUTE_KILL_NEXT:
         or_kill_next = 1;
         respond_text(c, 200, "ok\n");
@@ -601,6 +628,8 @@ static or_route_t route_of(const char *p, size_t n, uint64_t *arg)
                                                                     : OR_ROUTE_BAD_ARG;
     if (has_prefix(p, n, "/delay/", &k))
         return parse_u64(p + k, n - k, 3600 * 1000, arg) == 0 ? OR_ROUTE_DELAY : OR_ROUTE_BAD_ARG;
+    if (has_prefix(p, n, "/early-hints/", &k))
+        return parse_u64(p + k, n - k, 64, arg) == 0 ? OR_ROUTE_EARLY_HINTS : OR_ROUTE_BAD_ARG;
     if (has_prefix(p, n, "/status/", &k)) {
         if (parse_u64(p + k, n - k, 999, arg) != 0)
             *arg = 0; /* answered with 400 */

@@ -269,7 +269,7 @@ static int on_resp_head(void *ud, int status, const proto_header_t *h, size_t n)
 static int run_h1_response(void *arg)
 {
     static const proto_h1_response_cbs_t cbs = {on_resp_head, on_any_body, on_any_trailers,
-                                                on_any_complete};
+                                                on_any_complete, on_resp_head};
     const char *input = arg;
     proto_h1_response_t r;
     int ncomplete = 0;

@@ -14,10 +14,10 @@
 /* ---- event recorder ---- */
 
 typedef struct rec {
-    char ev[8192]; /* "H200|name=value...\n", "B:bytes\n", "T|name=value\n", "C\n" */
+    char ev[8192]; /* "H200|name=value...\n", "I103|name=value\n", "B:bytes\n", "T|...\n", "C\n" */
     size_t len;
     int in_body;
-    int fail_on;                  /* 'H', 'B', 'T' or 'C': that callback returns -1 */
+    int fail_on;                  /* 'H', 'I', 'B', 'T' or 'C': that callback returns -1 */
     const uint8_t *in_lo, *in_hi; /* the caller's input, to check body pointers */
 } rec_t;
 
@@ -91,7 +91,18 @@ static int on_complete(void *ud)
     return r->fail_on == 'C' ? -1 : 0;
 }
 
-static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_complete};
+static int on_info(void *ud, int status, const proto_header_t *h, size_t n)
+{
+    rec_t *r = ud;
+    char s[16];
+
+    snprintf(s, sizeof(s), "I%d", status);
+    rec_add(r, s, strlen(s));
+    rec_fields(r, h, n);
+    return r->fail_on == 'I' ? -1 : 0;
+}
+
+static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_complete, on_info};
 
 /* ---- driver ---- */
 
@@ -251,9 +262,13 @@ static void test_no_body(void **state)
         {"HEAD with gzip coding", "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", 1, 0, 0,
          "H200\nC\n", 0, 0, 1},
         {"204", "HTTP/1.1 204 No Content\r\n\r\n", 0, 0, 0, "H204\nC\n", 0, 0, 1},
-        {"204 with a length reads no body",
-         "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\nhello", 0, 0, 0,
-         "H204|content-length=5\nC\n", 0, 5, 1},
+        {"204 with a length reads no body, and loses the length (RFC 9110 8.6)",
+         "HTTP/1.1 204 No Content\r\nContent-Length: 5\r\nX-A: 1\r\n\r\nhello", 0, 0, 0,
+         "H204|x-a=1\nC\n", 0, 5, 1},
+        {"204 with a zero length", "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n", 0, 0, 0,
+         "H204\nC\n", 0, 0, 1},
+        {"HEAD answered 204 with a length", "HTTP/1.1 204 No Content\r\nContent-Length: 7\r\n\r\n",
+         1, 0, 0, "H204\nC\n", 0, 0, 1},
         {"304 with a length",
          "HTTP/1.1 304 Not Modified\r\nContent-Length: 5\r\nETag: \"x\"\r\n\r\n", 0, 0, 0,
          "H304|content-length=5|etag=\"x\"\nC\n", 0, 0, 1},
@@ -270,30 +285,47 @@ static void test_interim(void **state)
     static const resp_case_t cases[] = {
         {"100 then 200",
          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0, 0, 0,
-         "H200|content-length=2\nB:ok\nC\n", 0, 0, 1},
+         "I100\nH200|content-length=2\nB:ok\nC\n", 0, 0, 1},
         {"103 then 200",
          "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
          "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Final: 1\r\n\r\n",
-         0, 0, 0, "H200|content-length=0|x-final=1\nC\n", 0, 0, 1},
+         0, 0, 0, "I103|link=</a.css>; rel=preload\nH200|content-length=0|x-final=1\nC\n", 0, 0, 1},
         {"100, 102, 103 then 201",
          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
          "HTTP/1.1 103 Early Hints\r\nLink: <x>\r\n\r\nHTTP/1.1 201 Created\r\n"
          "Content-Length: 1\r\n\r\nx",
-         0, 0, 0, "H201|content-length=1\nB:x\nC\n", 0, 0, 1},
+         0, 0, 0, "I100\nI102\nI103|link=<x>\nH201|content-length=1\nB:x\nC\n", 0, 0, 1},
         {"interim with a length has no body",
          "HTTP/1.1 103 Early Hints\r\nContent-Length: 3\r\n\r\n"
          "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
-         0, 0, 0, "H200|content-length=1\nB:x\nC\n", 0, 0, 1},
+         0, 0, 0, "I103\nH200|content-length=1\nB:x\nC\n", 0, 0, 1},
         {"100 then 200 to HEAD",
          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", 1, 0, 0,
-         "H200|content-length=9\nC\n", 0, 0, 1},
-        {"only 100, then close", "HTTP/1.1 100 Continue\r\n\r\n", 0, 1, 0, "", PROTO_E_BAD_RESPONSE,
-         0, 0},
+         "I100\nH200|content-length=9\nC\n", 0, 0, 1},
+        {"only 100, then close", "HTTP/1.1 100 Continue\r\n\r\n", 0, 1, 0, "I100\n",
+         PROTO_E_BAD_RESPONSE, 0, 0},
         {"101",
          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", 0,
          0, 0, "", PROTO_E_UNSAFE_RESPONSE, 0, 0},
         {"101 after 100", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n",
-         0, 0, 0, "", PROTO_E_UNSAFE_RESPONSE, 0, 0},
+         0, 0, 0, "I100\n", PROTO_E_UNSAFE_RESPONSE, 0, 0},
+        /* Interim fields are filtered like a head's, and keep-alive in an
+         * interim head says nothing about the connection. */
+        {"103 with hop-by-hop fields",
+         "HTTP/1.1 103 Early Hints\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=1\r\n"
+         "Transfer-Encoding: chunked\r\nLink: <a>\r\nLink: <b>\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+         0, 0, 0, "I103|link=<a>|link=<b>\nH200|content-length=0\nC\n", 0, 0, 1},
+        {"many 103s, each bounded alone",
+         "HTTP/1.1 103 Early Hints\r\nLink: <1>\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: "
+         "<2>\r\n\r\n"
+         "HTTP/1.1 103 Early Hints\r\nLink: <3>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+         0, 0, 64, "I103|link=<1>\nI103|link=<2>\nI103|link=<3>\nH204\nC\n", 0, 0, 1},
+        {"103 over the head limit",
+         "HTTP/1.1 103 Early Hints\r\nLink: "
+         "<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa>\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+         0, 0, 64, "", PROTO_E_TOO_LARGE, 0, 0},
     };
 
     (void)state;
@@ -392,9 +424,6 @@ static void test_malformed(void **state)
         {"bad protocol", "HTTX/1.1 200 OK\r\n\r\n", 0, 0, 0, "", PROTO_E_BAD_RESPONSE, 0, 0},
         {"bad version", "HTTP/1.7 200 OK\r\n\r\n", 0, 0, 0, "", PROTO_E_BAD_RESPONSE, 0, 0},
         {"not HTTP at all", "SSH-2.0-OpenSSH\r\n", 0, 0, 0, "", PROTO_E_BAD_RESPONSE, 0, 0},
-        {"bad chunk size",
-         "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n0\r\n\r\n", 0, 0, 0,
-         "H200\n", PROTO_E_BAD_RESPONSE, 0, 0},
         {"chunk longer than its size",
          "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", 0, 0, 0,
          "H200\nB:ab\n", PROTO_E_BAD_RESPONSE, 0, 0},
@@ -432,6 +461,51 @@ static void test_malformed(void **state)
 
     (void)state;
     RUN(cases);
+}
+
+/*
+ * The head waits for the end of the feed() that completed it (or the first
+ * body byte): a chunked body whose framing breaks in those same bytes fails
+ * with no head handed out, so the gateway can answer 502. Once the head is
+ * out, a later break only ends the response.
+ */
+static void test_head_held_for_framing(void **state)
+{
+    static const struct {
+        const char *label, *head, *rest;
+        const char *events_whole, *events_split;
+    } cases[] = {
+        {"bad first chunk size", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "zz\r\nhello\r\n0\r\n\r\n", "", "H200\n"},
+        {"bad chunk extension", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "5;\x01\r\nhello\r\n0\r\n\r\n", "", "H200\n"},
+        {"bad size after a chunk", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "1\r\na\r\nzz\r\n", "H200\nB:a\n", "H200\nB:a\n"},
+        {"bad last-chunk trailer", "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "0\r\nX(T): 1\r\n\r\n", "H200\n", "H200\n"},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char in[256];
+        size_t hlen = strlen(cases[i].head);
+        size_t len = (size_t)snprintf(in, sizeof(in), "%s%s", cases[i].head, cases[i].rest);
+
+        for (int is_split = 0; is_split <= 1; is_split++) {
+            proto_h1_response_t p;
+            rec_t rec = {0};
+            result_t res;
+
+            assert_int_equal(proto_h1_response_init(&p, &cbs, &rec, 4096), 0);
+            /* Whole, or cut right after the head. */
+            res = drive(&p, &rec, in, len, 0, is_split ? AT : WHOLE, (uint32_t)hlen);
+            if (res.rv != PROTO_E_BAD_RESPONSE ||
+                strcmp(rec.ev, is_split ? cases[i].events_split : cases[i].events_whole) != 0)
+                fail_msg("case '%s' split %d: rv %d events [%s]", cases[i].label, is_split, res.rv,
+                         rec.ev);
+            proto_h1_response_free(&p);
+        }
+    }
 }
 
 static void test_limits(void **state)
@@ -555,16 +629,18 @@ static void test_reset_after_error(void **state)
 
 static void test_callback_stops(void **state)
 {
-    static const char in[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static const char in[] = "HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n"
+                             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "1\r\na\r\n1\r\nb\r\n0\r\nX-T: 1\r\n\r\n";
     static const struct {
         int fail_on;
         const char *events;
     } cases[] = {
-        {'H', "H200\n"},
-        {'B', "H200\nB:a\n"},
-        {'T', "H200\nB:ab\nT|x-t=1\n"},
-        {'C', "H200\nB:ab\nT|x-t=1\nC\n"},
+        {'I', "I103|link=<a>\n"},
+        {'H', "I103|link=<a>\nH200\n"},
+        {'B', "I103|link=<a>\nH200\nB:a\n"},
+        {'T', "I103|link=<a>\nH200\nB:ab\nT|x-t=1\n"},
+        {'C', "I103|link=<a>\nH200\nB:ab\nT|x-t=1\nC\n"},
     };
 
     (void)state;
@@ -587,8 +663,9 @@ static void test_callback_stops(void **state)
 /* The optional callbacks may be left out. */
 static void test_null_callbacks(void **state)
 {
-    static const proto_h1_response_cbs_t only_head = {on_head, NULL, NULL, NULL};
-    static const char in[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static const proto_h1_response_cbs_t only_head = {on_head, NULL, NULL, NULL, NULL};
+    static const char in[] = "HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n"
+                             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "2\r\nab\r\n0\r\nX-T: 1\r\n\r\n";
     proto_h1_response_t p;
     rec_t rec = {0};
@@ -632,7 +709,7 @@ int main(void)
         cmocka_unit_test(test_limits),         cmocka_unit_test(test_nul_in_value),
         cmocka_unit_test(test_back_to_back),   cmocka_unit_test(test_reset_after_error),
         cmocka_unit_test(test_callback_stops), cmocka_unit_test(test_null_callbacks),
-        cmocka_unit_test(test_strerror),
+        cmocka_unit_test(test_strerror),       cmocka_unit_test(test_head_held_for_framing),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -411,8 +411,12 @@ static int view_init(view_t *v, const gw_metrics_scrape_t *s)
                 size_t k = 0;
                 while (k < v->nnamed && strcmp(v->names[k], b->name) != 0)
                     k++;
-                if (k == v->nnamed)
+                if (k == v->nnamed) {
+                    /* A backend added since pass 0 waits for the next scrape. */
+                    if (v->nnamed == cap)
+                        continue;
                     v->names[v->nnamed++] = b->name;
+                }
                 v->slots[k * n + i] = b;
             }
         }

@@ -8,6 +8,7 @@
 
 #include "gateway/exchange.h"
 #include "gateway/client/h2_glitch.h"
+#include "gateway/client/h2_push.h"
 #include "proto/fields.h"
 #include "gateway/core/log.h"
 #include "gateway/core/ctx.h"
@@ -37,6 +38,7 @@ typedef struct h2_client {
     int is_shutdown_noticed;
     int is_goaway_sent;
     gw_h2_glitch_t glitch; /* abuse budget (h2_glitch_threshold) */
+    gw_h2_push_t push;     /* server push from Link rel=preload (h2_push.c) */
 } h2_client_t;
 
 /* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers
@@ -155,6 +157,7 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
     for (size_t i = 0; i < n; i++)
         nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
                                  f[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    gw_h2_push_on_head(&h->push, h->session, x, status, f, n); /* PUSH_PROMISEs go first */
     nghttp2_data_provider dp = {.source.ptr = x, .read_callback = h2_on_data_read};
     int rv = nghttp2_submit_response(h->session, x->stream_id, nv, n + 1, has_body ? &dp : NULL);
     if (nv != stack_nv)
@@ -768,7 +771,7 @@ static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame)
             note_glitch(h, GW_H2_GLITCH_SMALL_WINDOW);
     } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
         gw_exchange_t *x = stream_exchange(h->session, id);
-        if (x != NULL && !x->is_resp_head_sent)
+        if (x != NULL && !x->is_resp_head_sent && (id & 1)) /* declining a push is fine */
             note_glitch(h, GW_H2_GLITCH_RAPID_RESET);
     }
 }
@@ -793,12 +796,21 @@ static int h2_on_invalid_frame_recv(nghttp2_session *session, const nghttp2_fram
 static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
     h2_client_t *h = ud;
+    gw_h2_push_on_frame_send(&h->push, session, frame);
     if (frame->hd.type != NGHTTP2_RST_STREAM)
         return 0;
     int has_request = stream_exchange(session, frame->hd.stream_id) != NULL;
     if (gw_h2_glitch_on_reset_sent(&h->glitch, frame->rst_stream.error_code, has_request,
                                    gw_ctx_now_ms(h->conn->w)))
         glitch_trip(h);
+    return 0;
+}
+
+static int h2_on_frame_not_send(nghttp2_session *session, const nghttp2_frame *frame,
+                                int lib_error_code, void *ud)
+{
+    (void)session, (void)lib_error_code;
+    gw_h2_push_on_frame_not_send(&((h2_client_t *)ud)->push, frame);
     return 0;
 }
 
@@ -863,6 +875,7 @@ static void h2_conn_on_destroy(gw_client_conn_t *c)
         gw_exchange_free(x);
     }
     nghttp2_session_del(h->session);
+    gw_h2_push_free(&h->push);
     free(h);
     c->proto_state = NULL;
 }
@@ -905,6 +918,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, h2_on_begin_frame);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2_on_invalid_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, h2_on_frame_not_send);
     nghttp2_session_callbacks_set_send_data_callback(cbs, h2_on_send_data);
     gw_h2_glitch_init(&h->glitch, cfg->h2_glitch_threshold, gw_ctx_now_ms(c->w));
 

@@ -205,8 +205,11 @@ static void promise(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t *pa
             nv[nnv++] =
                 (nghttp2_nv){(uint8_t *)inherited[i], (uint8_t *)v, strlen(inherited[i]), len, 0};
     }
+    /* The promised stream gets x as its user data only once the frame is
+     * sent (gw_h2_push_on_frame_send): until then the entry owns x, and a
+     * stream nghttp2 opens and closes on a failure frees nothing of ours. */
     int32_t id =
-        nghttp2_submit_push_promise(session, NGHTTP2_FLAG_NONE, parent->stream_id, nv, nnv, x);
+        nghttp2_submit_push_promise(session, NGHTTP2_FLAG_NONE, parent->stream_id, nv, nnv, NULL);
     if (id < 0) {
         GW_LOG_DEBUG("client %s:%d stream %d: push of %.*s not submitted: %s", parent->client_addr,
                      parent->client_port, (int)parent->stream_id, (int)path_len, path,
@@ -272,6 +275,12 @@ void gw_h2_push_on_frame_send(gw_h2_push_t *p, nghttp2_session *session, const n
         return;
     gw_exchange_t *x = e->x;
     e->x = NULL;
+    /* The client may have reset the promised stream already (its frame was
+     * written before this callback ran): then nothing is fetched. */
+    if (nghttp2_session_set_stream_user_data(session, x->stream_id, x) != 0) {
+        gw_exchange_free(x);
+        return;
+    }
     /* For RFC 9218 clients its DATA also goes after everything else. */
     nghttp2_extpri extpri = {.urgency = 7, .inc = 0};
     nghttp2_session_change_extpri_stream_priority(session, x->stream_id, &extpri, 0);

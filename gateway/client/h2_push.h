@@ -38,20 +38,21 @@ void gw_h2_push_free(gw_h2_push_t *p);
  * x's final response head (status, fields f[0..n)) is about to be submitted
  * on session: submits a PUSH_PROMISE on x's stream for each Link rel=preload
  * target that qualifies (see above), each with a new exchange (its head
- * built, not started) as the promised stream's user data. Does nothing when
+ * built, not started) kept until the frame is sent. Does nothing when
  * server_push is off, the client disabled push, or the budget is spent.
  * Never fails x: a push that cannot be made is skipped.
  */
 void gw_h2_push_on_head(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t *x, int status,
                         const proto_header_t *f, size_t n);
 
-/* A frame was sent: a PUSH_PROMISE's exchange starts now (the promised
- * stream exists). Other frames are ignored. */
+/* A frame was sent: a PUSH_PROMISE's exchange becomes the promised
+ * stream's user data and starts (or is freed when the stream is already
+ * gone). Other frames are ignored. */
 void gw_h2_push_on_frame_send(gw_h2_push_t *p, nghttp2_session *session,
                               const nghttp2_frame *frame);
 
-/* A frame could not be sent: a PUSH_PROMISE's exchange is freed (nghttp2
- * never opened its stream). Other frames are ignored. */
+/* A frame could not be sent: a PUSH_PROMISE's exchange is freed. Other
+ * frames are ignored. */
 void gw_h2_push_on_frame_not_send(gw_h2_push_t *p, const nghttp2_frame *frame);
 
 #endif

@@ -2,6 +2,8 @@
 
 #include "proto/headers.h"
 
+#include <string.h>
+
 static int is_ows(char c)
 {
     return c == ' ' || c == '\t';
@@ -174,6 +176,37 @@ int proto_link_next(const char *s, size_t len, size_t *pos, proto_link_t *out)
     *pos = i;
     *out = l;
     return 1;
+}
+
+const char *proto_link_local_path(const proto_link_t *l, const char *authority,
+                                  size_t authority_len, size_t *len)
+{
+    const char *t = l->target, *end = l->target + l->target_len;
+    const char *hash = memchr(t, '#', l->target_len);
+    if (hash != NULL)
+        end = hash;
+    size_t n = (size_t)(end - t);
+    if (n >= 1 && t[0] == '/') {
+        if (n >= 2 && t[1] == '/')
+            return NULL;
+        *len = n;
+        return t;
+    }
+    size_t skip = n >= 8 && proto_headers_name_eq(t, 8, "https://", 8)  ? 8
+                  : n >= 7 && proto_headers_name_eq(t, 7, "http://", 7) ? 7
+                                                                        : 0;
+    if (skip == 0)
+        return NULL;
+    const char *a = t + skip, *slash = memchr(a, '/', (size_t)(end - a));
+    const char *a_end = slash != NULL ? slash : end;
+    if (!proto_headers_name_eq(a, (size_t)(a_end - a), authority, authority_len))
+        return NULL;
+    if (slash == NULL) {
+        *len = 1;
+        return "/";
+    }
+    *len = (size_t)(end - slash);
+    return slash;
 }
 
 int proto_link_has_preload(const char *value, size_t len)

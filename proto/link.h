@@ -32,6 +32,16 @@ typedef struct proto_link {
  */
 int proto_link_next(const char *value, size_t len, size_t *pos, proto_link_t *out);
 
+/*
+ * The path of l's target on the request's own origin, or NULL: "/path"
+ * (not "//host/...", which names another authority), or an http:// or
+ * https:// URL whose authority equals authority (compared without case),
+ * "/" when it has no path. A fragment ("#...") is left out. The result
+ * points into l->target (or is "/"); *len is its length.
+ */
+const char *proto_link_local_path(const proto_link_t *l, const char *authority,
+                                  size_t authority_len, size_t *len);
+
 /* 1 when a link-value of value[0..len) is rel=preload (nopush or not). */
 int proto_link_has_preload(const char *value, size_t len);
 

@@ -68,38 +68,6 @@ static const char *head_field(const proto_h1_head_t *head, const char *name, siz
     return NULL;
 }
 
-/*
- * The path to push for a Link target, or NULL: "/path" (not "//", which is
- * network-path relative), or "http(s)://AUTHORITY/path" with the request's
- * own authority. A fragment is dropped.
- */
-static const char *push_path(const proto_link_t *l, const char *authority, size_t authority_len,
-                             size_t *len)
-{
-    const char *t = l->target, *end = l->target + l->target_len;
-    const char *hash = memchr(t, '#', l->target_len);
-    if (hash != NULL)
-        end = hash;
-    size_t n = (size_t)(end - t);
-    if (n >= 1 && t[0] == '/')
-        return n >= 2 && t[1] == '/' ? NULL : (*len = n, t);
-    size_t skip = n >= 8 && proto_headers_name_eq(t, 8, "https://", 8)  ? 8
-                  : n >= 7 && proto_headers_name_eq(t, 7, "http://", 7) ? 7
-                                                                        : 0;
-    if (skip == 0)
-        return NULL;
-    const char *a = t + skip, *slash = memchr(a, '/', (size_t)(end - a));
-    const char *a_end = slash != NULL ? slash : end;
-    if (!proto_headers_name_eq(a, (size_t)(a_end - a), authority, authority_len))
-        return NULL;
-    if (slash == NULL) {
-        *len = 1;
-        return "/";
-    }
-    *len = (size_t)(end - slash);
-    return slash;
-}
-
 static int was_pushed(const gw_h2_push_t *p, uint64_t h)
 {
     for (uint32_t i = 0; i < p->npushed; i++) {
@@ -248,7 +216,7 @@ void gw_h2_push_on_head(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t
         while (p->npushed < max && proto_link_next(f[i].value, f[i].value_len, &pos, &l)) {
             const char *path = NULL;
             if (l.is_preload && !l.is_nopush)
-                path = push_path(&l, authority, authority_len, &path_len);
+                path = proto_link_local_path(&l, authority, authority_len, &path_len);
             if (path != NULL)
                 promise(p, session, x, scheme, scheme_len, authority, authority_len, path,
                         path_len);

@@ -21,6 +21,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         /* Each link-value takes at least its "<" and ">". */
         FZ_CHECK(++count <= size / 2);
         npreload += l.is_preload != 0;
+        size_t path_len = 0;
+        const char *path = proto_link_local_path(&l, "example.com", 11, &path_len);
+        FZ_CHECK(path == NULL || (path_len > 0 && path[0] == '/'));
+        FZ_CHECK(path == NULL || path_len == 1 ||
+                 (path >= value && path + path_len <= value + size));
     }
     FZ_CHECK(pos == size);
     FZ_CHECK(proto_link_has_preload(value, size) == (npreload > 0));

@@ -152,6 +152,47 @@ static void test_preload_fields(void **state)
     assert_int_equal(proto_link_preload_fields(f, 0, out, 4), 0);
 }
 
+static void test_local_path(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *target, *want; /* want NULL: not on this origin */
+    } paths[] = {
+        {"/style.css", "/style.css"},
+        {"/a?b=1#frag", "/a?b=1"},
+        {"/", "/"},
+        {"//evil.example/x", NULL},
+        {"style.css", NULL},
+        {"", NULL},
+        {"#x", NULL},
+        {"https://www.example.com/x.js", "/x.js"},
+        {"HTTP://WWW.EXAMPLE.COM/x.js", "/x.js"},
+        {"https://www.example.com", "/"},
+        {"https://www.example.com#top", "/"},
+        {"https://www.example.com:8443/x", NULL},
+        {"https://other.example/x", NULL},
+        {"https://user@www.example.com/x", NULL},
+        {"ftp://www.example.com/x", NULL},
+        {"https:/", NULL},
+    };
+    for (size_t i = 0; i < COUNT(paths); i++) {
+        size_t tlen = strlen(paths[i].target), len = 0;
+        char *copy = malloc(tlen ? tlen : 1);
+        memcpy(copy, paths[i].target, tlen);
+        proto_link_t l = {.target = copy, .target_len = tlen, .urgency = -1};
+        const char *got = proto_link_local_path(&l, "www.example.com", 15, &len);
+        if (paths[i].want == NULL) {
+            if (got != NULL)
+                fail_msg("\"%s\": got \"%.*s\", want none", paths[i].target, (int)len, got);
+        } else if (got == NULL || len != strlen(paths[i].want) ||
+                   memcmp(got, paths[i].want, len) != 0) {
+            fail_msg("\"%s\": got \"%.*s\", want \"%s\"", paths[i].target, got ? (int)len : 4,
+                     got ? got : "none", paths[i].want);
+        }
+        free(copy);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -160,6 +201,7 @@ int main(void)
         cmocka_unit_test(test_random_bytes_never_crash),
         cmocka_unit_test(test_has_preload),
         cmocka_unit_test(test_preload_fields),
+        cmocka_unit_test(test_local_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -173,6 +173,8 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
 static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
 {
     h2_client_t *h = client_of(x);
+    if (!(x->stream_id & 1))
+        return 0; /* a pushed response starts with its final head */
     char status_str[8];
     snprintf(status_str, sizeof(status_str), "%d", status);
 

@@ -249,3 +249,25 @@ def test_nghttp_sees_push_promise(origin, gateway):
                          capture_output=True, timeout=20 * SLOW).stdout.decode("latin-1")
     assert "recv PUSH_PROMISE" in out, out
     assert ":path: /style.css" in out, out
+
+
+def test_push_and_early_hints_together(origin, gateway):
+    gw = gateway(origin, "--early-hints-from-link", "on")
+    with PushClient(gw.port) as c:
+        sid = c.request("GET", page("</push-page>; rel=preload, </early-hints/2>; rel=preload"))
+        c.run_all()
+        c.settle()
+        r = c.responses[sid]
+        r.assert_ok()
+        assert len(r.informational) == 1
+        # A pushed response never pushes more and starts with its final
+        # head: neither the gateway's 103 nor the backend's own reach it.
+        assert len(c.pushes) == 2
+        pushed = c.responses[c.pushes[0][1]]
+        pushed.assert_ok()
+        assert bytes(pushed.body) == b"push page\n"
+        assert pushed.informational == []
+        hinted = c.responses[c.pushes[1][1]]
+        hinted.assert_ok()
+        assert bytes(hinted.body) == b"early hints 2\n"
+        assert hinted.informational == []

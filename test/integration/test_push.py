@@ -169,8 +169,9 @@ def test_push_budget_per_connection(origin, gateway):
         assert [f[b":path"] for _, _, f in c.pushes] == [b"/echo/0", b"/echo/1"]
 
 
-def test_client_resetting_a_push_is_fine(origin, gateway):
-    gw = gateway(origin)
+def test_client_resetting_a_push_is_fine(origin, gateway, tmp_path):
+    log = tmp_path / "access.log"
+    gw = gateway(origin, "--access-log", str(log), "--access-log-format", "json")
     with PushClient(gw.port) as c:
         # /delay keeps the pushed request at the backend when the reset comes.
         sid = c.request("GET", page("</delay/2000>; rel=preload"))
@@ -186,6 +187,20 @@ def test_client_resetting_a_push_is_fine(origin, gateway):
         r2.assert_ok()
         assert len(c.pushes) == 1
     gw.assert_alive()
+    # The pushed exchange was freed at the reset (logged as cancelled), not
+    # when the backend answered two seconds later.
+    import json
+    import time
+    deadline = time.monotonic() + 5 * SLOW
+    pushed = []
+    while time.monotonic() < deadline and not pushed:
+        if log.exists():
+            pushed = [json.loads(ln) for ln in log.read_text().splitlines()
+                      if '"/delay/2000"' in ln]
+        time.sleep(0.05)
+    assert len(pushed) == 1, log.read_text() if log.exists() else "no log"
+    assert pushed[0]["outcome"] == "cancelled" and pushed[0]["stream_id"] % 2 == 0, pushed
+    assert pushed[0]["duration_ms"] < 1500, pushed
 
 
 def test_pushes_wait_behind_client_requests(origin, gateway):

@@ -20,13 +20,13 @@ struct gw_h2_push_entry {
     uint64_t path_hash; /* FNV-1a of the pushed path: each path once */
     int32_t promised_id;
     gw_exchange_t *x; /* while its PUSH_PROMISE is not yet sent */
-    gw_pool_t *pool;  /* where x goes once it is */
 };
 
 void gw_h2_push_init(gw_h2_push_t *p)
 {
     p->entries = NULL;
     p->npushed = 0;
+    p->cap = 0;
 }
 
 void gw_h2_push_free(gw_h2_push_t *p)
@@ -152,9 +152,6 @@ static void promise(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t *pa
     uint64_t h = path_hash(path, path_len);
     if (path_len > PUSH_PATH_MAX || was_pushed(p, h))
         return;
-    gw_pool_t *pool = parent->w->pool_for(parent->w, authority, authority_len, path, path_len);
-    if (pool == NULL)
-        return;
     gw_exchange_t *x =
         pushed_exchange(parent, scheme, scheme_len, authority, authority_len, path, path_len);
     if (x == NULL)
@@ -189,13 +186,15 @@ static void promise(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t *pa
     /* Beside its parent in the frontend's list: freed with the connection
      * even if nghttp2 never opens its stream. */
     proto_queue_insert_head(&parent->fe_node, &x->fe_node);
-    p->entries[p->npushed++] = (gw_h2_push_entry_t){h, id, x, pool};
+    p->entries[p->npushed++] = (gw_h2_push_entry_t){h, id, x};
 }
 
 void gw_h2_push_on_head(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t *x, int status,
                         const proto_header_t *f, size_t n)
 {
     uint32_t max = x->w->cfg->push_max_per_connection;
+    if (p->entries != NULL && p->cap < max)
+        max = p->cap; /* the budget was set when the connection first pushed */
     if (!may_push(session, x, status) || p->npushed >= max)
         return;
     size_t authority_len, scheme_len;
@@ -207,6 +206,7 @@ void gw_h2_push_on_head(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t
         p->entries = calloc(max, sizeof(*p->entries));
         if (p->entries == NULL)
             return;
+        p->cap = max;
     }
     for (size_t i = 0; i < n && p->npushed < max; i++) {
         if (!proto_headers_name_eq(f[i].name, f[i].name_len, "link", 4))
@@ -236,6 +236,20 @@ static gw_h2_push_entry_t *pending(gw_h2_push_t *p, const nghttp2_frame *frame)
     return NULL;
 }
 
+/* The pool x goes to, routed by its head's host and path when it starts
+ * (a reload between the promise and the send may have replaced the pools),
+ * or NULL. */
+static gw_pool_t *route(gw_exchange_t *x)
+{
+    size_t host_len;
+    const char *host = head_field(&x->head, "host", &host_len);
+    const char *path = x->head.data + 4; /* after "GET " */
+    const char *sp = memchr(path, ' ', x->head.len - 4);
+    if (host == NULL || sp == NULL)
+        return NULL;
+    return x->w->pool_for(x->w, host, host_len, path, (size_t)(sp - path));
+}
+
 void gw_h2_push_on_frame_send(gw_h2_push_t *p, nghttp2_session *session, const nghttp2_frame *frame)
 {
     gw_h2_push_entry_t *e = pending(p, frame);
@@ -245,14 +259,18 @@ void gw_h2_push_on_frame_send(gw_h2_push_t *p, nghttp2_session *session, const n
     e->x = NULL;
     /* The client may have reset the promised stream already (its frame was
      * written before this callback ran): then nothing is fetched. */
-    if (nghttp2_session_set_stream_user_data(session, x->stream_id, x) != 0) {
+    gw_pool_t *pool = route(x);
+    if (pool == NULL || nghttp2_session_set_stream_user_data(session, x->stream_id, x) != 0) {
+        if (pool == NULL)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                      NGHTTP2_INTERNAL_ERROR);
         gw_exchange_free(x);
         return;
     }
     /* For RFC 9218 clients its DATA also goes after everything else. */
     nghttp2_extpri extpri = {.urgency = 7, .inc = 0};
     nghttp2_session_change_extpri_stream_priority(session, x->stream_id, &extpri, 0);
-    gw_exchange_start(x, e->pool);
+    gw_exchange_start(x, pool);
 }
 
 void gw_h2_push_on_frame_not_send(gw_h2_push_t *p, const nghttp2_frame *frame)

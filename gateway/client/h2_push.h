@@ -24,8 +24,9 @@
 typedef struct gw_h2_push_entry gw_h2_push_entry_t;
 
 typedef struct gw_h2_push {
-    gw_h2_push_entry_t *entries; /* one per push, up to push_max_per_connection */
+    gw_h2_push_entry_t *entries; /* one per push */
     uint32_t npushed;
+    uint32_t cap; /* push_max_per_connection when entries was made (a reload may change it) */
 } gw_h2_push_t;
 
 /* An empty push state (all zero also is one). */

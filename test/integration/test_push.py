@@ -12,6 +12,7 @@ import h2.settings
 import pytest
 
 from conftest import SLOW, H2Client, Response, echo_header_values
+from test_reload import conf_text, gw, origins, reload, write  # noqa: F401 (fixtures)
 
 STYLE_LEN = 20000
 PATTERN = b"0123456789abcdefghijklmnopqrstuvwxyz"
@@ -286,3 +287,27 @@ def test_push_and_early_hints_together(origin, gateway):
         hinted.assert_ok()
         assert bytes(hinted.body) == b"early hints 2\n"
         assert hinted.informational == []
+
+
+def test_reload_keeps_an_open_connection_push_budget(tmp_path, origins, gw):
+    """push_max_per_connection raised by SIGHUP: connections that already
+    pushed keep their budget, new ones get the new one."""
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    write(path, conf_text(a.port, b.port, "a", "[gateway]\npush_max_per_connection = 1\n"))
+    p = gw(path)
+    old = PushClient(p.port)
+    old.request("GET", page("</echo/1>; rel=preload, </echo/2>; rel=preload"))
+    old.run_all()
+    assert len(old.pushes) == 1
+    write(path, conf_text(a.port, b.port, "a", "[gateway]\npush_max_per_connection = 5\n"))
+    reload(p)
+    old.request("GET", page("</echo/3>; rel=preload"))
+    old.run_all()
+    old.settle()
+    assert len(old.pushes) == 1
+    with PushClient(p.port) as new:
+        new.request("GET", page(", ".join("</echo/%d>; rel=preload" % i for i in range(3))))
+        new.run_all()
+        assert len(new.pushes) == 3
+    old.close()

@@ -148,6 +148,9 @@ typedef struct cfg {
     cfg_addr_t admin_addr;            /* [admin] address, --admin */
     int has_admin;                    /* admin listener configured */
     uint32_t h2_glitch_threshold;     /* HTTP/2 abuse budget per connection; 0: off */
+    int server_push;                  /* push Link rel=preload targets to HTTP/2 clients */
+    uint32_t push_max_per_connection; /* pushes per HTTP/2 connection; 0: none */
+    int early_hints_from_link;        /* Link rel=preload fields sent first as a 103 */
     int log_level;                    /* enum cfg_log_level */
     char *access_log;                 /* NULL: off; "-": stdout; else a file path */
     int access_log_format;            /* enum cfg_log_format */

@@ -75,6 +75,18 @@ const cfg_option_t cfg__options[] = {
      "answered 4xx, rapid resets) weigh on a score that halves every second; past this the "
      "client gets GOAWAY(ENHANCE_YOUR_CALM). 0 disables",
      NULL, NULL, NULL},
+    {"server-push", "server_push", OPT_BOOL, GW(server_push), "on", 0, 0,
+     "HTTP/2 server push from a 2xx response's Link: <PATH>; rel=preload fields (same authority, "
+     "no nopush), for clients that allow push",
+     NULL, NULL, NULL},
+    {"push-max-per-connection", "push_max_per_connection", OPT_UINT32, GW(push_max_per_connection),
+     "16", 0, 1000, "pushes per HTTP/2 client connection at most (each path once); 0: none", NULL,
+     NULL, NULL},
+    {"early-hints-from-link", "early_hints_from_link", OPT_BOOL, GW(early_hints_from_link), "off",
+     0, 0,
+     "send a 2xx response's Link rel=preload fields first as a 103 Early Hints (HTTP/2 and "
+     "HTTP/1.1 clients)",
+     NULL, NULL, NULL},
     {"tls-handshake-timeout", "tls_handshake_timeout", OPT_DURATION_MS,
      GW(tls_handshake_timeout_ms), "10s", 1, MS_PER_DAY,
      "time allowed for a client's TLS handshake", NULL, NULL, NULL},

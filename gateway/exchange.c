@@ -6,6 +6,7 @@
 #include "gateway/core/log.h"
 #include "gateway/core/metrics.h"
 #include "gateway/ops/access_log.h"
+#include "proto/link.h"
 #include "proto/retry.h"
 
 static void on_conn(gw_pool_waiter_t *wt, gw_h1conn_t *c, gw_server_t *s);
@@ -559,9 +560,25 @@ static int has_no_content(const gw_exchange_t *x, int status, const proto_header
     return 0;
 }
 
+/* early_hints_from_link: the final head's Link rel=preload fields go first
+ * in a 103 of their own, unless the backend sent its own hints. */
+static void hints_from_link(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
+{
+    proto_header_t links[GW_INFO_MAX];
+    if (!x->w->cfg->early_hints_from_link || x->fe->on_info == NULL || x->ninfo > 0 ||
+        status < 200 || status >= 300)
+        return;
+    size_t k = proto_link_preload_fields(f, n, links, GW_INFO_MAX);
+    if (k > 0) {
+        x->ninfo++;
+        x->fe->on_info(x, 103, links, k); /* a hint: the response goes on without it */
+    }
+}
+
 static int conn_on_head(void *ud, int status, const proto_header_t *f, size_t n)
 {
     gw_exchange_t *x = ud;
+    hints_from_link(x, status, f, n);
     int is_failure = status >= 500 && x->pool->bcfg->fail_on_5xx;
     gw_pool_report(x->pool, x->server, !is_failure, "5xx response", x->attempt_ms);
     x->resp_status = status;

@@ -8,6 +8,7 @@
 
 #include "gateway/exchange.h"
 #include "gateway/client/h2_glitch.h"
+#include "gateway/client/h2_push.h"
 #include "proto/fields.h"
 #include "gateway/core/log.h"
 #include "gateway/core/ctx.h"
@@ -41,6 +42,7 @@ typedef struct h2_client {
     /* Closed streams nghttp2 has forgotten (RFC 9113 5.1). */
     proto_h2_watch_t watch;
     int32_t peer_reset_id; /* the stream of the RST_STREAM being received */
+    gw_h2_push_t push;     /* server push from Link rel=preload (h2_push.c) */
 } h2_client_t;
 
 /* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers
@@ -159,6 +161,7 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
     for (size_t i = 0; i < n; i++)
         nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
                                  f[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    gw_h2_push_on_head(&h->push, h->session, x, status, f, n); /* PUSH_PROMISEs go first */
     nghttp2_data_provider dp = {.source.ptr = x, .read_callback = h2_on_data_read};
     int rv = nghttp2_submit_response(h->session, x->stream_id, nv, n + 1, has_body ? &dp : NULL);
     if (nv != stack_nv)
@@ -174,6 +177,8 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
 static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
 {
     h2_client_t *h = client_of(x);
+    if (!(x->stream_id & 1))
+        return 0; /* a pushed response starts with its final head */
     char status_str[8];
     snprintf(status_str, sizeof(status_str), "%d", status);
 
@@ -785,7 +790,7 @@ static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame)
             note_glitch(h, GW_H2_GLITCH_SMALL_WINDOW);
     } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
         gw_exchange_t *x = stream_exchange(h->session, id);
-        if (x != NULL && !x->is_resp_head_sent)
+        if (x != NULL && !x->is_resp_head_sent && (id & 1)) /* declining a push is fine */
             note_glitch(h, GW_H2_GLITCH_RAPID_RESET);
     }
 }
@@ -814,6 +819,7 @@ static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame
      * glitch budget's, or nghttp2's own); every RST_STREAM is counted. */
     if (frame->hd.type == NGHTTP2_GOAWAY && frame->goaway.error_code == NGHTTP2_ENHANCE_YOUR_CALM)
         gw_metrics_inc(&h->conn->w->metrics.flood_refusals);
+    gw_h2_push_on_frame_send(&h->push, session, frame);
     if (frame->hd.type != NGHTTP2_RST_STREAM)
         return 0;
     gw_metrics_inc(&h->conn->w->metrics.rst_sent);
@@ -821,6 +827,14 @@ static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame
     if (gw_h2_glitch_on_reset_sent(&h->glitch, frame->rst_stream.error_code, has_request,
                                    gw_ctx_now_ms(h->conn->w)))
         glitch_trip(h);
+    return 0;
+}
+
+static int h2_on_frame_not_send(nghttp2_session *session, const nghttp2_frame *frame,
+                                int lib_error_code, void *ud)
+{
+    (void)session, (void)lib_error_code;
+    gw_h2_push_on_frame_not_send(&((h2_client_t *)ud)->push, frame);
     return 0;
 }
 
@@ -946,6 +960,7 @@ static void h2_conn_on_destroy(gw_client_conn_t *c)
         gw_exchange_free(x);
     }
     nghttp2_session_del(h->session);
+    gw_h2_push_free(&h->push);
     free(h);
     c->proto_state = NULL;
 }
@@ -989,6 +1004,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, h2_on_begin_frame);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2_on_invalid_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
+    nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, h2_on_frame_not_send);
     nghttp2_session_callbacks_set_send_data_callback(cbs, h2_on_send_data);
     gw_h2_glitch_init(&h->glitch, cfg->h2_glitch_threshold, gw_ctx_now_ms(c->w));
 

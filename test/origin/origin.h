@@ -69,6 +69,8 @@ typedef enum or_route {
     OR_ROUTE_DROP_IDLE,
     OR_ROUTE_KILL_NEXT,
     OR_ROUTE_EARLY_HINTS,
+    OR_ROUTE_PUSH_PAGE,
+    OR_ROUTE_STYLE_CSS,
 } or_route_t;
 
 typedef enum or_field_state { OR_FIELD_NONE, OR_FIELD_NAME, OR_FIELD_VALUE } or_field_state_t;

@@ -424,6 +424,44 @@ static void do_early_hints(or_conn_t *c)
     respond_text(c, 200, body);
 }
 
+static int hex_digit(char h)
+{
+    return h >= '0' && h <= '9'   ? h - '0'
+           : h >= 'a' && h <= 'f' ? h - 'a' + 10
+           : h >= 'A' && h <= 'F' ? h - 'A' + 10
+                                  : -1;
+}
+
+/* A page whose Link field is the percent-decoded `link` query parameter
+ * (default: a preload of /style.css), for server push and Early Hints. */
+static void do_push_page(or_conn_t *c)
+{
+    size_t len = 0, n = 0;
+    const char *v = req_query(c, "link", &len);
+    char link[1024], hdr[1100];
+
+    if (v == NULL) {
+        snprintf(link, sizeof link, "</style.css>; rel=preload; as=style");
+    } else {
+        for (size_t i = 0; i < len && n + 1 < sizeof link; i++) {
+            if (v[i] == '%' && i + 2 < len && hex_digit(v[i + 1]) >= 0 &&
+                hex_digit(v[i + 2]) >= 0) {
+                char ch = (char)(hex_digit(v[i + 1]) * 16 + hex_digit(v[i + 2]));
+                link[n++] = ch == '\r' || ch == '\n' ? ' ' : ch;
+                i += 2;
+            } else {
+                link[n++] = v[i] == '+' ? ' ' : v[i];
+            }
+        }
+        link[n] = '\0';
+    }
+    snprintf(hdr, sizeof hdr, "Content-Type: text/html\r\nLink: %s\r\n", link);
+    send_head(c, 200, 10, hdr, 1);
+    if (!c->req.is_head)
+        or_out_str(c, "push page\n");
+    or_conn_end_response(c);
+}
+
 static void do_close_mid_body(or_conn_t *c)
 {
     send_head(c, 200, 100000, "Content-Type: application/octet-stream\r\n", 0);
@@ -572,6 +610,13 @@ void or_route_dispatch(or_conn_t *c)
     case OR_ROUTE_EARLY_HINTS:
         do_early_hints(c);
         break;
+    case OR_ROUTE_PUSH_PAGE:
+        do_push_page(c);
+        break;
+    case OR_ROUTE_STYLE_CSS:
+        /* 20000 pattern bytes: a pushed body is compared by its hash. */
+        respond(c, 200, "text/css", pattern_at(0), 20000);
+        break;
     case OR_ROUTE_KILL_NEXT:
         or_kill_next = 1;
         respond_text(c, 200, "ok\n");
@@ -609,6 +654,8 @@ static const struct {
     {"/reset-stats", OR_ROUTE_RESET_STATS},
     {"/drop-idle", OR_ROUTE_DROP_IDLE},
     {"/kill-next", OR_ROUTE_KILL_NEXT},
+    {"/push-page", OR_ROUTE_PUSH_PAGE},
+    {"/style.css", OR_ROUTE_STYLE_CSS},
 };
 
 static int has_prefix(const char *p, size_t n, const char *prefix, size_t *plen)

@@ -182,7 +182,9 @@ void gw_exchange_free(gw_exchange_t *x)
     proto_buf_free(&x->resp_body);
     proto_buf_free(&x->replay);
     free(x->trailers);
-    if (x->pool != NULL)
+    /* Only gw_exchange_start counts an exchange in its pool: a frontend may
+     * set x->pool for a request it then refuses (400, 501). */
+    if (x->pool != NULL && x->is_started)
         x->pool->nexchanges--;
     free(x->req_trailers);
     x->w->nexchanges--;

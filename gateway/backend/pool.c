@@ -505,10 +505,17 @@ static void arm_queue_timer(gw_pool_t *p)
         return;
     proto_sched_entry_t *oldest = proto_sched_oldest(&p->sched);
     if (oldest == NULL) {
-        uv_timer_stop(&p->queue_timer);
+        /* Left running, it fires once for nothing: cheaper than a stop and
+         * a start for every request of a busy pool. */
         return;
     }
     uint64_t deadline = oldest->enqueued_ms + p->bcfg->queue_timeout_ms, now = now_ms(p);
+    /* A timer due no later than this deadline finds the new oldest when it
+     * fires and sets itself again: re-arming (a heap operation) only when
+     * the deadline comes earlier keeps it off the per-request path. */
+    if (uv_is_active((uv_handle_t *)&p->queue_timer) && p->queue_deadline_ms <= deadline)
+        return;
+    p->queue_deadline_ms = deadline;
     uv_timer_start(&p->queue_timer, on_queue_timer, deadline > now ? deadline - now : 0, 0);
 }
 

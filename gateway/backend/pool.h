@@ -77,6 +77,7 @@ typedef struct gw_pool {
     proto_queue_t all;        /* every open connection */
     proto_sched_t sched;      /* requests waiting for a connection */
     uv_timer_t queue_timer;   /* fails requests waiting over queue_timeout */
+    uint64_t queue_deadline_ms; /* when queue_timer fires, while active */
     uv_timer_t resolve_timer; /* re-resolves server names */
     gw_task_t dispatch_task;  /* dispatch at the end of this loop turn */
     gw_h1conn_cfg_t conn_cfg;

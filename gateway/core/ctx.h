@@ -38,6 +38,7 @@ struct gw_ctx {
     uint32_t nclients;
     uint32_t max_clients; /* max_connections, or less if descriptors are short */
     uint32_t nexchanges;  /* open, for the trim after a burst */
+    uint32_t ntunnels;    /* open tunnels (gateway/backend/tunnel.c writes it) */
     int is_draining;
     struct gw_access_log *access_log; /* NULL: off */
     /* This hop's Via entries (RFC 9110 7.6.3) by the protocol received:

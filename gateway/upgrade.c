@@ -1,0 +1,154 @@
+#include "gateway/upgrade.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "gateway/core/log.h"
+#include "proto/headers.h"
+#include "proto/upgrade.h"
+
+static int tun_on_head(void *ud, int status, const proto_header_t *f, size_t n);
+static int tun_on_data(void *ud, const uint8_t *data, size_t len);
+static void tun_on_end(void *ud);
+static void tun_on_written(void *ud, size_t n);
+static void tun_on_error(void *ud, gw_err_t err, const char *why);
+
+static const gw_tunnel_ops_t tunnel_ops = {
+    tun_on_head, tun_on_data, tun_on_end, tun_on_written, tun_on_error,
+};
+
+int gw_upgrade_is_enabled(const gw_ctx_t *w)
+{
+    return w->cfg->max_tunnels > 0;
+}
+
+int gw_upgrade_new_key(char key[25])
+{
+    uint8_t rnd[16];
+    /* Synchronous: getrandom(2) on Linux, which does not block once the
+     * kernel's pool is ready (long before a gateway serves requests). */
+    if (uv_random(NULL, NULL, rnd, sizeof(rnd), 0, NULL) != 0)
+        return -1;
+    proto_upgrade_key(rnd, key);
+    return 0;
+}
+
+/* Round robin over the servers that are up: a tunnel is long-lived and
+ * outside the pool, so the pool's counters say nothing about it. */
+static gw_server_t *pick_server(gw_pool_t *p)
+{
+    uint64_t now = gw_ctx_now_ms(p->w);
+    for (size_t i = 0; i < p->nservers; i++) {
+        gw_server_t *s = &p->servers[(p->rr_next + i) % p->nservers];
+        if (gw_server_is_up(s, now)) {
+            p->rr_next = (p->rr_next + i + 1) % p->nservers;
+            return s;
+        }
+    }
+    return NULL;
+}
+
+/* The tunnel failed: it goes, and the exchange ends as any failed one
+ * does (a status before the head, a reset or close after it). */
+static void end_with(gw_exchange_t *x, gw_err_t err, const char *why)
+{
+    gw_tunnel_close(x->tunnel);
+    x->tunnel = NULL;
+    gw_exchange_fail(x, err, why);
+}
+
+void gw_upgrade_start(gw_exchange_t *x, gw_pool_t *pool)
+{
+    gw_ctx_t *w = x->w;
+    x->pool = pool;
+    x->is_started = 1;
+    x->queued_ms = gw_ctx_now_ms(w);
+    if (w->ntunnels >= w->cfg->max_tunnels) {
+        x->retry_after_s = 1;
+        gw_exchange_fail(x, GW_E_TUNNEL_LIMIT, "max_tunnels reached");
+        return;
+    }
+    if (pool->conn_cfg.tls != NULL) {
+        gw_exchange_fail(x, GW_E_CONNECT, "upgrades to a TLS backend are not supported");
+        return;
+    }
+    gw_server_t *s = pick_server(pool);
+    if (s == NULL) {
+        gw_exchange_fail(x, GW_E_ALL_DOWN, "every server of the backend is down");
+        return;
+    }
+    x->server = s;
+    x->wait_ms = 0;
+    x->attempt_ms = gw_ctx_now_ms(w);
+    x->state = GW_X_SENDING;
+    gw_err_t err = GW_OK;
+    char why[128];
+    x->tunnel = gw_tunnel_connect(w, (const struct sockaddr *)&s->addr, &pool->conn_cfg,
+                                  w->cfg->tunnel_idle_timeout_ms, x->head.data, x->head.len,
+                                  &tunnel_ops, x, &err, why, sizeof(why));
+    if (x->tunnel == NULL) {
+        gw_exchange_fail(x, err, why);
+        return;
+    }
+    /* The client may have ended its side with its request already. */
+    if (x->is_req_end)
+        gw_tunnel_shutdown(x->tunnel);
+}
+
+static int tun_on_head(void *ud, int status, const proto_header_t *f, size_t n)
+{
+    gw_exchange_t *x = ud;
+    int has_body = 1;
+    if (status != 101) {
+        if (status == 204 || status == 304)
+            has_body = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (proto_headers_name_eq(f[i].name, f[i].name_len, "content-length", 14))
+                has_body = !(f[i].value_len == 1 && f[i].value[0] == '0');
+        }
+    }
+    x->state = GW_X_RECEIVING;
+    x->resp_status = status;
+    if (x->fe->on_head(x, status, f, n, has_body) != 0)
+        return -1;
+    x->is_resp_head_sent = 1;
+    if (status == 101)
+        GW_LOG_DEBUG("backend %s server %s stream %d: tunnel open", x->pool->name, x->server->name,
+                     (int)x->stream_id);
+    return 0;
+}
+
+static int tun_on_data(void *ud, const uint8_t *data, size_t len)
+{
+    gw_exchange_t *x = ud;
+    if (proto_buf_append(&x->resp_body, data, len) != 0)
+        return PROTO_E_NOMEM;
+    /* The client is slower than the backend: stop reading until it has
+     * drained half (gw_exchange_resp_read resumes). */
+    if (proto_buf_len(&x->resp_body) >= x->w->cfg->response_buffer_size)
+        gw_tunnel_pause_read(x->tunnel);
+    x->fe->on_body(x);
+    return 0;
+}
+
+static void tun_on_end(void *ud)
+{
+    gw_exchange_t *x = ud;
+    x->state = GW_X_DONE;
+    x->is_resp_done = 1;
+    x->fe->on_body(x);
+}
+
+static void tun_on_written(void *ud, size_t n)
+{
+    gw_exchange_t *x = ud;
+    x->req_body_acked += n;
+    x->req_body_credited += n;
+    x->fe->on_req_body_written(x, n);
+}
+
+static void tun_on_error(void *ud, gw_err_t err, const char *why)
+{
+    gw_exchange_t *x = ud;
+    end_with(x, err, why);
+}

@@ -110,6 +110,7 @@ struct gw_exchange {
     unsigned is_started : 1;    /* head built and given to the pool */
     unsigned is_req_end : 1;    /* the client sent its last body byte */
     unsigned is_conn_reused : 1;
+    unsigned is_upgrade : 1; /* carried by a tunnel (gateway/upgrade.c), not the pool */
 
     /* response */
     int resp_status;          /* what the client got (the gateway's own status too) */

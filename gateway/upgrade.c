@@ -62,6 +62,7 @@ void gw_upgrade_start(gw_exchange_t *x, gw_pool_t *pool)
     gw_ctx_t *w = x->w;
     x->pool = pool;
     x->is_started = 1;
+    x->is_upgrade = 1;
     x->queued_ms = gw_ctx_now_ms(w);
     if (w->ntunnels >= w->cfg->max_tunnels) {
         x->retry_after_s = 1;
@@ -136,6 +137,12 @@ static void tun_on_end(void *ud)
     gw_exchange_t *x = ud;
     x->state = GW_X_DONE;
     x->is_resp_done = 1;
+    /* An answer other than 101 ends the connection's use: it is never
+     * reused, and the client's later bytes are dropped. */
+    if (x->resp_status != 101) {
+        gw_tunnel_close(x->tunnel);
+        x->tunnel = NULL;
+    }
     x->fe->on_body(x);
 }
 

@@ -296,7 +296,7 @@ static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
 static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                                size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-    (void)stream_id, (void)ud;
+    (void)ud;
     gw_exchange_t *x = src->ptr;
     size_t n = gw_exchange_resp_read(x, buf, len);
     if (n == 0 && !x->is_resp_done) {
@@ -305,6 +305,10 @@ static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint
     }
     if (x->is_resp_done && proto_buf_len(&x->resp_body) == 0) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        /* An extended CONNECT refused by the backend: the answer is
+         * complete, so the client's side is ended too (RFC 9113 8.1). */
+        if (x->is_upgrade && x->resp_status != 200 && !x->is_req_end)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
         if (x->ntrailers > 0 && submit_trailers(session, x) == 0)
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
@@ -467,6 +471,7 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         rv = websocket_request(r, &req, ws_extra, ws_key, &why);
     if (rv == 0)
         rv = proto_h1_request_build(&req, &x->head, &why);
+    x->is_upgrade = is_upgrade;
     x->is_head_method = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
     /* Routed now: req points into the request's buffer, freed below. */
     gw_pool_t *pool =

@@ -43,14 +43,12 @@ def echo_over_h2(client, sid, msgs):
         client.send(sid, frame(m))
     reader, got = FrameReader(), []
     want = sum(len(m) for m in msgs)
-    seen = [0]
 
     def have_all():
         got.extend(reader.feed(client.data.pop(sid, b"")))
         return sum(len(p) for _, p in got) >= want
 
     client.read_until(have_all)
-    del seen
     return b"".join(p for _, p in got)
 
 
@@ -212,3 +210,153 @@ def test_h2_other_protocol_not_implemented(ws_backend, gateway):
     assert h[b":status"] == b"501"
     assert not ws_backend.requests
     c.close()
+
+
+# --------------------------------------------------------------------------
+# HTTP/1.1 clients: Upgrade: websocket
+
+
+def h1_upgrade(port, path="/ws", key=None, extra=b"", behind=b""):
+    """Sends a WebSocket handshake; returns (sock, status line, fields, rest)."""
+    key = key or base64.b64encode(os.urandom(16))
+    s = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+    s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+              b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+              b"%s\r\n%s" % (path.encode(), key, extra, behind))
+    head, rest = read_head(s, 10 * SLOW)
+    first, fields = parse_head(head)
+    return s, key, first, fields, rest
+
+
+def echo_over_socket(s, msgs, rest=b""):
+    for m in msgs:
+        s.sendall(frame(m))
+    reader, got = FrameReader(), []
+    got.extend(reader.feed(rest))
+    want = sum(len(m) for m in msgs)
+    deadline = time.monotonic() + 10 * SLOW
+    while sum(len(p) for _, p in got) < want:
+        assert time.monotonic() < deadline, "echo incomplete"
+        data = s.recv(65536)
+        assert data, "connection closed mid-echo"
+        got.extend(reader.feed(data))
+    return b"".join(p for _, p in got)
+
+
+def test_h1_websocket_echo_20k_each_way(ws_backend, gateway, tmp_path):
+    log = tmp_path / "access.log"
+    gw = gateway(ws_backend.port, "--access-log", str(log), "--access-log-format", "json")
+    s, key, first, f, rest = h1_upgrade(gw.port, extra=b"Sec-WebSocket-Protocol: chat\r\n")
+    try:
+        assert first == "HTTP/1.1 101 Switching Protocols"
+        assert f["upgrade"] == ["websocket"]
+        assert f["connection"][0].lower() == "upgrade"
+        # The backend answered the client's own key.
+        assert f["sec-websocket-accept"] == [accept_for(key).decode()]
+        assert f["sec-websocket-protocol"] == ["chat"]
+        assert "content-length" not in f and "transfer-encoding" not in f
+
+        msgs = messages()
+        sent = b"".join(msgs)
+        echoed = echo_over_socket(s, msgs, rest)
+        assert hashlib.sha256(echoed).hexdigest() == hashlib.sha256(sent).hexdigest()
+
+        first_b, fb = ws_backend.requests[0]
+        assert first_b == "GET /ws HTTP/1.1"
+        assert fb["upgrade"] == ["websocket"]
+        assert fb["connection"] == ["upgrade"]
+        assert fb["sec-websocket-key"] == [key.decode()]
+        assert fb["sec-websocket-version"] == ["13"]
+
+        # Close handshake: the backend closes, so does the gateway.
+        s.sendall(frame(b"\x03\xe8", 0x8))
+        tail = b""
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            tail += data
+        assert FrameReader().feed(tail) == [(0x8, b"\x03\xe8")]
+    finally:
+        s.close()
+    assert ws_backend.wait_ended(1, 5)
+    deadline = time.monotonic() + 5 * SLOW
+    lines = []
+    while time.monotonic() < deadline and not lines:
+        lines = [json.loads(l) for l in log.read_text().splitlines() if l.strip()]
+        time.sleep(0.05)
+    assert len(lines) == 1, lines
+    assert lines[0]["status"] == 101
+    assert lines[0]["protocol"] == "http/1.1"
+    assert lines[0]["bytes_in"] >= len(sent) and lines[0]["bytes_out"] >= len(sent)
+
+
+def test_h1_bytes_behind_the_request_reach_the_tunnel(ws_backend, gateway):
+    gw = gateway(ws_backend.port)
+    s, _, first, _, rest = h1_upgrade(gw.port, behind=frame(b"early"))
+    try:
+        assert first == "HTTP/1.1 101 Switching Protocols"
+        reader = FrameReader()
+        got = reader.feed(rest)
+        deadline = time.monotonic() + 5 * SLOW
+        while not got and time.monotonic() < deadline:
+            got = reader.feed(s.recv(65536))
+        assert got == [(2, b"early")]
+    finally:
+        s.close()
+
+
+def test_h1_backend_refusal_is_a_normal_response(ws_backend, gateway):
+    gw = gateway(ws_backend.port)
+    s, _, first, f, rest = h1_upgrade(gw.port, path="/status/403")
+    try:
+        assert first.startswith("HTTP/1.1 403")
+        assert f["x-backend"] == ["ws"]
+        assert f["connection"] == ["close"]
+        body = rest
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            body += data
+        assert body == b"status 403 from the backend\n"
+    finally:
+        s.close()
+    assert ws_backend.wait_ended(1, 5)
+
+
+def test_h1_client_close_ends_backend_connection(ws_backend, gateway):
+    gw = gateway(ws_backend.port)
+    s, _, first, _, rest = h1_upgrade(gw.port)
+    assert first == "HTTP/1.1 101 Switching Protocols"
+    assert echo_over_socket(s, [b"ping"], rest) == b"ping"
+    s.close()
+    assert ws_backend.wait_ended(1, 5)
+
+
+def test_h1_max_tunnels(ws_backend, gateway):
+    gw = gateway(ws_backend.port, "--max-tunnels", "1")
+    s1, _, first, _, _ = h1_upgrade(gw.port)
+    try:
+        assert first == "HTTP/1.1 101 Switching Protocols"
+        s2, _, first2, f2, _ = h1_upgrade(gw.port)
+        s2.close()
+        assert first2.startswith("HTTP/1.1 503")
+        assert f2["retry-after"] == ["1"]
+    finally:
+        s1.close()
+
+
+def test_h1_upgrade_off_is_a_plain_get(ws_backend, gateway, origin):
+    # With max_tunnels = 0 the Upgrade is dropped, as before: the origin
+    # answers a plain GET.
+    gw = gateway(origin, "--max-tunnels", "0")
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=10 * SLOW)
+    try:
+        s.sendall(b"GET /echo HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
+                  b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                  b"Sec-WebSocket-Version: 13\r\n\r\n")
+        head, _ = read_head(s, 10 * SLOW)
+        assert head.startswith(b"HTTP/1.1 200")
+    finally:
+        s.close()

@@ -139,7 +139,7 @@ static void tun_on_end(void *ud)
     x->is_resp_done = 1;
     /* An answer other than 101 ends the connection's use: it is never
      * reused, and the client's later bytes are dropped. */
-    if (x->resp_status != 101) {
+    if (!gw_tunnel_is_open(x->tunnel)) {
         gw_tunnel_close(x->tunnel);
         x->tunnel = NULL;
     }

@@ -352,8 +352,8 @@ static void on_answer_bytes(gw_tunnel_t *t, const uint8_t *data, size_t len)
         }
         t->has_resp = 1;
         t->state = GW_TUNNEL_RESPONSE;
-        proto_buf_free(&t->out); /* the upgrade is off: the user's bytes go nowhere */
-        t->head_left = 0;
+        /* The upgrade is off: the user's bytes go nowhere (freed with t,
+         * since a write may still be reading the head). */
         char *all = t->rhead;
         size_t all_len = t->rhead_len;
         t->rhead = NULL;

@@ -100,6 +100,12 @@ gw_tunnel_t *gw_tunnel_connect(gw_ctx_t *w, const struct sockaddr *addr, const g
  * PROTO_E_NOMEM. */
 int gw_tunnel_write(gw_tunnel_t *t, const uint8_t *data, size_t len);
 
+/* 1 once the backend's 101 opened the tunnel, until it is closed. */
+static inline int gw_tunnel_is_open(const gw_tunnel_t *t)
+{
+    return t->state == GW_TUNNEL_OPEN;
+}
+
 /* Bytes taken but not written yet. */
 static inline size_t gw_tunnel_pending(const gw_tunnel_t *t)
 {

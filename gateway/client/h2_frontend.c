@@ -155,6 +155,10 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
         status = 200;
         x->resp_status = 200;
         has_body = 1;
+    } else if (x->is_upgrade && status >= 200 && status < 300) {
+        /* A backend that did not switch but succeeded would look to the
+         * client like an open tunnel: the exchange answers 502. */
+        return -1;
     }
     snprintf(status_str, sizeof(status_str), "%d", status);
 

@@ -165,6 +165,33 @@ def test_h2_client_end_stream_half_closes_backend(ws_backend, gateway):
     c.close()
 
 
+def test_h2_backend_half_close_keeps_client_side_open(ws_backend, gateway):
+    gw = gateway(ws_backend.port)
+    c = H2Ws(gw.port)
+    sid = c.connect("/halfclose")
+    assert c.wait_response(sid)[b":status"] == b"200"
+    # The backend's EOF is END_STREAM; the client may still send.
+    c.read_until(lambda: sid in c.ended)
+    assert FrameReader().feed(c.data[sid]) == [(2, b"bye")]
+    c.send(sid, frame(b"after 1"))
+    c.send(sid, frame(b"after 2"), end=True)
+    assert ws_backend.wait_ended(1, 5)
+    assert ws_backend.after_halfclose == [b"after 1", b"after 2"]
+    assert sid not in c.reset
+    c.close()
+
+
+def test_h2_backend_success_without_switching_is_502(ws_backend, gateway):
+    # A 2xx would tell an RFC 8441 client that the tunnel is open.
+    gw = gateway(ws_backend.port)
+    c = H2Ws(gw.port)
+    sid = c.connect("/status/200")
+    h = c.wait_response(sid)
+    assert h[b":status"] == b"502"
+    assert ws_backend.wait_ended(1, 5)
+    c.close()
+
+
 def test_h2_max_tunnels(ws_backend, gateway):
     gw = gateway(ws_backend.port, "--max-tunnels", "1")
     c = H2Ws(gw.port)
@@ -320,6 +347,28 @@ def test_h1_backend_refusal_is_a_normal_response(ws_backend, gateway):
                 break
             body += data
         assert body == b"status 403 from the backend\n"
+    finally:
+        s.close()
+    assert ws_backend.wait_ended(1, 5)
+
+
+def test_h1_client_half_close_reaches_backend(ws_backend, gateway):
+    # The client's EOF shuts down the backend's receiving side; what the
+    # backend sends before it closes still reaches the client. (The
+    # backend's EOF closes an HTTP/1.1 client's connection whole.)
+    gw = gateway(ws_backend.port)
+    s, _, first, _, rest = h1_upgrade(gw.port)
+    try:
+        assert first == "HTTP/1.1 101 Switching Protocols"
+        got = rest
+        s.sendall(frame(b"last words"))
+        s.shutdown(socket.SHUT_WR)
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+        assert FrameReader().feed(got) == [(2, b"last words")]
     finally:
         s.close()
     assert ws_backend.wait_ended(1, 5)

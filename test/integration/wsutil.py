@@ -143,6 +143,7 @@ class WsEchoServer:
         self.opened = 0
         self.ended = 0  # connections whose peer closed (EOF or reset)
         self.closing = False
+        self.after_halfclose = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def close(self):
@@ -205,6 +206,19 @@ class WsEchoServer:
         reader = FrameReader()
         frames = reader.feed(rest)
         c.settimeout(60)
+        if path == "/halfclose":
+            # Says goodbye and ends its sending side first, then records
+            # what still comes until the gateway's EOF.
+            c.sendall(frame(b"bye", mask=False))
+            c.shutdown(socket.SHUT_WR)
+            while True:
+                data = c.recv(65536)
+                if not data:
+                    break
+                frames += reader.feed(data)
+            with self.lock:
+                self.after_halfclose = [p for _, p in frames]
+            return
         while True:
             for opcode, payload in frames:
                 if opcode == 0x8:

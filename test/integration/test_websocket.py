@@ -409,3 +409,67 @@ def test_h1_upgrade_off_is_a_plain_get(ws_backend, gateway, origin):
         assert head.startswith(b"HTTP/1.1 200")
     finally:
         s.close()
+
+
+# --------------------------------------------------------------------------
+# Failures and backpressure
+
+
+def test_unreachable_backend_is_502(gateway):
+    from conftest import closed_port
+    gw = gateway(closed_port())
+    c = H2Ws(gw.port)
+    sid = c.connect()
+    assert c.wait_response(sid)[b":status"] == b"502"
+    c.close()
+    s = socket.create_connection(("127.0.0.1", gw.port), timeout=10 * SLOW)
+    try:
+        s.sendall(b"GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                  b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+        head, _ = read_head(s, 10 * SLOW)
+        assert head.startswith(b"HTTP/1.1 502")
+    finally:
+        s.close()
+
+
+def test_h2_megabytes_through_small_buffers(ws_backend, gateway):
+    # Both windows and the response buffer are small: the tunnel has to
+    # pause and resume both ways, and every byte still arrives in order.
+    gw = gateway(ws_backend.port, "--request-buffer-size", "16k", "--response-buffer-size", "16k")
+    c = H2Ws(gw.port)
+    sid = c.connect()
+    assert c.wait_response(sid)[b":status"] == b"200"
+    msgs = messages(total=2 * 1024 * 1024, size=60000)
+    sent = b"".join(msgs)
+    echoed = echo_over_h2(c, sid, msgs)
+    assert hashlib.sha256(echoed).hexdigest() == hashlib.sha256(sent).hexdigest()
+    c.conn.reset_stream(sid)
+    c.flush()
+    assert ws_backend.wait_ended(1, 5)
+    c.close()
+
+
+def test_h1_megabytes_through_small_buffers(ws_backend, gateway):
+    import threading
+    gw = gateway(ws_backend.port, "--request-buffer-size", "16k", "--response-buffer-size", "16k")
+    s, _, first, _, rest = h1_upgrade(gw.port)
+    try:
+        assert first == "HTTP/1.1 101 Switching Protocols"
+        msgs = messages(total=2 * 1024 * 1024, size=60000)
+        sent = b"".join(msgs)
+        t = threading.Thread(target=lambda: [s.sendall(frame(m)) for m in msgs], daemon=True)
+        t.start()
+        reader, got = FrameReader(), []
+        got.extend(reader.feed(rest))
+        deadline = time.monotonic() + 30 * SLOW
+        while sum(len(p) for _, p in got) < len(sent):
+            assert time.monotonic() < deadline
+            data = s.recv(65536)
+            assert data
+            got.extend(reader.feed(data))
+        t.join(10)
+        echoed = b"".join(p for _, p in got)
+        assert hashlib.sha256(echoed).hexdigest() == hashlib.sha256(sent).hexdigest()
+    finally:
+        s.close()
+    assert ws_backend.wait_ended(1, 5)

@@ -33,7 +33,8 @@ UNIT_SRC    := $(wildcard test/unit/test_*.c)
 # $(1) = output dir (build or build/asan)
 objs = $(patsubst %.c,$(1)/obj/%.o,$(GATEWAY_SRC) $(PROTO_SRC) $(CONFIG_SRC)) \
        $(patsubst %.c,$(1)/obj/llhttp/%.o,$(LLHTTP_SRC))
-LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/core/err.c) \
+LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/core/err.c gateway/client/h2_mem.c \
+                                     gateway/client/h2_glitch.c) \
            $(patsubst %.c,build/obj/llhttp/%.o,$(LLHTTP_SRC))
 
 .SECONDARY:

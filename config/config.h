@@ -149,6 +149,7 @@ typedef struct cfg {
     uint64_t tunnel_idle_timeout_ms;  /* a tunnel with no byte either way this long ends */
     cfg_addr_t admin_addr;            /* [admin] address, --admin */
     int has_admin;                    /* admin listener configured */
+    uint32_t h2_glitch_threshold;     /* HTTP/2 abuse budget per connection; 0: off */
     int log_level;                    /* enum cfg_log_level */
     char *access_log;                 /* NULL: off; "-": stdout; else a file path */
     int access_log_format;            /* enum cfg_log_format */

@@ -68,6 +68,13 @@ const cfg_option_t cfg__options[] = {
      "60s", 1, MS_PER_DAY,
      "a response the client takes no byte of this long is reset and its backend connection freed",
      NULL, NULL, NULL},
+    {"h2-glitch-threshold", "h2_glitch_threshold", OPT_UINT32, GW(h2_glitch_threshold), "1000", 0,
+     UINT32_MAX,
+     "HTTP/2 abuse budget of a client connection: protocol oddities (resets its bad frames "
+     "cause, empty DATA, tiny WINDOW_UPDATEs, PRIORITY, SETTINGS and PING floods, requests "
+     "answered 4xx, rapid resets) weigh on a score that halves every second; past this the "
+     "client gets GOAWAY(ENHANCE_YOUR_CALM). 0 disables",
+     NULL, NULL, NULL},
     {"tls-handshake-timeout", "tls_handshake_timeout", OPT_DURATION_MS,
      GW(tls_handshake_timeout_ms), "10s", 1, MS_PER_DAY,
      "time allowed for a client's TLS handshake", NULL, NULL, NULL},

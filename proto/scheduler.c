@@ -299,9 +299,13 @@ proto_sched_entry_t *proto_sched_dequeue(proto_sched_t *s, uint64_t now_ms, int 
         return NULL;
 
     if (s->parent_of != NULL) {
+        /* A waiting RFC 7540 parent goes first only when it is at least as
+         * urgent: a browser's chain of background images never holds back
+         * the urgent fetch that names one of them as its parent. */
         for (int depth = 0; depth < MAX_PARENT_DEPTH; depth++) {
             proto_sched_entry_t *p = s->parent_of(e);
-            if (p == NULL || !proto_sched_is_queued(p) || p->urgency > max_urgency)
+            if (p == NULL || !proto_sched_is_queued(p) || p->urgency > e->urgency ||
+                p->urgency > max_urgency)
                 break;
             e = p;
         }

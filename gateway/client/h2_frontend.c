@@ -1,4 +1,5 @@
 #include "gateway/client/h2_frontend.h"
+#include "gateway/client/h2_mem.h"
 
 #include <nghttp2/nghttp2.h>
 #include <stdio.h>
@@ -7,6 +8,7 @@
 
 #include "gateway/exchange.h"
 #include "gateway/upgrade.h"
+#include "gateway/client/h2_glitch.h"
 #include "proto/fields.h"
 #include "gateway/core/log.h"
 #include "gateway/core/ctx.h"
@@ -36,6 +38,7 @@ typedef struct h2_client {
      * when the drain asks again (1 s). */
     int is_shutdown_noticed;
     int is_goaway_sent;
+    gw_h2_glitch_t glitch; /* abuse budget (h2_glitch_threshold) */
 } h2_client_t;
 
 /* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers
@@ -54,6 +57,10 @@ typedef struct h2_request {
 } h2_request_t;
 
 static const gw_frontend_ops_t h2_frontend_ops;
+
+/* The glitch budget's hooks, defined with the budget's section below. */
+static void note_glitch(h2_client_t *h, gw_h2_glitch_kind_t kind);
+static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame);
 
 static h2_client_t *client_of(const gw_exchange_t *x)
 {
@@ -111,6 +118,8 @@ static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint
 static void reply_error(gw_exchange_t *x, int status)
 {
     h2_client_t *h = client_of(x);
+    if (status >= 400 && status < 500)
+        note_glitch(h, GW_H2_GLITCH_BAD_REQUEST);
     char body[96], status_str[8], len_str[24];
     int body_len = snprintf(body, sizeof(body), "%d %s\n", status, proto_reason_phrase(status));
     snprintf(status_str, sizeof(status_str), "%d", status);
@@ -274,10 +283,48 @@ static void note_priority_spec(gw_exchange_t *x, const nghttp2_priority_spec *sp
 
 /* Makes nghttp2 send the response DATA of urgent streams first too. Only
  * meaningful once RFC 9218 was negotiated; nghttp2 ignores it otherwise. */
+/* Most urgent levels that outrank everything else on the wire. */
+#define SEND_URGENT_MAX 2
+
+/*
+ * The client-bound send order follows the urgency that decides dispatch.
+ * For RFC 9218 clients that is nghttp2's own scheduler. For clients that
+ * keep the RFC 7540 tree (Chromium sends both signals) nghttp2 sends by the
+ * tree, so a stream whose priority field decides its urgency leaves the
+ * client's tree: it hangs off the root with a weight for its urgency, and
+ * the urgent ones (0..2) exclusively, which puts everything else below
+ * them, so a chain of background images never holds back their DATA.
+ * Newer nghttp2 (1.65+) ignores RFC 7540 data; the call is then a no-op and
+ * nothing else depends on it.
+ */
 static void apply_send_priority(h2_client_t *h, gw_exchange_t *x)
 {
-    nghttp2_extpri extpri = {.urgency = x->wait.sched.urgency, .inc = x->is_incremental};
-    nghttp2_session_change_extpri_stream_priority(h->session, x->stream_id, &extpri, 0);
+    if (!uses_rfc7540_tree(h->session)) {
+        nghttp2_extpri extpri = {.urgency = x->wait.sched.urgency, .inc = x->is_incremental};
+        nghttp2_session_change_extpri_stream_priority(h->session, x->stream_id, &extpri, 0);
+        return;
+    }
+    if (!x->has_priority_field)
+        return;
+    int urgency = x->wait.sched.urgency;
+    nghttp2_priority_spec spec;
+    nghttp2_priority_spec_init(&spec, 0, 256 - urgency * 255 / 7, urgency <= SEND_URGENT_MAX);
+    nghttp2_session_change_stream_priority(h->session, x->stream_id, &spec);
+}
+
+/* A PRIORITY frame may re-chain the tree under a stream placed by its
+ * priority field: place every such urgent stream again, in order of
+ * decreasing urgency value so that the most urgent ends on top. */
+static void reapply_field_priorities(h2_client_t *h)
+{
+    for (int u = SEND_URGENT_MAX; u >= 0; u--) {
+        for (proto_queue_t *n = h->exchanges.next; n != &h->exchanges; n = n->next) {
+            gw_exchange_t *x = proto_container_of(n, gw_exchange_t, fe_node);
+            if (x->is_started && x->has_priority_field && x->wait.sched.urgency == u &&
+                !x->is_resp_done)
+                apply_send_priority(h, x);
+        }
+    }
 }
 
 static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
@@ -532,6 +579,8 @@ static void on_priority_frame(h2_client_t *h, const nghttp2_frame *frame)
     if (x == NULL)
         return;
     note_priority_spec(x, &frame->priority.pri_spec);
+    if (uses_rfc7540_tree(h->session))
+        reapply_field_priorities(h);
     if (!x->is_started || x->has_priority_field)
         return;
     int urgency = x->wait.sched.urgency, weight = x->wait.sched.weight;
@@ -557,6 +606,8 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
     h2_client_t *h = ud;
     int is_end_stream = (frame->hd.flags & NGHTTP2_FLAG_END_STREAM) != 0;
     gw_exchange_t *x;
+
+    glitch_on_frame_recv(h, frame);
 
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
@@ -615,6 +666,95 @@ static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint3
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
     request_free(x);
     gw_exchange_free(x);
+    return 0;
+}
+
+/* ---- the glitch budget (gateway/client/h2_glitch.c) ---- */
+
+/* The budget is spent (once per connection): the client gets
+ * GOAWAY(ENHANCE_YOUR_CALM), nghttp2 ignores the rest of its input from
+ * here on, and the connection closes once the GOAWAY is written. */
+static void glitch_trip(h2_client_t *h)
+{
+    gw_client_conn_t *c = h->conn;
+    char counts[256];
+    GW_LOG_INFO("client %s:%d: HTTP/2 glitch budget over %u (%s): GOAWAY(ENHANCE_YOUR_CALM)",
+                c->peer_addr, c->peer_port, h->glitch.threshold,
+                gw_h2_glitch_format(&h->glitch, counts, sizeof(counts)));
+    nghttp2_session_terminate_session(h->session, NGHTTP2_ENHANCE_YOUR_CALM);
+    gw_client_conn_mark_dirty(c);
+}
+
+/* Charges one protocol oddity to the budget. */
+static void note_glitch(h2_client_t *h, gw_h2_glitch_kind_t kind)
+{
+    if (gw_h2_glitch_add(&h->glitch, kind, gw_ctx_now_ms(h->conn->w)))
+        glitch_trip(h);
+}
+
+/* Floods and empty DATA are told by the frame header alone, before nghttp2
+ * spends anything on the frame. */
+static int h2_on_begin_frame(nghttp2_session *session, const nghttp2_frame_hd *hd, void *ud)
+{
+    h2_client_t *h = ud;
+    (void)session;
+    if (gw_h2_glitch_on_frame_head(&h->glitch, hd->type, hd->flags, hd->length,
+                                   gw_ctx_now_ms(h->conn->w)))
+        glitch_trip(h);
+    return 0;
+}
+
+/* Tiny WINDOW_UPDATEs, resets of streams whose answer has not begun, and
+ * DATA frames of padding alone (their header does not tell). */
+static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame)
+{
+    int32_t id = frame->hd.stream_id;
+    if (frame->hd.type == NGHTTP2_DATA) {
+        if (frame->hd.length > 0 && frame->hd.length == frame->data.padlen &&
+            !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
+            note_glitch(h, GW_H2_GLITCH_EMPTY_DATA);
+    } else if (frame->hd.type == NGHTTP2_WINDOW_UPDATE) {
+        int64_t after = id == 0 ? nghttp2_session_get_remote_window_size(h->session)
+                                : nghttp2_session_get_stream_remote_window_size(h->session, id);
+        int64_t full = id == 0 ? NGHTTP2_INITIAL_CONNECTION_WINDOW_SIZE
+                               : nghttp2_session_get_remote_settings(
+                                     h->session, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
+        if (gw_h2_glitch_is_small_window_update(
+                (uint32_t)frame->window_update.window_size_increment, after, full))
+            note_glitch(h, GW_H2_GLITCH_SMALL_WINDOW);
+    } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+        gw_exchange_t *x = stream_exchange(h->session, id);
+        if (x != NULL && !x->is_resp_head_sent)
+            note_glitch(h, GW_H2_GLITCH_RAPID_RESET);
+    }
+}
+
+/* nghttp2 resets a stream (or ends the connection) for the client's
+ * invalid frame: each such reset is work the client made us do for free
+ * (MadeYouReset, CVE-2025-8671): malformed header blocks, a stream window
+ * overflow, streams over the concurrency limit. nghttp2 1.52 ends the whole
+ * connection for a zero WINDOW_UPDATE or DATA on a half-closed stream. */
+static int h2_on_invalid_frame_recv(nghttp2_session *session, const nghttp2_frame *frame,
+                                    int lib_error_code, void *ud)
+{
+    h2_client_t *h = ud;
+    (void)session, (void)frame, (void)lib_error_code;
+    if (gw_h2_glitch_on_stream_error(&h->glitch, gw_ctx_now_ms(h->conn->w)))
+        glitch_trip(h);
+    return 0;
+}
+
+/* The resets nghttp2 sends without calling the above (a DATA frame beyond
+ * the request's content-length, for one) are charged as they leave. */
+static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
+{
+    h2_client_t *h = ud;
+    if (frame->hd.type != NGHTTP2_RST_STREAM)
+        return 0;
+    int has_request = stream_exchange(session, frame->hd.stream_id) != NULL;
+    if (gw_h2_glitch_on_reset_sent(&h->glitch, frame->rst_stream.error_code, has_request,
+                                   gw_ctx_now_ms(h->conn->w)))
+        glitch_trip(h);
     return 0;
 }
 
@@ -718,6 +858,10 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, h2_on_frame_recv);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, h2_on_data_chunk_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(cbs, h2_on_stream_close);
+    nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, h2_on_begin_frame);
+    nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2_on_invalid_frame_recv);
+    nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
+    gw_h2_glitch_init(&h->glitch, cfg->h2_glitch_threshold, gw_ctx_now_ms(c->w));
 
     if (nghttp2_option_new(&opt) != 0)
         goto fail;
@@ -730,7 +874,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_option_set_builtin_recv_extension_type(opt, NGHTTP2_PRIORITY_UPDATE);
     nghttp2_option_set_server_fallback_rfc7540_priorities(opt, 1);
 
-    if (nghttp2_session_server_new2(&h->session, cbs, h, opt) != 0)
+    if (nghttp2_session_server_new3(&h->session, cbs, h, opt, gw_h2_mem()) != 0)
         goto fail;
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);

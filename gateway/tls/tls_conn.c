@@ -5,18 +5,60 @@
 #include "gateway/tls/tls_conn.h"
 
 #include <arpa/inet.h>
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <stdio.h>
 #include <openssl/x509v3.h>
 #include <stdlib.h>
 #include <string.h>
 
+/* Memory BIOs keep the largest size they ever held: a handshake flight
+ * (certificate chain) or a burst of records. Beyond this, an empty one is
+ * replaced when the connection goes quiet. */
+#define BIO_KEEP_CAP 1024
+
+static BIO *new_mem_bio(void)
+{
+    BIO *b = BIO_new(BIO_s_mem());
+    /* An empty BIO means "wait for the socket", not end of stream. */
+    if (b != NULL)
+        BIO_set_mem_eof_return(b, -1);
+    return b;
+}
+
+static int is_big_and_empty(BIO *b)
+{
+    BUF_MEM *bm = NULL;
+    BIO_get_mem_ptr(b, &bm);
+    return bm != NULL && BIO_ctrl_pending(b) == 0 && bm->max > BIO_KEEP_CAP;
+}
+
+void gw_tls_conn_release_buffers(gw_tls_conn_t *t)
+{
+    if (t->ssl == NULL || !t->is_handshake_done)
+        return;
+    if (is_big_and_empty(t->net_in)) {
+        BIO *b = new_mem_bio();
+        if (b != NULL) {
+            SSL_set0_rbio(t->ssl, b); /* frees the old one */
+            t->net_in = b;
+        }
+    }
+    if (is_big_and_empty(t->net_out)) {
+        BIO *b = new_mem_bio();
+        if (b != NULL) {
+            SSL_set0_wbio(t->ssl, b);
+            t->net_out = b;
+        }
+    }
+}
+
 int gw_tls_conn_init(gw_tls_conn_t *t, gw_tls_ctx_t *ctx)
 {
     memset(t, 0, sizeof(*t));
     t->ssl = SSL_new(gw_tls_ctx_default(ctx));
-    t->net_in = BIO_new(BIO_s_mem());
-    t->net_out = BIO_new(BIO_s_mem());
+    t->net_in = new_mem_bio();
+    t->net_out = new_mem_bio();
     if (t->ssl == NULL || t->net_in == NULL || t->net_out == NULL) {
         SSL_free(t->ssl);
         BIO_free(t->net_in);
@@ -24,9 +66,6 @@ int gw_tls_conn_init(gw_tls_conn_t *t, gw_tls_ctx_t *ctx)
         memset(t, 0, sizeof(*t));
         return -1;
     }
-    /* An empty input BIO means "wait for the socket", not end of stream. */
-    BIO_set_mem_eof_return(t->net_in, -1);
-    BIO_set_mem_eof_return(t->net_out, -1);
     SSL_set_bio(t->ssl, t->net_in, t->net_out);
     SSL_set_accept_state(t->ssl); /* gw_tls_conn_init_client switches to connect */
     t->ctx = ctx;

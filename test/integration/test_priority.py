@@ -7,6 +7,7 @@ in which the gateway dispatched the waiting requests."""
 
 import socket
 import struct
+import time
 
 import h2.events
 import h2.settings
@@ -24,6 +25,7 @@ class OrderClient(H2Client):
 
     def __init__(self, port, rfc9218=False, **kw):
         self.finished = []
+        self.headed = []  # response heads, in arrival order: the dispatch order
         super().__init__(port, **kw)
         if rfc9218:
             self._reconnect_announcing_rfc9218()
@@ -47,6 +49,8 @@ class OrderClient(H2Client):
         super()._handle(ev)
         if isinstance(ev, (h2.events.StreamEnded, h2.events.StreamReset)):
             self.finished.append(ev.stream_id)
+        if isinstance(ev, h2.events.ResponseReceived):
+            self.headed.append(ev.stream_id)
 
     def request_with_priority(self, path, weight=None, depends_on=None, exclusive=False,
                               headers=()):
@@ -229,3 +233,35 @@ def test_reserved_connection_serves_urgent_requests_only(origin, gateway):
     run_all(c, low)
     # The background requests were served one after another.
     assert c.finished.index(low[-1]) == len(c.finished) - 1, c.finished
+
+
+def test_chromium_pattern_urgent_fetch_is_not_held_by_an_image_chain(origin, gateway):
+    """Chromium sends both signals: images `priority: u=3, i` with weight 147,
+    each exclusive on the previous one, re-chained later by PRIORITY frames;
+    then `fetch(url, {priority: 'high'})` as `u=1, i` with weight 220 whose
+    RFC 7540 parent is an image still waiting. The fetch goes next."""
+    gw = gateway(origin, "--backend-max-connections", "1")
+    c = OrderClient(gw.port)
+    blocker = occupy_backend(c, 400)
+    # The blocker has the connection before the rest arrive (dispatch runs
+    # once per loop turn over everything read in it).
+    deadline = time.monotonic() + 3 * SLOW
+    while origin.stats()["requests"] < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    images, prev = [], None
+    for i in range(12):
+        sid = c.request_with_priority("/delay/20?img=%d" % i, weight=147, depends_on=prev,
+                                      exclusive=prev is not None,
+                                      headers=[("priority", "u=3, i")])
+        images.append(sid)
+        prev = sid
+    # After layout: PRIORITY frames re-chain some images (raised weight).
+    for sid in images[6:9]:
+        c.conn.prioritize(sid, weight=220, depends_on=images[2], exclusive=True)
+    c.flush()
+    urgent = c.request_with_priority("/delay/20?fetch", weight=220, depends_on=images[5],
+                                     headers=[("priority", "u=1, i")])
+    run_all(c, [blocker] + images + [urgent])
+    # Heads go out as the backend answers, whatever DATA's send order: the
+    # order of the heads is the order of dispatch.
+    assert c.headed.index(urgent) == 1, c.headed

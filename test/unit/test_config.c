@@ -523,6 +523,7 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.max_connections, 10000);
     assert_int_equal(cfg.client_idle_timeout_ms, 180000);
     assert_int_equal(cfg.tls_handshake_timeout_ms, 10000);
+    assert_int_equal(cfg.h2_glitch_threshold, 1000);
     assert_int_equal(cfg.log_level, CFG_LOG_WARN);
     assert_null(cfg.access_log);
     assert_null(cfg.config_file);
@@ -567,7 +568,7 @@ static void test_flags_both_forms(void **state)
         "--max-concurrent-streams", "2147483647", "--max-header-list-size=1k",
         "--request-buffer-size", "16m", "--response-buffer-size=1g", "--max-connections", "5",
         "--client-idle-timeout=90s", "--tls-handshake-timeout", "2s", "--log-level=DEBUG",
-        "--access-log", "-",
+        "--access-log", "-", "--h2-glitch-threshold=0",
         /* listener */
         "--listen", ":8443", "--tls-cert=@CERT@", "--tls-key", "@KEY@", "--tls-ciphers",
         "ECDHE+AESGCM", "--tls-min-version=1.3", "--tls-ticket-key-file", "@KEY@",
@@ -595,6 +596,7 @@ static void test_flags_both_forms(void **state)
     assert_int_equal(r.rv, CFG_RUN);
     assert_string_equal(r.out_buf, "");
     assert_int_equal(r.cfg.max_concurrent_streams, 2147483647);
+    assert_int_equal(r.cfg.h2_glitch_threshold, 0);
     assert_int_equal(r.cfg.max_header_list_size, 1024);
     assert_int_equal(r.cfg.request_buffer_size, 16 * 1024 * 1024);
     assert_int_equal(r.cfg.response_buffer_size, 1024 * 1024 * 1024);

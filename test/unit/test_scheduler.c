@@ -517,7 +517,19 @@ static void test_parent_of(void **state)
         {"grandparent never queued", 3, {-1, 0, 1}, {3, 3, 3}, 2, {2, 1}, ALL, 2, {1, 2}},
         /* The parent goes first by urgency; then the child's parent is gone. */
         {"parent already dispatched", 2, {-1, 0}, {0, 3}, 2, {1, 0}, ALL, 2, {0, 1}},
-        {"less urgent parent goes first", 2, {-1, 0}, {7, 0}, 2, {1, 0}, ALL, 2, {0, 1}},
+        /* A parent holds a child back only when it is at least as urgent. */
+        {"less urgent parent does not hold back", 2, {-1, 0}, {7, 0}, 2, {1, 0}, ALL, 2, {1, 0}},
+        /* Chromium: images (u=3) in one exclusive chain, then a fetch with
+         * priority high (u=1) whose RFC 7540 parent is a waiting image. */
+        {"urgent fetch under an image chain",
+         6,
+         {-1, 0, 1, 2, 3, 3},
+         {3, 3, 3, 3, 3, 1},
+         6,
+         {0, 1, 2, 3, 4, 5},
+         ALL,
+         6,
+         {5, 0, 1, 2, 3, 4}},
         {"parent above max_urgency does not block", 2, {-1, 0}, {5, 1}, 2, {1, 0}, 2, 1, {1}},
         {"walk stops below a parent above max_urgency",
          3,

@@ -35,12 +35,12 @@ int gw_upgrade_new_key(char key[25])
 
 /* Round robin over the servers that are up: a tunnel is long-lived and
  * outside the pool, so the pool's counters say nothing about it. */
-static gw_server_t *pick_server(gw_pool_t *p)
+static gw_server_t *pick_server(gw_pool_t *p, const gw_server_t *avoid)
 {
     uint64_t now = gw_ctx_now_ms(p->w);
     for (size_t i = 0; i < p->nservers; i++) {
         gw_server_t *s = &p->servers[(p->rr_next + i) % p->nservers];
-        if (gw_server_is_up(s, now)) {
+        if (s != avoid && gw_server_is_up(s, now)) {
             p->rr_next = (p->rr_next + i + 1) % p->nservers;
             return s;
         }
@@ -55,6 +55,33 @@ static void end_with(gw_exchange_t *x, gw_err_t err, const char *why)
     gw_tunnel_close(x->tunnel);
     x->tunnel = NULL;
     gw_exchange_fail(x, err, why);
+}
+
+/* Opens x's tunnel on a server other than avoid, if one is up. Returns 0,
+ * or -1 when x has failed. */
+static int connect_to(gw_exchange_t *x, const gw_server_t *avoid)
+{
+    gw_server_t *s = pick_server(x->pool, avoid);
+    if (s == NULL && avoid != NULL)
+        s = pick_server(x->pool, NULL);
+    if (s == NULL) {
+        gw_exchange_fail(x, GW_E_ALL_DOWN, "every server of the backend is down");
+        return -1;
+    }
+    x->server = s;
+    x->wait_ms = 0;
+    x->attempt_ms = gw_ctx_now_ms(x->w);
+    x->state = GW_X_SENDING;
+    gw_err_t err = GW_OK;
+    char why[128];
+    x->tunnel = gw_tunnel_connect(x->w, (const struct sockaddr *)&s->addr, &x->pool->conn_cfg,
+                                  x->w->cfg->tunnel_idle_timeout_ms, x->head.data, x->head.len,
+                                  &tunnel_ops, x, &err, why, sizeof(why));
+    if (x->tunnel == NULL) {
+        gw_exchange_fail(x, err, why);
+        return -1;
+    }
+    return 0;
 }
 
 void gw_upgrade_start(gw_exchange_t *x, gw_pool_t *pool)
@@ -73,24 +100,9 @@ void gw_upgrade_start(gw_exchange_t *x, gw_pool_t *pool)
         gw_exchange_fail(x, GW_E_CONNECT, "upgrades to a TLS backend are not supported");
         return;
     }
-    gw_server_t *s = pick_server(pool);
-    if (s == NULL) {
-        gw_exchange_fail(x, GW_E_ALL_DOWN, "every server of the backend is down");
+    x->retries_left = pool->bcfg->retries;
+    if (connect_to(x, NULL) != 0)
         return;
-    }
-    x->server = s;
-    x->wait_ms = 0;
-    x->attempt_ms = gw_ctx_now_ms(w);
-    x->state = GW_X_SENDING;
-    gw_err_t err = GW_OK;
-    char why[128];
-    x->tunnel = gw_tunnel_connect(w, (const struct sockaddr *)&s->addr, &pool->conn_cfg,
-                                  w->cfg->tunnel_idle_timeout_ms, x->head.data, x->head.len,
-                                  &tunnel_ops, x, &err, why, sizeof(why));
-    if (x->tunnel == NULL) {
-        gw_exchange_fail(x, err, why);
-        return;
-    }
     /* The client may have ended its side with its request already. */
     if (x->is_req_end)
         gw_tunnel_shutdown(x->tunnel);
@@ -108,6 +120,10 @@ static int tun_on_head(void *ud, int status, const proto_header_t *f, size_t n)
                 has_body = !(f[i].value_len == 1 && f[i].value[0] == '0');
         }
     }
+    /* The server answered: passive health counts it as it counts a
+     * response head (5xx too when fail_on_5xx). */
+    int is_failure = status >= 500 && x->pool->bcfg->fail_on_5xx;
+    gw_pool_report(x->pool, x->server, !is_failure, "5xx response", x->attempt_ms);
     x->state = GW_X_RECEIVING;
     x->resp_status = status;
     if (x->fe->on_head(x, status, f, n, has_body) != 0)
@@ -157,5 +173,26 @@ static void tun_on_written(void *ud, size_t n)
 static void tun_on_error(void *ud, gw_err_t err, const char *why)
 {
     gw_exchange_t *x = ud;
+    /* Before an answer, a failure is the server's like any request's
+     * (refused, timed out, closed early); a tunnel that ends later says
+     * nothing about the server's health. */
+    if (!x->is_resp_head_sent && gw_err_info(err)->is_server_fault)
+        gw_pool_report(x->pool, x->server, 0, why, x->attempt_ms);
+    /* A connection that never opened carried nothing: another server may
+     * take the tunnel (within retries). Runs on the failed tunnel's stack,
+     * which only closes it and touches it no more. */
+    if ((err == GW_E_CONNECT || err == GW_E_CONNECT_TIMEOUT) && x->retries_left > 0 &&
+        x->pool->nservers > 1) {
+        gw_server_t *failed = x->server;
+        x->retries_left--;
+        x->nretries++;
+        GW_LOG_INFO("backend %s server %s stream %d: %s; tunnel retried on another server",
+                    x->pool->name, failed->name, (int)x->stream_id, why);
+        gw_tunnel_close(x->tunnel);
+        x->tunnel = NULL;
+        if (connect_to(x, failed) == 0 && x->is_req_end)
+            gw_tunnel_shutdown(x->tunnel);
+        return;
+    }
     end_with(x, err, why);
 }

@@ -473,3 +473,41 @@ def test_h1_megabytes_through_small_buffers(ws_backend, gateway):
     finally:
         s.close()
     assert ws_backend.wait_ended(1, 5)
+
+
+def test_h2_data_before_the_200_waits_for_the_101(ws_backend, gateway):
+    # A client that sends at once: its bytes wait in the gateway until the
+    # backend has switched, then go through in order.
+    gw = gateway(ws_backend.port)
+    c = H2Ws(gw.port)
+    sid = c.connect()
+    c.send(sid, frame(b"first") + frame(b"second"))
+    assert c.wait_response(sid)[b":status"] == b"200"
+    reader, got = FrameReader(), []
+
+    def both():
+        got.extend(reader.feed(c.data.pop(sid, b"")))
+        return len(got) >= 2
+
+    c.read_until(both)
+    assert got == [(2, b"first"), (2, b"second")]
+    c.close()
+
+
+def test_tunnels_spread_over_servers_and_skip_a_dead_one(gateway):
+    from conftest import closed_port
+    a, b = WsEchoServer(), WsEchoServer()
+    try:
+        gw = gateway(a.port, "--backend", "127.0.0.1:%d" % b.port,
+                     "--backend", "127.0.0.1:%d" % closed_port())
+        c = H2Ws(gw.port)
+        sids = [c.connect() for _ in range(6)]
+        for sid in sids:
+            # The dead server's connect fails and the tunnel goes to another.
+            assert c.wait_response(sid)[b":status"] == b"200"
+        assert len(a.requests) >= 2 and len(b.requests) >= 2
+        assert len(a.requests) + len(b.requests) == 6
+        c.close()
+    finally:
+        a.close()
+        b.close()

@@ -74,9 +74,10 @@ static int connect_to(gw_exchange_t *x, const gw_server_t *avoid)
     x->state = GW_X_SENDING;
     gw_err_t err = GW_OK;
     char why[128];
-    x->tunnel = gw_tunnel_connect(x->w, (const struct sockaddr *)&s->addr, &x->pool->conn_cfg,
-                                  x->w->cfg->tunnel_idle_timeout_ms, x->head.data, x->head.len,
-                                  &tunnel_ops, x, &err, why, sizeof(why));
+    x->tunnel =
+        gw_tunnel_connect(x->w, (const struct sockaddr *)&s->addr, s->cfg->addr.host,
+                          &x->pool->conn_cfg, x->w->cfg->tunnel_idle_timeout_ms, x->head.data,
+                          x->head.len, &tunnel_ops, x, &err, why, sizeof(why));
     if (x->tunnel == NULL) {
         gw_exchange_fail(x, err, why);
         return -1;
@@ -94,10 +95,6 @@ void gw_upgrade_start(gw_exchange_t *x, gw_pool_t *pool)
     if (w->ntunnels >= w->cfg->max_tunnels) {
         x->retry_after_s = 1;
         gw_exchange_fail(x, GW_E_TUNNEL_LIMIT, "max_tunnels reached");
-        return;
-    }
-    if (pool->conn_cfg.tls != NULL) {
-        gw_exchange_fail(x, GW_E_CONNECT, "upgrades to a TLS backend are not supported");
         return;
     }
     x->retries_left = pool->bcfg->retries;

@@ -122,15 +122,18 @@ static void on_close(uv_handle_t *handle)
         return;
     proto_buf_free(&t->out);
     free(t->rhead);
+    free(t->sealed);
+    if (t->is_tls)
+        gw_tls_conn_free(&t->tls);
     if (t->has_resp)
         proto_h1_response_free(&t->resp);
     free(t);
 }
 
-gw_tunnel_t *gw_tunnel_connect(gw_ctx_t *w, const struct sockaddr *addr, const gw_h1conn_cfg_t *cfg,
-                               uint64_t idle_timeout_ms, const char *head, size_t head_len,
-                               const gw_tunnel_ops_t *ops, void *ud, gw_err_t *err, char *why,
-                               size_t why_len)
+gw_tunnel_t *gw_tunnel_connect(gw_ctx_t *w, const struct sockaddr *addr, const char *name,
+                               const gw_h1conn_cfg_t *cfg, uint64_t idle_timeout_ms,
+                               const char *head, size_t head_len, const gw_tunnel_ops_t *ops,
+                               void *ud, gw_err_t *err, char *why, size_t why_len)
 {
     gw_tunnel_t *t = calloc(1, sizeof(*t));
     if (t == NULL) {
@@ -144,6 +147,7 @@ gw_tunnel_t *gw_tunnel_connect(gw_ctx_t *w, const struct sockaddr *addr, const g
     t->ops = ops;
     t->ud = ud;
     t->state = GW_TUNNEL_CONNECTING;
+    snprintf(t->sni, sizeof(t->sni), "%s", name);
     proto_buf_init(&t->out);
     if (proto_buf_append(&t->out, head, head_len) != 0) {
         free(t);
@@ -171,6 +175,25 @@ gw_tunnel_t *gw_tunnel_connect(gw_ctx_t *w, const struct sockaddr *addr, const g
 
 /* ---- writing ---- */
 
+/* HTTPS: the plaintext pieces become one buffer of records (t->sealed,
+ * freed when the write completes); the bytes stay in out until then, as
+ * in cleartext, so the accounting is the same. */
+static int seal(gw_tunnel_t *t, uv_buf_t *bufs, size_t *k)
+{
+    for (size_t i = 0; i < *k; i++) {
+        if (gw_tls_conn_write(&t->tls, (const uint8_t *)bufs[i].base, bufs[i].len) != 0)
+            return -1;
+    }
+    size_t pending = gw_tls_conn_pending(&t->tls);
+    t->sealed = malloc(pending ? pending : 1);
+    if (t->sealed == NULL)
+        return -1;
+    size_t len = gw_tls_conn_take(&t->tls, (uint8_t *)t->sealed, pending);
+    bufs[0] = uv_buf_init(t->sealed, (unsigned)len);
+    *k = 1;
+    return 0;
+}
+
 static void flush(gw_tunnel_t *t)
 {
     if (t->is_writing || (t->state != GW_TUNNEL_HANDSHAKE && t->state != GW_TUNNEL_OPEN))
@@ -194,8 +217,14 @@ static void flush(gw_tunnel_t *t)
         bufs[k] = uv_buf_init((char *)sl[k].base, (unsigned)len);
         total += len;
     }
+    if (t->is_tls && seal(t, bufs, &k) != 0) {
+        fail(t, GW_E_WRITE, "TLS write to the tunnel's backend failed");
+        return;
+    }
     int rv = uv_write(&t->wreq, (uv_stream_t *)&t->tcp, bufs, (unsigned)k, on_write);
     if (rv != 0) {
+        free(t->sealed);
+        t->sealed = NULL;
         fail(t, GW_E_WRITE, "write to the tunnel's backend failed");
         return;
     }
@@ -207,6 +236,8 @@ static void on_write(uv_write_t *req, int status)
 {
     gw_tunnel_t *t = req->data;
     t->is_writing = 0;
+    free(t->sealed);
+    t->sealed = NULL;
     if (!is_live(t) || t->state == GW_TUNNEL_RESPONSE)
         return;
     if (status != 0) {
@@ -258,6 +289,14 @@ void gw_tunnel_shutdown(gw_tunnel_t *t)
 
 /* ---- reading ---- */
 
+/* The connection (and its TLS) is up: the head goes out. */
+static void connected(gw_tunnel_t *t)
+{
+    t->state = GW_TUNNEL_HANDSHAKE;
+    uv_timer_stop(&t->timer);
+    flush(t);
+}
+
 static void on_connect(uv_connect_t *req, int status)
 {
     gw_tunnel_t *t = req->data;
@@ -269,15 +308,28 @@ static void on_connect(uv_connect_t *req, int status)
         fail(t, gw_err_from_uv(status, GW_E_CONNECT), why);
         return;
     }
-    t->state = GW_TUNNEL_HANDSHAKE;
-    uv_timer_stop(&t->timer);
     int rv = start_reading(t);
     if (rv != 0) {
         snprintf(why, sizeof(why), "cannot read: %s", uv_strerror(rv));
         fail(t, gw_err_from_uv(rv, GW_E_CONNECT), why);
         return;
     }
-    flush(t);
+    if (t->cfg->tls == NULL) {
+        connected(t);
+        return;
+    }
+    /* HTTPS: the TLS handshake runs under the connect timeout. */
+    const char *name = t->cfg->tls_sni != NULL ? t->cfg->tls_sni : t->sni;
+    if (gw_tls_conn_init_client(&t->tls, t->cfg->tls, name, t->cfg->tls_verify ? name : NULL) !=
+        0) {
+        fail(t, GW_E_NOMEM, "out of memory starting TLS to the backend");
+        return;
+    }
+    t->is_tls = 1;
+    const char *tls_why = NULL;
+    if (gw_tls_conn_handshake(&t->tls, &tls_why) < 0 ||
+        gw_tls_conn_send_pending(&t->tls, (uv_stream_t *)&t->tcp) != 0)
+        fail(t, GW_E_TLS, tls_why != NULL ? tls_why : "TLS write failed");
 }
 
 static int resp_on_head(void *ud, int status, const proto_header_t *f, size_t n)
@@ -427,6 +479,68 @@ static void on_eof(gw_tunnel_t *t, ssize_t err)
     }
 }
 
+static void on_plaintext(gw_tunnel_t *t, const uint8_t *data, size_t len)
+{
+    switch (t->state) {
+    case GW_TUNNEL_HANDSHAKE:
+        on_answer_bytes(t, data, len);
+        break;
+    case GW_TUNNEL_RESPONSE:
+        feed_response(t, data, len);
+        break;
+    case GW_TUNNEL_OPEN:
+        arm_timer(t);
+        if (t->ops->on_data(t->ud, data, len) != 0)
+            fail(t, GW_E_FRONTEND, "the client side refused tunnel bytes");
+        break;
+    default:
+        break;
+    }
+}
+
+/* HTTPS: ciphertext in; the handshake first, then plaintext as above. */
+static void on_tls_bytes(gw_tunnel_t *t, const uint8_t *data, size_t len)
+{
+    if (gw_tls_conn_put_cipher(&t->tls, data, len) != 0) {
+        fail(t, GW_E_NOMEM, "out of memory reading from the backend");
+        return;
+    }
+    if (!t->is_tls_ready) {
+        const char *why = NULL;
+        int rv = gw_tls_conn_handshake(&t->tls, &why);
+        if (gw_tls_conn_send_pending(&t->tls, (uv_stream_t *)&t->tcp) != 0 && rv >= 0) {
+            rv = -1;
+            why = "write failed";
+        }
+        if (rv < 0) {
+            char msg[160];
+            snprintf(msg, sizeof(msg), "TLS handshake with the backend failed: %s", why);
+            fail(t, GW_E_TLS, msg);
+            return;
+        }
+        if (rv == 0)
+            return;
+        t->is_tls_ready = 1;
+        connected(t);
+        if (!is_live(t))
+            return;
+    }
+    uint8_t plain[16 * 1024];
+    for (;;) {
+        int n = gw_tls_conn_read(&t->tls, plain, sizeof(plain));
+        if (n < 0) {
+            on_eof(t, UV_EOF);
+            return;
+        }
+        if (n == 0)
+            break;
+        on_plaintext(t, plain, (size_t)n);
+        if (!is_live(t))
+            return;
+    }
+    gw_tls_conn_send_pending(&t->tls, (uv_stream_t *)&t->tcp);
+}
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
     gw_tunnel_t *t = stream->data;
@@ -436,22 +550,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         on_eof(t, nread);
         return;
     }
-    const uint8_t *data = (const uint8_t *)buf->base;
-    switch (t->state) {
-    case GW_TUNNEL_HANDSHAKE:
-        on_answer_bytes(t, data, (size_t)nread);
-        break;
-    case GW_TUNNEL_RESPONSE:
-        feed_response(t, data, (size_t)nread);
-        break;
-    case GW_TUNNEL_OPEN:
-        arm_timer(t);
-        if (t->ops->on_data(t->ud, data, (size_t)nread) != 0)
-            fail(t, GW_E_FRONTEND, "the client side refused tunnel bytes");
-        break;
-    default:
-        break;
-    }
+    if (t->is_tls)
+        on_tls_bytes(t, (const uint8_t *)buf->base, (size_t)nread);
+    else
+        on_plaintext(t, (const uint8_t *)buf->base, (size_t)nread);
 }
 
 void gw_tunnel_pause_read(gw_tunnel_t *t)

@@ -76,6 +76,9 @@ struct gw_tunnel {
     size_t writing;   /* bytes of out in the write in flight */
     char *rhead;      /* the answer's head while it arrives */
     size_t rhead_len;
+    gw_tls_conn_t tls; /* HTTPS backends (cfg->tls) */
+    char *sealed;      /* the write in flight's TLS records */
+    char sni[256];
     proto_h1_response_t resp; /* a non-101 answer */
     unsigned is_writing : 1;
     unsigned is_reading : 1;
@@ -84,15 +87,18 @@ struct gw_tunnel {
     unsigned is_shutdown_sent : 1;
     unsigned is_read_eof : 1;
     unsigned has_resp : 1; /* resp is initialized */
+    unsigned is_tls : 1;
+    unsigned is_tls_ready : 1;
 };
 
-/* Connects to addr and sends head (copied). ops and ud get the events.
+/* Connects to addr and sends head (copied); over TLS when cfg->tls is set
+ * (name is the server's host, for SNI and verification, as in h1conn). ops and ud get the events.
  * Returns NULL when out of memory or when no socket can be made (*err and
  * why say which). Counts itself in w->ntunnels until closed. */
-gw_tunnel_t *gw_tunnel_connect(gw_ctx_t *w, const struct sockaddr *addr, const gw_h1conn_cfg_t *cfg,
-                               uint64_t idle_timeout_ms, const char *head, size_t head_len,
-                               const gw_tunnel_ops_t *ops, void *ud, gw_err_t *err, char *why,
-                               size_t why_len);
+gw_tunnel_t *gw_tunnel_connect(gw_ctx_t *w, const struct sockaddr *addr, const char *name,
+                               const gw_h1conn_cfg_t *cfg, uint64_t idle_timeout_ms,
+                               const char *head, size_t head_len, const gw_tunnel_ops_t *ops,
+                               void *ud, gw_err_t *err, char *why, size_t why_len);
 
 /* Bytes for the backend. Returns 1 when taken (on_written follows once
  * written; before the 101 they wait), 0 when the tunnel no longer takes

@@ -18,6 +18,8 @@ from wsutil import FrameReader, H2Ws, WsEchoServer, accept_for, frame, parse_hea
 
 ENABLE_CONNECT_PROTOCOL = 0x8
 
+pytest_plugins = ["tlsutil"]
+
 
 @pytest.fixture
 def ws_backend():
@@ -510,4 +512,43 @@ def test_tunnels_spread_over_servers_and_skip_a_dead_one(gateway):
         c.close()
     finally:
         a.close()
+        b.close()
+
+
+def test_tunnel_to_a_tls_backend(gateway, pki):
+    # tls = on: the tunnel's connection is HTTPS, verified, with SNI.
+    import ssl
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(pki.crt("a"), pki.key("a"))
+    b = WsEchoServer(ssl_context=ctx)
+    try:
+        gw = gateway(b.port, "--backend-tls", "on", "--backend-tls-sni", "a.test",
+                     "--backend-tls-ca-file", pki.crt("ca"))
+        c = H2Ws(gw.port)
+        sid = c.connect()
+        assert c.wait_response(sid)[b":status"] == b"200"
+        msgs = messages(total=200 * 1024, size=30000)
+        sent = b"".join(msgs)
+        assert hashlib.sha256(echo_over_h2(c, sid, msgs)).digest() == hashlib.sha256(sent).digest()
+        c.close()
+        s, _, first, _, rest = h1_upgrade(gw.port)
+        try:
+            assert first == "HTTP/1.1 101 Switching Protocols"
+            assert echo_over_socket(s, [b"over tls"], rest) == b"over tls"
+        finally:
+            s.close()
+        assert b.wait_ended(2, 5)
+    finally:
+        b.close()
+    # A name the certificate does not have: refused before any byte.
+    b = WsEchoServer(ssl_context=ctx)
+    try:
+        gw = gateway(b.port, "--backend-tls", "on", "--backend-tls-sni", "b.test",
+                     "--backend-tls-ca-file", pki.crt("ca"))
+        c = H2Ws(gw.port)
+        sid = c.connect()
+        assert c.wait_response(sid)[b":status"] == b"502"
+        assert not b.requests
+        c.close()
+    finally:
         b.close()

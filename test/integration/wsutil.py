@@ -132,7 +132,8 @@ def parse_head(head):
 
 
 class WsEchoServer:
-    def __init__(self):
+    def __init__(self, ssl_context=None):
+        self.ssl_context = ssl_context  # serve over TLS with it
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -171,8 +172,11 @@ class WsEchoServer:
 
     def _serve(self, c):
         try:
+            if self.ssl_context is not None:
+                c.settimeout(10)
+                c = self.ssl_context.wrap_socket(c, server_side=True)
             self._handshake_and_echo(c)
-        except (OSError, ConnectionError, TimeoutError):
+        except (OSError, ConnectionError, TimeoutError, ValueError):
             pass
         finally:
             with self.lock:

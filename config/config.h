@@ -154,7 +154,7 @@ typedef struct cfg {
     char *access_log;                 /* NULL: off; "-": stdout; else a file path */
     int access_log_format;            /* enum cfg_log_format */
     int log_format;                   /* enum cfg_log_format, of the error log */
-    char *via;                        /* Via pseudonym; "off": no Via */
+    char *via;                        /* Via pseudonym; NULL: h2gw; "off": no Via */
     char *config_file;                /* the file read, if any */
     int check_only;                   /* --check: validate and exit */
 } cfg_t;
@@ -164,6 +164,8 @@ enum {
     CFG_RUN = 0,        /* cfg is complete: start */
     CFG_EXIT_OK = 1,    /* --help or --version printed, or --check passed: exit 0 */
     CFG_EXIT_USAGE = 2, /* errors printed: exit 2 */
+    CFG_CHECK = 3,      /* --check and valid: the caller checks what it alone can
+                           (certificates), prints the verdict and exits */
 };
 
 /*
@@ -173,7 +175,7 @@ enum {
  * flag ("h2gw: --backend: ...") or the file line ("FILE:LINE: ..."); all
  * errors are printed, not only the first. Validation runs only when every
  * value parsed (otherwise it would mostly repeat them). Returns CFG_RUN,
- * CFG_EXIT_OK or CFG_EXIT_USAGE. cfg need not be initialized and must be
+ * CFG_EXIT_OK, CFG_EXIT_USAGE or (--check) CFG_CHECK. cfg need not be initialized and must be
  * released with cfg_free() whatever the result.
  */
 int cfg_from_args(cfg_t *cfg, int argc, char **argv, FILE *out, FILE *err);

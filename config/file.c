@@ -8,6 +8,11 @@
  *   [route NAME]       a route; the name is required
  *   [admin]            the admin listener (address)
  *
+ * A key that takes one value may be given once per section ([gateway] and
+ * [admin] count as one section however often they open): a second one is
+ * an error at its line, not a silent "last one wins". Lists (server,
+ * tls_cert, tls_key) repeat.
+ *
  * Every error is reported with its line and reading goes on, so one run
  * shows them all.
  */
@@ -36,6 +41,15 @@ typedef struct file_ctx {
     enum section_state state;
     opt_scope_t scope;
     size_t index; /* of the listener, backend or route (arrays may move) */
+    /* Every single-valued key set so far, so that a second one is an error
+     * rather than a silent "last one wins". */
+    struct seen_key {
+        opt_scope_t scope;
+        size_t index; /* as above; 0 for [gateway] and [admin] */
+        size_t option;
+        int line;
+    } * seen;
+    size_t nseen, seen_cap;
 } file_ctx_t;
 
 __attribute__((format(printf, 2, 3))) static void file_error(file_ctx_t *c, const char *fmt, ...)
@@ -256,6 +270,48 @@ static void *current_object(file_ctx_t *c)
     }
 }
 
+/* Options that take a list and may repeat: servers, and certificates with
+ * their keys. */
+static int is_list_option(const cfg_option_t *o)
+{
+    return o->type == OPT_SERVER_LIST || o->type == OPT_CERT || o->type == OPT_KEY;
+}
+
+static size_t seen_index(const file_ctx_t *c)
+{
+    return c->scope == SCOPE_GATEWAY || c->scope == SCOPE_ADMIN ? 0 : c->index;
+}
+
+/* The line where o was set before in the current section, or 0. */
+static int seen_line(const file_ctx_t *c, const cfg_option_t *o)
+{
+    size_t option = (size_t)(o - cfg__options), index = seen_index(c);
+
+    for (size_t i = 0; i < c->nseen; i++) {
+        const struct seen_key *k = &c->seen[i];
+        if (k->scope == c->scope && k->index == index && k->option == option)
+            return k->line;
+    }
+    return 0;
+}
+
+/* Records that o was set at this line in the current section. Returns 0, or
+ * -1 when out of memory. */
+static int note_key(file_ctx_t *c, const cfg_option_t *o)
+{
+    if (c->nseen == c->seen_cap) {
+        size_t cap = c->seen_cap ? c->seen_cap * 2 : 32;
+        struct seen_key *n = realloc(c->seen, cap * sizeof(*n));
+        if (n == NULL)
+            return -1;
+        c->seen = n;
+        c->seen_cap = cap;
+    }
+    c->seen[c->nseen++] =
+        (struct seen_key){c->scope, seen_index(c), (size_t)(o - cfg__options), c->lineno};
+    return 0;
+}
+
 static int ini_on_value(void *user, const char *section, const char *name, const char *value)
 {
     file_ctx_t *c = user;
@@ -274,8 +330,17 @@ static int ini_on_value(void *user, const char *section, const char *name, const
         file_error(c, "unknown key '%s' in [%s]", name, cfg__section_str(c->scope));
         return 1;
     }
+    /* A value that was refused is not "given": its error is enough. */
+    int first = is_list_option(o) ? 0 : seen_line(c, o);
+    if (first > 0) {
+        file_error(c, "'%s' given twice in [%s] (first at line %d); it takes one value", o->key,
+                   cfg__section_str(c->scope), first);
+        return 1;
+    }
     if (cfg__set_option(current_object(c), o, value, c->lineno, msg, sizeof(msg)) != 0)
         file_error(c, "%s", msg);
+    else if (!is_list_option(o) && note_key(c, o) != 0)
+        file_error(c, "out of memory");
     return 1;
 }
 
@@ -306,6 +371,7 @@ int cfg_load_file(cfg_t *cfg, const char *path, FILE *err)
         c.nerr++;
     }
     fclose(c.fp);
+    free(c.seen);
 
     /* The reader and the handler report everything they see and the handler
      * never fails, so a positive rv is a line inih refused for a reason the

@@ -338,9 +338,7 @@ int cfg_from_args(cfg_t *cfg, int argc, char **argv, FILE *out, FILE *err)
         nerr += cfg_validate(cfg, err);
     if (nerr > 0)
         return CFG_EXIT_USAGE;
-    if (cfg->check_only) {
-        fprintf(out, "h2gw: configuration OK\n");
-        return CFG_EXIT_OK;
-    }
+    if (cfg->check_only)
+        return CFG_CHECK; /* the gateway loads the certificates, then says OK */
     return CFG_RUN;
 }

@@ -99,9 +99,10 @@ const cfg_option_t cfg__options[] = {
      "error log lines as text or as JSON objects", log_formats, "log format", NULL},
     {"access-log-format", "access_log_format", OPT_ENUM, GW(access_log_format), "text", 0, 0,
      "access log lines as text or as JSON objects (one per line)", log_formats, "log format", NULL},
-    {"via", "via", OPT_STRING, GW(via), "h2gw", 0, 0,
-     "pseudonym in the Via field added to requests and responses (RFC 9110 7.6.3); off: none", NULL,
-     "NAME", NULL},
+    {"via", "via", OPT_STRING, GW(via), NULL, 0, 0,
+     "pseudonym in the Via field added to requests and responses (RFC 9110 7.6.3); off: "
+     "none (default: h2gw)",
+     NULL, "NAME", NULL},
     {"access-log", "access_log", OPT_STRING, GW(access_log), NULL, 0, 0,
      "access log file, or - for stdout (default: no access log)", NULL, "FILE", NULL},
     {"config", NULL, OPT_PATH, GW(config_file), NULL, 0, 0,

@@ -21,9 +21,19 @@ static void conn_on_error(void *ud, const gw_h1conn_fail_t *f);
 static size_t conn_take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs, int *is_end);
 static void conn_on_body_written(void *ud, size_t n);
 
+static int conn_on_info(void *ud, int status, const proto_header_t *f, size_t n);
+static size_t conn_take_trailers(void *ud, const proto_header_t **f);
+
 static const gw_h1conn_req_ops_t conn_ops = {
-    conn_on_head,  conn_on_body,   conn_on_trailers,     conn_on_done,
-    conn_on_error, conn_take_body, conn_on_body_written,
+    .on_head = conn_on_head,
+    .on_body = conn_on_body,
+    .on_trailers = conn_on_trailers,
+    .on_done = conn_on_done,
+    .on_error = conn_on_error,
+    .take_body = conn_take_body,
+    .on_body_written = conn_on_body_written,
+    .on_info = conn_on_info,
+    .take_trailers = conn_take_trailers,
 };
 
 const char *gw_exchange_state_str(int state)
@@ -140,6 +150,9 @@ void gw_exchange_free(gw_exchange_t *x)
     proto_buf_free(&x->resp_body);
     proto_buf_free(&x->replay);
     free(x->trailers);
+    if (x->pool != NULL)
+        x->pool->nexchanges--;
+    free(x->req_trailers);
     x->w->nexchanges--;
     free(x);
 }
@@ -197,6 +210,30 @@ void gw_exchange_fail(gw_exchange_t *x, gw_err_t err, const char *why)
 
 /* ---- request ---- */
 
+/* Copies n fields into one allocation (the array, then the bytes), freed
+ * with one free(). Returns NULL when out of memory. */
+static proto_header_t *copy_fields(const proto_header_t *f, size_t n)
+{
+    size_t bytes = n * sizeof(proto_header_t);
+    for (size_t i = 0; i < n; i++)
+        bytes += f[i].name_len + f[i].value_len;
+    proto_header_t *copy = malloc(bytes ? bytes : 1);
+    if (copy == NULL)
+        return NULL;
+    char *p = (char *)(copy + n);
+    for (size_t i = 0; i < n; i++) {
+        memcpy(p, f[i].name, f[i].name_len);
+        copy[i].name = p;
+        copy[i].name_len = f[i].name_len;
+        p += f[i].name_len;
+        memcpy(p, f[i].value, f[i].value_len);
+        copy[i].value = p;
+        copy[i].value_len = f[i].value_len;
+        p += f[i].value_len;
+    }
+    return copy;
+}
+
 static int is_over_body_limit(const gw_exchange_t *x, uint64_t size)
 {
     uint64_t max = x->pool->bcfg->max_request_body;
@@ -221,6 +258,7 @@ static void submit(gw_exchange_t *x)
 void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool)
 {
     x->pool = pool;
+    pool->nexchanges++;
     x->is_started = 1;
     x->retries_left = pool->bcfg->retries;
     if (x->head.content_length > 0 && is_over_body_limit(x, (uint64_t)x->head.content_length)) {
@@ -259,6 +297,53 @@ int gw_exchange_req_body(gw_exchange_t *x, const uint8_t *data, size_t len)
     if (x->conn != NULL)
         gw_h1conn_body_ready(x->conn);
     return 1;
+}
+
+int gw_exchange_req_trailers(gw_exchange_t *x, const proto_header_t *f, size_t n,
+                             const char *reserved_name)
+{
+    if (x->state == GW_X_DONE || x->state == GW_X_FAILED || n == 0)
+        return 0;
+    if (!x->head.is_chunked) {
+        /* Content-Length framing went out with the head: HTTP/1.1 has no
+         * place for trailers after a fixed-length body. */
+        GW_LOG_DEBUG("client %s:%d stream %d: %zu request trailer fields dropped (the request "
+                     "has a content-length)",
+                     x->client_addr, x->client_port, (int)x->stream_id, n);
+        return 0;
+    }
+    proto_header_t stack[32];
+    proto_header_t *kept = n <= 32 ? stack : malloc(n * sizeof(*kept));
+    if (kept == NULL)
+        return PROTO_E_NOMEM;
+    const char *why = NULL;
+    int k =
+        proto_h1_request_trailers(f, n, reserved_name, x->w->cfg->max_header_list_size, kept, &why);
+    int rv = 0;
+    if (k < 0) {
+        gw_exchange_fail(x, k == PROTO_E_TOO_LARGE ? GW_E_HEAD_TOO_LARGE : GW_E_BAD_REQUEST,
+                         why != NULL ? why : "invalid request trailers");
+    } else if (k > 0) {
+        proto_header_t *copy = copy_fields(kept, (size_t)k);
+        if (copy == NULL) {
+            rv = PROTO_E_NOMEM;
+        } else {
+            free(x->req_trailers);
+            x->req_trailers = copy;
+            x->nreq_trailers = (size_t)k;
+        }
+    }
+    if (kept != stack)
+        free(kept);
+    return rv;
+}
+
+static size_t conn_take_trailers(void *ud, const proto_header_t **f)
+{
+    gw_exchange_t *x = ud;
+    /* Kept, not moved: a replayed request sends them again. */
+    *f = x->req_trailers;
+    return x->nreq_trailers;
 }
 
 void gw_exchange_req_end(gw_exchange_t *x)
@@ -477,6 +562,25 @@ static int conn_on_head(void *ud, int status, const proto_header_t *f, size_t n)
     return rv;
 }
 
+static int conn_on_info(void *ud, int status, const proto_header_t *f, size_t n)
+{
+    gw_exchange_t *x = ud;
+    /* 100 Continue stays between the gateway and the backend: the HTTP/1.1
+     * frontend answers Expect itself. Past GW_INFO_MAX the backend's hints
+     * cost the client nothing. */
+    if (status == 100 || x->fe->on_info == NULL)
+        return 0;
+    if (x->ninfo >= GW_INFO_MAX) {
+        if (x->ninfo == GW_INFO_MAX)
+            GW_LOG_DEBUG("backend %s stream %d: interim responses past %d dropped", x->pool->name,
+                         (int)x->stream_id, GW_INFO_MAX);
+        x->ninfo = GW_INFO_MAX + 1; /* said once */
+        return 0;
+    }
+    x->ninfo++;
+    return x->fe->on_info(x, status, f, n);
+}
+
 static int conn_on_body(void *ud, const uint8_t *data, size_t len)
 {
     gw_exchange_t *x = ud;
@@ -498,23 +602,9 @@ static int conn_on_trailers(void *ud, const proto_header_t *f, size_t n)
     gw_exchange_t *x = ud;
     /* The fields outlive the parser's buffer: they are sent only after the
      * client has taken the body, so copy them into one block. */
-    size_t bytes = n * sizeof(proto_header_t);
-    for (size_t i = 0; i < n; i++)
-        bytes += f[i].name_len + f[i].value_len;
-    proto_header_t *copy = malloc(bytes ? bytes : 1);
+    proto_header_t *copy = copy_fields(f, n);
     if (copy == NULL)
         return PROTO_E_NOMEM;
-    char *p = (char *)(copy + n);
-    for (size_t i = 0; i < n; i++) {
-        memcpy(p, f[i].name, f[i].name_len);
-        copy[i].name = p;
-        copy[i].name_len = f[i].name_len;
-        p += f[i].name_len;
-        memcpy(p, f[i].value, f[i].value_len);
-        copy[i].value = p;
-        copy[i].value_len = f[i].value_len;
-        p += f[i].value_len;
-    }
     free(x->trailers);
     x->trailers = copy;
     x->ntrailers = n;

@@ -27,6 +27,10 @@ typedef struct gw_exchange gw_exchange_t;
  * RST_STREAM(REFUSED_STREAM), which tells the client it may retry. */
 #define GW_STATUS_REFUSED (-1)
 
+/* Interim (1xx) responses relayed to the client per exchange; the
+ * backend's later ones are dropped. */
+#define GW_INFO_MAX 8
+
 /* Request bodies up to this size are kept until the request is sent, so
  * that a failed attempt can be replayed on another server. */
 #define GW_REPLAY_MAX (64 * 1024)
@@ -57,6 +61,11 @@ typedef struct gw_frontend_ops {
      * the stream with rst_code; GW_STATUS_REFUSED: refuse it (retry is
      * safe). */
     void (*on_fail)(gw_exchange_t *x, int status, uint32_t rst_code, const char *why);
+    /* Optional: an interim response (1xx; never 100 or 101) from the
+     * backend, at most GW_INFO_MAX per exchange, before on_head. Fields are
+     * valid during the call only. Returns 0, or negative to fail the
+     * exchange; a frontend that cannot relay it (HTTP/1.0) returns 0. */
+    int (*on_info)(gw_exchange_t *x, int status, const proto_header_t *fields, size_t n);
     /* n request body bytes reached the backend: let the client send more. */
     void (*on_req_body_written)(gw_exchange_t *x, size_t n);
     /* The exchange of x's parent stream (RFC 7540 dependency), or NULL. May
@@ -100,12 +109,14 @@ struct gw_exchange {
     /* request */
     proto_h1_head_t head;
     int is_head_method;
-    proto_buf_t req_body;       /* received, not yet handed to the backend */
-    uint64_t req_body_acked;    /* bytes of this attempt that reached the socket */
-    uint64_t req_body_credited; /* bytes the client was told were taken (window) */
-    uint64_t req_body_received; /* bytes the client sent so far (for the size limit) */
-    uint64_t req_body_taken;    /* bytes handed to this attempt's connection */
-    proto_buf_t replay;         /* those bytes, while replayable */
+    proto_buf_t req_body;         /* received, not yet handed to the backend */
+    uint64_t req_body_acked;      /* bytes of this attempt that reached the socket */
+    uint64_t req_body_credited;   /* bytes the client was told were taken (window) */
+    uint64_t req_body_received;   /* bytes the client sent so far (for the size limit) */
+    uint64_t req_body_taken;      /* bytes handed to this attempt's connection */
+    proto_buf_t replay;           /* those bytes, while replayable */
+    proto_header_t *req_trailers; /* for the last chunk: one allocation, fields and bytes */
+    size_t nreq_trailers;
     unsigned is_replayable : 1; /* every body byte handed over is in replay */
     unsigned is_started : 1;    /* head built and given to the pool */
     unsigned is_req_end : 1;    /* the client sent its last body byte */
@@ -118,6 +129,7 @@ struct gw_exchange {
     proto_buf_t resp_body;    /* backend bytes not yet taken by the client */
     proto_header_t *trailers; /* one allocation holding fields and bytes */
     size_t ntrailers;
+    unsigned ninfo; /* interim responses relayed (GW_INFO_MAX + 1: the rest dropped) */
     unsigned is_resp_head_sent : 1;
     unsigned is_resp_done : 1; /* the whole response body is in resp_body */
     unsigned is_failed : 1;
@@ -145,6 +157,16 @@ void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool);
  * exchange no longer needs them (the caller reopens the window itself), or
  * PROTO_E_NOMEM. */
 int gw_exchange_req_body(gw_exchange_t *x, const uint8_t *data, size_t len);
+
+/* The client sent request trailers (before gw_exchange_req_end). They are
+ * checked with the head's rules (proto_h1_request_trailers; reserved_name
+ * is the field the gateway vouches for, or NULL) and kept for the backend's
+ * chunked last chunk. A request sent with Content-Length cannot carry them
+ * in HTTP/1.1: they are dropped (logged at debug). Invalid or too large
+ * ones fail the exchange (400, 431, or a reset after the response head).
+ * Returns 0 or PROTO_E_NOMEM. */
+int gw_exchange_req_trailers(gw_exchange_t *x, const proto_header_t *f, size_t n,
+                             const char *reserved_name);
 
 /* The client finished its request body. */
 void gw_exchange_req_end(gw_exchange_t *x);

@@ -10,7 +10,9 @@
 #include <sys/resource.h>
 
 #include "config/config.h"
+#include "gateway/core/cfg_ref.h"
 #include "gateway/core/log.h"
+#include "gateway/reload.h"
 #include "gateway/tls/tls.h"
 #include "gateway/worker.h"
 
@@ -20,7 +22,7 @@ static void worker_thread(void *arg)
 }
 
 /* Starts every worker; on a failure, what was started is torn down. */
-static int run_workers(const cfg_t *cfg, uint64_t nofile)
+static int run_workers(const cfg_t *cfg, uint64_t nofile, int argc, char **argv)
 {
     uint32_t n = cfg->workers;
     gw_worker_t *workers = calloc(n, sizeof(*workers));
@@ -51,9 +53,14 @@ static int run_workers(const cfg_t *cfg, uint64_t nofile)
             gw_worker_teardown(&workers[i]);
         goto out;
     }
-    /* Worker 0's admin checks every worker's heartbeat. */
+    /* Worker 0's admin checks every worker's heartbeat; worker 0 reads the
+     * configuration again on SIGHUP and hands it to every worker. */
     workers[0].peers = workers;
     workers[0].npeers = n;
+    workers[0].argc = argc;
+    workers[0].argv = argv;
+    for (uint32_t i = 0; i < n; i++)
+        workers[i].leader = &workers[0];
     for (uint32_t i = 1; i < n; i++, nthreads++) {
         if (uv_thread_create(&threads[i], worker_thread, &workers[i]) != 0) {
             GW_LOG_ERROR("cannot start worker thread %u", i);
@@ -97,15 +104,28 @@ static uint64_t raise_nofile(void)
 
 int main(int argc, char **argv)
 {
-    static cfg_t cfg;
-    int rv = cfg_from_args(&cfg, argc, argv, stdout, stderr);
+    /* The first snapshot; workers hold it, and a reload replaces it. */
+    cfg_t *cfg = gw_cfg_ref_new();
+    if (cfg == NULL) {
+        fprintf(stderr, "h2gw: out of memory\n");
+        return 1;
+    }
+    int rv = cfg_from_args(cfg, argc, argv, stdout, stderr);
+    if (rv == CFG_CHECK) {
+        /* What only the gateway can check: certificates and keys load and
+         * match, backend TLS contexts can be made. Nothing is bound. */
+        rv = gw_tls_global_init() == 0 && gw_reload_check_tls(cfg, stderr) == 0 ? CFG_EXIT_OK
+                                                                                : CFG_EXIT_USAGE;
+        if (rv == CFG_EXIT_OK)
+            printf("h2gw: configuration OK\n");
+    }
     if (rv != CFG_RUN) {
-        cfg_free(&cfg);
+        gw_cfg_ref_release(cfg);
         return rv == CFG_EXIT_OK ? 0 : 2;
     }
 
-    gw_log_set_level(cfg.log_level);
-    gw_log_set_format(cfg.log_format);
+    gw_log_set_level(cfg->log_level);
+    gw_log_set_format(cfg->log_format);
     /* A peer that closes while we write must cost us an error code, not
      * the process. */
     signal(SIGPIPE, SIG_IGN);
@@ -115,7 +135,7 @@ int main(int argc, char **argv)
     mallopt(M_MMAP_THRESHOLD, 1 << 20);
 
     uint64_t nofile = raise_nofile();
-    int status = gw_tls_global_init() == 0 ? run_workers(&cfg, nofile) : 1;
-    cfg_free(&cfg);
+    int status = gw_tls_global_init() == 0 ? run_workers(cfg, nofile, argc, argv) : 1;
+    gw_cfg_ref_release(cfg);
     return status;
 }

@@ -89,6 +89,7 @@ void gw_upgrade_start(gw_exchange_t *x, gw_pool_t *pool)
 {
     gw_ctx_t *w = x->w;
     x->pool = pool;
+    pool->nexchanges++; /* a reload retires the pool only after its tunnels */
     x->is_started = 1;
     x->is_upgrade = 1;
     x->queued_ms = gw_ctx_now_ms(w);

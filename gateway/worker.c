@@ -6,8 +6,10 @@
 #include <string.h>
 
 #include "gateway/client/client_conn.h"
+#include "gateway/core/cfg_ref.h"
 #include "gateway/core/log.h"
 #include "gateway/ops/access_log.h"
+#include "gateway/reload.h"
 #include "proto/router.h"
 
 /* How often a worker proves its loop turns, and how stale that may get. */
@@ -109,9 +111,12 @@ static void on_signal(uv_signal_t *sig, int signum)
         return;
     }
     if (signum == SIGHUP) {
-        GW_LOG_INFO("SIGHUP: reloading certificates");
-        for (size_t i = 0; i < w->nlisteners; i++)
-            gw_listener_reload_tls(&w->listeners[i]);
+        if (w->is_drain_pending || w->ctx.is_draining) {
+            GW_LOG_WARN("SIGHUP during drain: not reloading");
+            return;
+        }
+        GW_LOG_INFO("SIGHUP: reloading the configuration and certificates");
+        gw_worker_reload(w);
         return;
     }
     if (w->is_drain_pending || w->ctx.is_draining) {
@@ -215,13 +220,207 @@ static int is_ready(void *arg, char *why, size_t cap)
     return 1;
 }
 
+/* ---- reload ---- */
+
+/* How often retired generations are looked at. */
+#define REAP_INTERVAL_MS 250
+
+static void free_generation(gw_generation_t *g)
+{
+    for (size_t i = 0; i < g->npools; i++)
+        gw_pool_free(&g->pools[i]);
+    free(g->pools);
+    if (g->access_log != NULL) {
+        gw_access_log_close(g->access_log);
+        free(g->access_log);
+    }
+    gw_cfg_ref_release(g->cfg);
+    free(g);
+}
+
+static int is_resolving(const gw_generation_t *g)
+{
+    for (size_t i = 0; i < g->npools; i++) {
+        for (size_t k = 0; k < g->pools[i].nservers; k++) {
+            if (g->pools[i].servers[k].is_resolving)
+                return 1;
+        }
+    }
+    return 0;
+}
+
+/* A retired generation goes in two steps: its pools are closed once no
+ * exchange or connection uses them; one check later (their handles' close
+ * callbacks have run, and a cancelled name resolution has answered) they
+ * are freed, and the old snapshot is released. */
+static void on_reap_timer(uv_timer_t *timer)
+{
+    gw_worker_t *w = timer->data;
+    gw_generation_t **link = &w->retired;
+    while (*link != NULL) {
+        gw_generation_t *g = *link;
+        if (g->is_closed && !is_resolving(g) &&
+            (g->access_log == NULL || !g->access_log->is_writing)) {
+            *link = g->next;
+            free_generation(g);
+            continue;
+        }
+        if (!g->is_closed) {
+            int is_unused = 1;
+            for (size_t i = 0; i < g->npools && is_unused; i++)
+                is_unused = gw_pool_is_unused(&g->pools[i]);
+            if (is_unused) {
+                for (size_t i = 0; i < g->npools; i++)
+                    gw_pool_close_all(&g->pools[i]);
+                g->is_closed = 1;
+                GW_LOG_INFO("worker %d: the pools of a previous configuration are unused: "
+                            "closed",
+                            w->ctx.index);
+            }
+        }
+        link = &g->next;
+    }
+    if (w->retired == NULL)
+        uv_timer_stop(&w->reap_timer);
+}
+
+static void retire(gw_worker_t *w, gw_generation_t *g)
+{
+    g->next = w->retired;
+    w->retired = g;
+    uv_timer_start(&w->reap_timer, on_reap_timer, REAP_INTERVAL_MS, REAP_INTERVAL_MS);
+}
+
+/* Swaps the worker to cfg: new pools for its backends, the listeners and
+ * the access log follow it; exchanges in flight keep the old pools (and
+ * through them the old snapshot) until they end. On failure the worker
+ * keeps running on the old snapshot. Takes over the caller's reference on
+ * cfg either way. */
+static int apply_config(gw_worker_t *w, const cfg_t *cfg)
+{
+    gw_ctx_t *ctx = &w->ctx;
+    const cfg_t *running = ctx->cfg;
+    gw_generation_t *old = calloc(1, sizeof(*old));
+    gw_pool_t *pools = calloc(cfg->nbackends, sizeof(*pools));
+    gw_access_log_t *log = NULL;
+    size_t n = 0;
+    int rv = UV_ENOMEM;
+    if (old == NULL || pools == NULL)
+        goto fail;
+    /* gw_pool_init reads the gateway options through the context. */
+    ctx->cfg = cfg;
+    for (; n < cfg->nbackends; n++) {
+        if ((rv = gw_pool_init(&pools[n], ctx, &cfg->backends[n])) != 0) {
+            /* Partly set up: closed with the rest if its timers exist. */
+            if (pools[n].queue_timer.loop != NULL)
+                n++;
+            goto undo;
+        }
+    }
+    /* The log is opened again even when its name has not changed: after
+     * a rotation that is the point of the signal. */
+    if (cfg->access_log != NULL) {
+        rv = UV_ENOMEM;
+        if ((log = calloc(1, sizeof(*log))) == NULL)
+            goto undo;
+        if ((rv = gw_access_log_open(log, &ctx->loop, cfg->access_log,
+                                     cfg->access_log_format == CFG_LOG_JSON)) != 0) {
+            GW_LOG_ERROR("access log %s: %s", cfg->access_log, uv_strerror(rv));
+            goto undo;
+        }
+    }
+
+    old->cfg = running;
+    old->pools = w->pools;
+    old->npools = w->npools;
+    old->access_log = ctx->access_log;
+    for (size_t i = 0; i < old->npools; i++)
+        gw_pool_retire(&old->pools[i]);
+    retire(w, old);
+    w->pools = pools;
+    w->npools = n;
+    ctx->access_log = log;
+    ctx->max_clients = client_budget(cfg, w->nofile);
+    gw_ctx_set_via(ctx);
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        /* Same names, same addresses: gw_reload_load refused anything else. */
+        const cfg_listener_t *l = gw_reload_find_listener(cfg, w->listeners[i].cfg->name);
+        if (l != NULL)
+            gw_listener_update(&w->listeners[i], l);
+    }
+    return 0;
+
+undo:
+    ctx->cfg = running;
+    free(log);
+    /* The pools made so far go as a retired generation would: closed now,
+     * freed once their handles have closed. */
+    for (size_t i = 0; i < n; i++)
+        gw_pool_close_all(&pools[i]);
+    *old = (gw_generation_t){.cfg = cfg, .pools = pools, .npools = n, .is_closed = 1};
+    retire(w, old);
+    return rv;
+fail:
+    free(old);
+    free(pools);
+    gw_cfg_ref_release(cfg);
+    return rv;
+}
+
+static void on_reload_async(uv_async_t *async)
+{
+    gw_worker_t *w = async->data;
+    const cfg_t *cfg = atomic_exchange(&w->pending_cfg, NULL);
+    if (cfg == NULL)
+        return;
+    if (w->is_drain_pending || w->ctx.is_draining) {
+        gw_cfg_ref_release(cfg);
+        return;
+    }
+    size_t nbackends = cfg->nbackends, nroutes = cfg->nroutes;
+    int rv = apply_config(w, cfg);
+    if (rv != 0) {
+        GW_LOG_ERROR("worker %d: reload failed (%s): keeping the running configuration",
+                     w->ctx.index, uv_strerror(rv));
+        return;
+    }
+    GW_LOG_DEBUG("worker %d: on the new configuration", w->ctx.index);
+    if (atomic_fetch_sub(&w->leader->reload_left, 1) == 1)
+        /* At the default log level too: an operator asked for it. */
+        GW_LOG_WARN("configuration reloaded (%zu backends, %zu routes)", nbackends, nroutes);
+}
+
+void gw_worker_reload(gw_worker_t *w)
+{
+    const cfg_t *cfg = gw_reload_load(w->argc, w->argv, w->ctx.cfg);
+    if (cfg == NULL) {
+        GW_LOG_ERROR("reload failed: keeping the running configuration");
+        return;
+    }
+    gw_log_set_level(cfg->log_level);
+    gw_worker_t *all = w->peers != NULL ? w->peers : w;
+    uint32_t n = w->peers != NULL ? w->npeers : 1;
+    atomic_store(&w->reload_left, n);
+    for (uint32_t i = 0; i < n; i++) {
+        gw_cfg_ref_hold(cfg);
+        /* A reload the worker has not taken yet is replaced by this one. */
+        gw_cfg_ref_release(atomic_exchange(&all[i].pending_cfg, cfg));
+        uv_async_send(&all[i].reload_async);
+    }
+    gw_cfg_ref_release(cfg);
+}
+
 int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *ports,
                    uint64_t nofile)
 {
     memset(w, 0, sizeof(*w));
     gw_ctx_t *ctx = &w->ctx;
+    gw_cfg_ref_hold(cfg);
     ctx->cfg = cfg;
     ctx->index = index;
+    w->nofile = nofile;
+    w->leader = w;
+    atomic_init(&w->pending_cfg, NULL);
     ctx->max_clients = client_budget(cfg, nofile);
     if (index == 0 && ctx->max_clients < cfg->max_connections)
         GW_LOG_WARN("descriptor limit %llu: at most %u client connections per worker (not %u); "
@@ -243,8 +442,16 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     uv_idle_init(&ctx->loop, &w->kick);
     start_signal(w, &w->sig_term, SIGTERM);
     start_signal(w, &w->sig_int, SIGINT);
-    start_signal(w, &w->sig_hup, SIGHUP);
     start_signal(w, &w->sig_usr1, SIGUSR1);
+    /* Worker 0 reads the configuration again and hands it to the others. */
+    if (index == 0)
+        start_signal(w, &w->sig_hup, SIGHUP);
+    uv_async_init(&ctx->loop, &w->reload_async, on_reload_async);
+    w->reload_async.data = w;
+    uv_unref((uv_handle_t *)&w->reload_async);
+    uv_timer_init(&ctx->loop, &w->reap_timer);
+    w->reap_timer.data = w;
+    uv_unref((uv_handle_t *)&w->reap_timer);
     uv_timer_init(&ctx->loop, &w->drain_timer);
     w->drain_timer.data = w;
     uv_timer_init(&ctx->loop, &w->goaway_timer);
@@ -304,6 +511,10 @@ void gw_worker_drain(gw_worker_t *w)
         gw_listener_stop(&w->listeners[i]);
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_close_idle(&w->pools[i]);
+    for (gw_generation_t *g = w->retired; g != NULL; g = g->next) {
+        for (size_t i = 0; !g->is_closed && i < g->npools; i++)
+            gw_pool_close_idle(&g->pools[i]);
+    }
     for (proto_queue_t *n = ctx->clients.next; n != &ctx->clients; n = n->next) {
         gw_client_conn_t *c = proto_container_of(n, gw_client_conn_t, all_node);
         if (c->proto->on_drain != NULL) {
@@ -338,8 +549,11 @@ int gw_worker_run(gw_worker_t *w)
 int gw_worker_teardown(gw_worker_t *w)
 {
     gw_ctx_t *ctx = &w->ctx;
-    if (ctx->loop.data != ctx)
+    if (ctx->loop.data != ctx) {
+        gw_cfg_ref_release(ctx->cfg);
+        ctx->cfg = NULL;
         return 0; /* the loop never started */
+    }
     /* Orderly teardown: connections first (their close callbacks free them),
      * then pools, then the worker's own handles, which have no callbacks. */
     atomic_store(&w->is_running, 0);
@@ -353,6 +567,11 @@ int gw_worker_teardown(gw_worker_t *w)
     uv_run(&ctx->loop, UV_RUN_NOWAIT);
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_close_all(&w->pools[i]);
+    for (gw_generation_t *g = w->retired; g != NULL; g = g->next) {
+        for (size_t i = 0; !g->is_closed && i < g->npools; i++)
+            gw_pool_close_all(&g->pools[i]);
+        g->is_closed = 1;
+    }
     uv_run(&ctx->loop, UV_RUN_NOWAIT);
     uv_walk(&ctx->loop, on_walk_close, NULL);
     uv_run(&ctx->loop, UV_RUN_DEFAULT);
@@ -369,5 +588,13 @@ int gw_worker_teardown(gw_worker_t *w)
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_free(&w->pools[i]);
     free(w->pools);
+    while (w->retired != NULL) {
+        gw_generation_t *g = w->retired;
+        w->retired = g->next;
+        free_generation(g);
+    }
+    gw_cfg_ref_release(atomic_exchange(&w->pending_cfg, NULL));
+    gw_cfg_ref_release(ctx->cfg);
+    ctx->cfg = NULL;
     return rv;
 }

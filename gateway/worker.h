@@ -16,6 +16,18 @@
 #include "gateway/core/ctx.h"
 #include "gateway/ops/admin.h"
 
+/* What a reload replaced in one worker: the snapshot, the pools that point
+ * into it and the access log. The pools drain (no new exchanges); once none
+ * is used they are closed, and at the next check freed with the rest. */
+typedef struct gw_generation {
+    const cfg_t *cfg; /* one reference */
+    gw_pool_t *pools;
+    size_t npools;
+    struct gw_access_log *access_log; /* closed once no write is in flight */
+    int is_closed;                    /* pools closed: free at the next check */
+    struct gw_generation *next;
+} gw_generation_t;
+
 typedef struct gw_worker {
     gw_ctx_t ctx;             /* first: the modules see only this */
     gw_listener_t *listeners; /* one per configured listener */
@@ -40,9 +52,24 @@ typedef struct gw_worker {
     gw_admin_t *admin;
     struct gw_worker *peers;
     uint32_t npeers;
+    /* Reload (SIGHUP, read by worker 0 on its thread): worker 0 hands every
+     * worker the new snapshot in pending_cfg (a reference each) and wakes it
+     * with reload_async; the worker swaps its pools, listeners and log and
+     * keeps the old ones in retired until they are unused. */
+    int argc; /* worker 0: the process's arguments, read again on reload */
+    char **argv;
+    struct gw_worker *leader; /* worker 0, for every worker: counts the swaps */
+    atomic_uint reload_left;  /* worker 0: workers yet to swap to the last reload */
+    uv_async_t reload_async;
+    _Atomic(const cfg_t *) pending_cfg;
+    gw_generation_t *retired;
+    uv_timer_t reap_timer; /* closes and frees retired generations */
+    uint64_t nofile;
 } gw_worker_t;
 
-/* Binds every listener, loads TLS material and sets up the pools. ports
+/* Binds every listener, loads TLS material and sets up the pools. The
+ * worker holds a reference on cfg (gateway/core/cfg_ref.h) until its
+ * teardown or a reload replaces it. ports
  * (one per listener, or NULL) are the ports worker 0 got, for listeners
  * configured with port 0. nofile is the process's descriptor limit: this
  * worker's share of it, after every backend pool's, bounds its clients.
@@ -57,6 +84,10 @@ int gw_worker_run(gw_worker_t *w);
 /* Closes every handle and frees what the worker allocated; also after a
  * failed gw_worker_init(). Returns uv_loop_close()'s result. */
 int gw_worker_teardown(gw_worker_t *w);
+
+/* Reads the configuration again and, when it is valid, hands it to every
+ * worker (worker 0 only; SIGHUP calls it). Logs the outcome. */
+void gw_worker_reload(gw_worker_t *w);
 
 /* Starts a graceful drain: stop accepting, GOAWAY to every client, finish
  * what is in flight, exit when nothing is left or shutdown_timeout fires. */

@@ -438,3 +438,56 @@ void proto_h1_head_free(proto_h1_head_t *head)
     head->data = NULL;
     head->len = 0;
 }
+
+/* Fields that mean something only in a head, or that the gateway writes
+ * itself: never forwarded from request trailers. */
+static int is_head_only(const proto_header_t *h)
+{
+    static const char *const names[] = {
+        "te",
+        "content-length",
+        "host",
+        "trailer",
+        "expect",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "forwarded",
+        "via",
+    };
+    if (proto_headers_is_connection_specific(h->name, h->name_len))
+        return 1;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        if (name_is(h, names[i]))
+            return 1;
+    }
+    return 0;
+}
+
+int proto_h1_request_trailers(const proto_header_t *in, size_t n, const char *reserved_name,
+                              size_t max_list_size, proto_header_t *out, const char **why)
+{
+    size_t list_size = 0;
+    int k = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        const proto_header_t *h = &in[i];
+        list_size += h->name_len + h->value_len + 32;
+        if (list_size > max_list_size) {
+            if (why != NULL)
+                *why = "request trailers over max_header_list_size";
+            return PROTO_E_TOO_LARGE;
+        }
+        if (h->name_len > 0 && h->name[0] == ':')
+            return fail(why, "pseudo-header field in request trailers");
+        if (!proto_headers_valid_name(h->name, h->name_len, 1))
+            return fail(why, "invalid trailer field name");
+        if (!proto_headers_valid_value(h->value, h->value_len))
+            return fail(why, "invalid trailer field value");
+        if (is_head_only(h) ||
+            (reserved_name != NULL &&
+             proto_headers_name_eq(h->name, h->name_len, reserved_name, strlen(reserved_name))))
+            continue;
+        out[k++] = *h;
+    }
+    return k;
+}

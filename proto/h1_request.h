@@ -70,4 +70,25 @@ int proto_h1_request_build(const proto_request_t *req, proto_h1_head_t *out, con
 
 void proto_h1_head_free(proto_h1_head_t *head);
 
+/*
+ * Request trailer fields (HTTP/2 trailers, or those of a chunked HTTP/1.1
+ * body) -> the fields the backend's last chunk carries, with the rules of
+ * the request head: names must be lowercase tokens (a pseudo-field is
+ * refused) and values pass proto_headers_valid_value(); the list, counted
+ * as RFC 9113 6.5.2 does (name + value + 32 per field), must stay within
+ * max_list_size. Fields that must not travel as trailers are left out:
+ * connection-specific ones, te, those RFC 9110 6.5.1 rules out because
+ * they frame or route the message (content-length, host, trailer, expect),
+ * the forwarding fields the gateway writes itself (x-forwarded-for,
+ * x-forwarded-proto, forwarded, via), and reserved_name (the field the
+ * gateway vouches for, e.g. the client certificate subject; NULL: none),
+ * so a client cannot forge in a trailer what the head would not pass.
+ *
+ * out has room for n fields and points into in. Returns the count kept,
+ * PROTO_E_BAD_REQUEST (*why set to a short static reason when why is not
+ * NULL) or PROTO_E_TOO_LARGE.
+ */
+int proto_h1_request_trailers(const proto_header_t *in, size_t n, const char *reserved_name,
+                              size_t max_list_size, proto_header_t *out, const char **why);
+
 #endif

@@ -137,7 +137,8 @@ static int named_by_connection(const proto_h1_response_t *r, const proto_field_t
     return 0;
 }
 
-static int is_forwarded(const proto_h1_response_t *r, const proto_field_t *f, int has_conn)
+static int is_forwarded(const proto_h1_response_t *r, const proto_field_t *f, int has_conn,
+                        int is_interim)
 {
     if (proto_headers_is_connection_specific(proto_fields_name(&r->fields, f), f->name_len))
         return 0;
@@ -145,8 +146,9 @@ static int is_forwarded(const proto_h1_response_t *r, const proto_field_t *f, in
     if (field_is(r, f, "te"))
         return 0;
     /* Framing of the HTTP/1.1 message, meaningless once de-chunked, and
-     * refused in trailers by RFC 9110 §6.5.1. */
-    if (r->head_done && field_is(r, f, "content-length"))
+     * refused in trailers by RFC 9110 §6.5.1; an interim response has no
+     * content at all. */
+    if ((r->head_done || is_interim) && field_is(r, f, "content-length"))
         return 0;
     return !has_conn || !named_by_connection(r, f);
 }
@@ -170,10 +172,11 @@ static int keep_alive_timeout(const char *v, size_t len)
     return -1;
 }
 
-/* Hands the forwarded fields to on_head (before the final head is done) or
- * to on_trailers (after it). */
+/* Hands the forwarded fields to on_informational (a 1xx status), on_head
+ * (before the final head is done) or on_trailers (after it). */
 static int deliver_fields(proto_h1_response_t *r, int status)
 {
+    int is_interim = status >= 100 && status < 200;
     proto_header_t stack[STACK_HEADERS];
     proto_header_t *hs = stack;
     size_t n = 0;
@@ -184,7 +187,7 @@ static int deliver_fields(proto_h1_response_t *r, int status)
         const proto_field_t *f = &r->fields.list[i];
         if (field_is(r, f, "connection"))
             has_conn = 1;
-        if (!r->head_done && field_is(r, f, "keep-alive"))
+        if (!r->head_done && !is_interim && field_is(r, f, "keep-alive"))
             r->keep_alive_timeout_s =
                 keep_alive_timeout(proto_fields_value(&r->fields, f), f->value_len);
     }
@@ -195,10 +198,12 @@ static int deliver_fields(proto_h1_response_t *r, int status)
     }
     for (size_t i = 0; i < r->fields.n; i++) {
         const proto_field_t *f = &r->fields.list[i];
-        if (is_forwarded(r, f, has_conn))
+        if (is_forwarded(r, f, has_conn, is_interim))
             hs[n++] = proto_fields_header(&r->fields, f);
     }
-    if (!r->head_done)
+    if (is_interim)
+        rv = r->cbs->on_informational != NULL ? r->cbs->on_informational(r->ud, status, hs, n) : 0;
+    else if (!r->head_done)
         rv = r->cbs->on_head != NULL ? r->cbs->on_head(r->ud, status, hs, n) : 0;
     else if (n > 0 && r->cbs->on_trailers != NULL)
         rv = r->cbs->on_trailers(r->ud, hs, n);
@@ -258,10 +263,13 @@ static int h1_on_headers_complete(llhttp_t *p)
     if (status < 100 || status > 999)
         return set_err(r, PROTO_E_BAD_RESPONSE, "invalid status code");
     if (status < 200) {
-        /* Interim responses (100, 103, ...) are not relayed: forget their
-         * fields; on_message_complete sees head_done == 0 and lets llhttp
-         * go on to the next head. Returning 1 tells llhttp there is no body,
-         * which llhttp 8.1 would otherwise read if framing fields say so. */
+        /* Interim responses (100, 103, ...) go to on_informational, then
+         * their fields are forgotten; on_message_complete sees head_done ==
+         * 0 and lets llhttp go on to the next head. Returning 1 tells llhttp
+         * there is no body, which llhttp 8.1 would otherwise read if framing
+         * fields say so. */
+        if (r->cbs->on_informational != NULL && deliver_fields(r, status) != 0)
+            return -1;
         proto_fields_clear(&r->fields);
         return 1;
     }

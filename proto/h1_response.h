@@ -1,7 +1,7 @@
 /*
  * HTTP/1.1 response parsing for one upstream connection: llhttp in strict
  * mode underneath, events above that are ready for HTTP/2 (names lowercased,
- * connection-specific fields removed, 1xx consumed).
+ * connection-specific fields removed, 1xx reported apart from the final head).
  */
 #ifndef PROTO_H1_RESPONSE_H
 #define PROTO_H1_RESPONSE_H
@@ -25,6 +25,11 @@ typedef struct proto_h1_response_cbs {
      * there are none. */
     int (*on_trailers)(void *ud, const proto_header_t *headers, size_t n);
     int (*on_complete)(void *ud);
+    /* Optional: an interim response (status 100..199 but 101, which is an
+     * error) before the final head, with the head's filtering and also
+     * without content-length. May come any number of times, each one's
+     * fields bounded like a head; the caller decides what to relay. */
+    int (*on_informational)(void *ud, int status, const proto_header_t *headers, size_t n);
 } proto_h1_response_cbs_t;
 
 typedef struct proto_h1_response {

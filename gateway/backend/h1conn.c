@@ -21,9 +21,11 @@ static void flush(gw_h1conn_t *c);
 static int resp_on_head(void *ud, int status, const proto_header_t *f, size_t n);
 static int resp_on_body(void *ud, const uint8_t *data, size_t len);
 static int resp_on_trailers(void *ud, const proto_header_t *f, size_t n);
+static int resp_on_info(void *ud, int status, const proto_header_t *f, size_t n);
 
 static const proto_h1_response_cbs_t resp_cbs = {
     .on_head = resp_on_head,
+    .on_informational = resp_on_info,
     .on_body = resp_on_body,
     .on_trailers = resp_on_trailers,
 };
@@ -303,6 +305,26 @@ static size_t next_write(gw_h1conn_t *c)
         return 0;
     }
     c->is_body_end = is_end;
+    /* The last chunk, with the user's trailer fields copied in: the write
+     * owns every byte it sends. */
+    const char *last = PROTO_CHUNK_LAST;
+    size_t last_len = PROTO_CHUNK_LAST_LEN;
+    if (is_last && c->is_chunked && c->req_ops->take_trailers != NULL) {
+        const proto_header_t *tf = NULL;
+        size_t ntf = c->req_ops->take_trailers(c->ud, &tf);
+        if (ntf > 0) {
+            size_t off = head_len + PROTO_CHUNK_LINE_MAX;
+            char *grown = realloc(prefix, off + proto_chunk_last_size(tf, ntf));
+            if (grown == NULL) {
+                release_write(c);
+                fail(c, GW_E_NOMEM, "out of memory writing to the backend", 0);
+                return 0;
+            }
+            c->wbuf_alloc = prefix = grown;
+            last = prefix + off;
+            last_len = proto_chunk_last_write(prefix + off, tf, ntf);
+        }
+    }
     memcpy(prefix, c->head, head_len);
     size_t prefix_len = head_len;
     if (body_len > 0 && c->is_chunked)
@@ -315,7 +337,7 @@ static size_t next_write(gw_h1conn_t *c)
     if (body_len > 0 && c->is_chunked)
         add_buf(c, PROTO_CHUNK_CRLF, 2);
     if (is_last && c->is_chunked)
-        add_buf(c, PROTO_CHUNK_LAST, PROTO_CHUNK_LAST_LEN);
+        add_buf(c, last, last_len);
     c->is_head_written = 1;
     c->wbuf_body_bytes = body_len;
     if (is_last) {
@@ -695,4 +717,12 @@ static int resp_on_trailers(void *ud, const proto_header_t *f, size_t n)
 {
     gw_h1conn_t *c = ud;
     return c->req_ops != NULL ? c->req_ops->on_trailers(c->ud, f, n) : PROTO_E_CALLBACK;
+}
+
+static int resp_on_info(void *ud, int status, const proto_header_t *f, size_t n)
+{
+    gw_h1conn_t *c = ud;
+    if (c->req_ops == NULL)
+        return PROTO_E_CALLBACK;
+    return c->req_ops->on_info != NULL ? c->req_ops->on_info(c->ud, status, f, n) : 0;
 }

@@ -78,6 +78,14 @@ typedef struct gw_h1conn_req_ops {
     size_t (*take_body)(void *ud, proto_buf_t *dst, size_t max, size_t max_segs, int *is_end);
     /* n request body bytes reached the socket. */
     void (*on_body_written)(void *ud, size_t n);
+    /* Optional: an interim response (1xx but 101) came before the final
+     * head; fields valid during the call only. */
+    int (*on_info)(void *ud, int status, const proto_header_t *f, size_t n);
+    /* Optional, chunked requests only: called once, after take_body set
+     * *is_end, for the trailer fields of the last chunk. Returns their
+     * count (0: none) and points *f at them; the connection copies them
+     * before it returns, so they stay the user's. */
+    size_t (*take_trailers)(void *ud, const proto_header_t **f);
 } gw_h1conn_req_ops_t;
 
 enum gw_h1conn_state {
@@ -144,7 +152,8 @@ gw_h1conn_t *gw_h1conn_connect(gw_ctx_t *w, const struct sockaddr *addr, const c
 
 /* Starts a request on a READY connection: head (kept by the caller until
  * on_done or on_error), the body from ops->take_body, framed chunked when
- * is_chunked. is_head_method: the response has no body. */
+ * is_chunked (then the last chunk carries ops->take_trailers' fields).
+ * is_head_method: the response has no body. */
 void gw_h1conn_request(gw_h1conn_t *c, const gw_h1conn_req_ops_t *ops, void *ud,
                        const uint8_t *head, size_t head_len, int is_chunked, int is_head_method);
 

@@ -35,8 +35,15 @@ static size_t take_body(void *ud, proto_buf_t *dst, size_t max, size_t max_segs,
 static void on_body_written(void *ud, size_t n);
 
 static const gw_h1conn_owner_ops_t owner_ops = {on_connected, on_idle_end};
-static const gw_h1conn_req_ops_t req_ops = {on_head,  on_body,   on_trailers,    on_done,
-                                            on_error, take_body, on_body_written};
+static const gw_h1conn_req_ops_t req_ops = {
+    .on_head = on_head,
+    .on_body = on_body,
+    .on_trailers = on_trailers,
+    .on_done = on_done,
+    .on_error = on_error,
+    .take_body = take_body,
+    .on_body_written = on_body_written,
+};
 
 /* Config validation keeps the interval at 1 ms or more; 0 would spin. */
 static uint64_t interval_ms(const cfg_backend_t *bcfg)

@@ -233,6 +233,10 @@ static void on_connected(gw_h1conn_t *c, gw_err_t err, const char *why)
         give(p, s, c, wt);
         return;
     }
+    if (p->is_closing || p->is_retired) {
+        conn_close(c);
+        return;
+    }
     /* Its waiter left: the connection is the pool's to give. */
     set_state(s, c, CONN_IDLE);
     gw_h1conn_set_idle(c, p->bcfg->idle_timeout_ms);
@@ -249,7 +253,7 @@ static void on_idle_end(gw_h1conn_t *c, const char *why)
 void gw_pool_release(gw_pool_t *p, gw_h1conn_t *c, int is_reusable)
 {
     gw_server_t *s = c->owner;
-    if (!is_reusable || p->is_closing || p->w->is_draining) {
+    if (!is_reusable || p->is_closing || p->is_retired || p->w->is_draining) {
         conn_close(c);
         return;
     }
@@ -473,6 +477,22 @@ void gw_pool_close_idle(gw_pool_t *p)
 {
     for (size_t i = 0; i < p->nservers; i++)
         gw_pool_note_stale(p, &p->servers[i]);
+}
+
+void gw_pool_retire(gw_pool_t *p)
+{
+    p->is_retired = 1;
+    for (size_t i = 0; i < p->nservers; i++) {
+        gw_health_check_stop(p->servers[i].hc);
+        p->servers[i].hc = NULL;
+    }
+    uv_timer_stop(&p->resolve_timer);
+    gw_pool_close_idle(p);
+}
+
+int gw_pool_is_unused(const gw_pool_t *p)
+{
+    return p->nexchanges == 0 && proto_queue_empty(&p->all) && proto_sched_len(&p->sched) == 0;
 }
 
 void gw_pool_close_all(gw_pool_t *p)

@@ -81,6 +81,8 @@ typedef struct gw_pool {
     gw_h1conn_cfg_t conn_cfg;
     gw_log_limit_t log_limit; /* warnings not about one server */
     int is_closing;
+    int is_retired;      /* replaced by a reload: serves its own exchanges, then goes */
+    uint32_t nexchanges; /* exchanges started on this pool and not yet freed */
     gw_pool_stats_t stats;
 } gw_pool_t;
 
@@ -142,6 +144,16 @@ uint32_t gw_pool_retry_after(const gw_pool_t *p);
 
 /* 1 when some server may take requests now. */
 int gw_pool_is_usable(const gw_pool_t *p);
+
+/* A reload replaced the pool: it takes no new exchanges from the worker
+ * (which stops handing it any) but serves those it has, retries included;
+ * idle connections close now, busy ones as they finish; health checks and
+ * name resolution stop. */
+void gw_pool_retire(gw_pool_t *p);
+
+/* 1 when no exchange uses p and it has no connection: a retired pool may
+ * then be closed (gw_pool_close_all) and freed. */
+int gw_pool_is_unused(const gw_pool_t *p);
 
 /* Closes idle connections now and busy ones as they finish (drain). */
 void gw_pool_close_idle(gw_pool_t *p);

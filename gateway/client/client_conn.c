@@ -80,7 +80,8 @@ int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, uv_stream_t *s
     return 0;
 }
 
-static int append(uint8_t **buf, size_t *len, size_t *cap, const void *data, size_t n)
+/* Makes room for n more bytes and takes them: returns where they go. */
+static uint8_t *grow(uint8_t **buf, size_t *len, size_t *cap, size_t n)
 {
     if (*len + n > *cap) {
         size_t ncap = *cap ? *cap : 16384;
@@ -88,20 +89,29 @@ static int append(uint8_t **buf, size_t *len, size_t *cap, const void *data, siz
             ncap *= 2;
         uint8_t *p = realloc(*buf, ncap);
         if (p == NULL)
-            return -ENOMEM;
+            return NULL;
         *buf = p;
         *cap = ncap;
     }
-    memcpy(*buf + *len, data, n);
+    uint8_t *at = *buf + *len;
     *len += n;
-    return 0;
+    return at;
+}
+
+uint8_t *gw_client_conn_out_space(gw_client_conn_t *c, size_t len)
+{
+    if (c->is_tls)
+        return grow(&c->plain, &c->plain_len, &c->plain_cap, len);
+    return grow(&c->out, &c->out_len, &c->out_cap, len);
 }
 
 int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len)
 {
-    if (c->is_tls)
-        return append(&c->plain, &c->plain_len, &c->plain_cap, data, len);
-    return append(&c->out, &c->out_len, &c->out_cap, data, len);
+    uint8_t *at = gw_client_conn_out_space(c, len);
+    if (at == NULL)
+        return -ENOMEM;
+    memcpy(at, data, len);
+    return 0;
 }
 
 void gw_client_conn_mark_dirty(gw_client_conn_t *c)
@@ -128,6 +138,14 @@ static int seal_tls_output(gw_client_conn_t *c)
     size_t pending = gw_tls_conn_pending(&c->tls);
     if (pending == 0)
         return 0;
+    if (c->out_len == 0) {
+        /* The usual case: the records become the output as they are. */
+        free(c->out);
+        c->out = NULL;
+        c->out_cap = 0;
+        gw_tls_conn_take_buffer(&c->tls, &c->out, &c->out_len, &c->out_cap);
+        return 0;
+    }
     if (c->out_len + pending > c->out_cap) {
         uint8_t *p = realloc(c->out, c->out_len + pending);
         if (p == NULL)

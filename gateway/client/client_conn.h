@@ -96,6 +96,11 @@ int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, uv_stream_t *s
  * -ENOMEM. */
 int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len);
 
+/* Takes len bytes at the end of the output for the caller to fill at once
+ * (no copy through a buffer of its own). Returns where they go, or NULL
+ * when out of memory. */
+uint8_t *gw_client_conn_out_space(gw_client_conn_t *c, size_t len);
+
 /* Asks for a flush at the end of this loop turn. */
 void gw_client_conn_mark_dirty(gw_client_conn_t *c);
 

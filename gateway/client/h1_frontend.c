@@ -262,6 +262,27 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
     return 0;
 }
 
+/* An interim response ("HTTP/1.1 103 Early Hints" and its fields) staged
+ * before the final head; HTTP/1.0 clients know none (RFC 9110 15.2). */
+static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
+{
+    h1_client_t *h = client_of(x);
+    char line[64];
+
+    if (h->http_minor == 0 || h->is_resp_started)
+        return 0;
+    int rv = stage(h, line,
+                   (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
+                                    proto_reason_phrase(status)));
+    for (size_t i = 0; i < n && rv == 0; i++)
+        rv = stage_field(h, f[i].name, f[i].name_len, f[i].value, f[i].value_len);
+    rv |= stage(h, "\r\n", 2);
+    if (rv != 0)
+        return -1;
+    gw_client_conn_mark_dirty(h->conn);
+    return 0;
+}
+
 static void fe_on_body(gw_exchange_t *x)
 {
     gw_client_conn_mark_dirty(client_of(x)->conn);
@@ -297,6 +318,7 @@ static void fe_on_req_body_written(gw_exchange_t *x, size_t n)
 
 static const gw_frontend_ops_t h1_frontend_ops = {
     .on_head = fe_on_head,
+    .on_info = fe_on_info,
     .on_body = fe_on_body,
     .on_fail = fe_on_fail,
     .on_req_body_written = fe_on_req_body_written,
@@ -498,13 +520,25 @@ static int h1_on_complete(void *ud)
     return 0;
 }
 
-/* Request trailers are not forwarded (the backend request's chunked
- * terminator carries none), as for HTTP/2 clients; the parser has checked
- * their syntax. */
+/* Trailers of a chunked request: the parser has checked their syntax and
+ * size; the exchange keeps what may be forwarded for the backend's last
+ * chunk (the request to the backend is chunked too). */
+static int h1_on_trailers(void *ud, const proto_header_t *f, size_t n)
+{
+    h1_client_t *h = ud;
+
+    if (h->x != NULL && h->x->is_started &&
+        gw_exchange_req_trailers(h->x, f, n, h->conn->origin->cfg->client_cert_header) < 0) {
+        h->is_aborted = 1;
+        return -1;
+    }
+    return 0;
+}
+
 static const proto_h1_req_cbs_t parser_cbs = {
     .on_head = h1_on_head,
     .on_body = h1_on_body,
-    .on_trailers = NULL,
+    .on_trailers = h1_on_trailers,
     .on_complete = h1_on_complete,
 };
 

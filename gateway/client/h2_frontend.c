@@ -192,6 +192,33 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
     return 0;
 }
 
+/* An interim response: a HEADERS frame with its 1xx :status and no
+ * END_STREAM, before the final one (RFC 9113 8.1). */
+static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
+{
+    h2_client_t *h = client_of(x);
+    char status_str[8];
+    snprintf(status_str, sizeof(status_str), "%d", status);
+
+    nghttp2_nv stack_nv[32];
+    nghttp2_nv *nv = n + 1 <= 32 ? stack_nv : malloc((n + 1) * sizeof(*nv));
+    if (nv == NULL)
+        return -1;
+    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0};
+    for (size_t i = 0; i < n; i++)
+        nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
+                                 f[i].value_len, NGHTTP2_NV_FLAG_NONE};
+    /* A stream the client has reset takes none: the hint is dropped, the
+     * exchange goes on (it ends with the stream). */
+    int32_t rv =
+        nghttp2_submit_headers(h->session, NGHTTP2_FLAG_NONE, x->stream_id, NULL, nv, n + 1, NULL);
+    if (nv != stack_nv)
+        free(nv);
+    if (rv == 0)
+        gw_client_conn_mark_dirty(h->conn);
+    return rv == NGHTTP2_ERR_NOMEM ? -1 : 0;
+}
+
 static void fe_on_body(gw_exchange_t *x)
 {
     h2_client_t *h = client_of(x);
@@ -243,6 +270,7 @@ static gw_exchange_t *fe_parent_of(gw_exchange_t *x)
 
 static const gw_frontend_ops_t h2_frontend_ops = {
     .on_head = fe_on_head,
+    .on_info = fe_on_info,
     .on_body = fe_on_body,
     .on_fail = fe_on_fail,
     .on_req_body_written = fe_on_req_body_written,
@@ -347,14 +375,19 @@ static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
 static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                                size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-    (void)ud;
+    (void)ud, (void)buf;
     gw_exchange_t *x = src->ptr;
-    size_t n = gw_exchange_resp_read(x, buf, len);
-    if (n == 0 && !x->is_resp_done) {
+    size_t avail = proto_buf_len(&x->resp_body);
+    if (avail == 0 && !x->is_resp_done) {
         x->is_deferred = 1; /* resumed by fe_on_body() */
         return NGHTTP2_ERR_DEFERRED;
     }
-    if (x->is_resp_done && proto_buf_len(&x->resp_body) == 0) {
+    size_t n = avail < len ? avail : len;
+    /* The bytes go from the response buffer straight into the connection's
+     * output in h2_on_send_data, not through nghttp2's frame buffer. */
+    if (n > 0)
+        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
+    if (x->is_resp_done && n == avail) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
         /* An extended CONNECT refused by the backend: the answer is
          * complete, so the client's side is ended too (RFC 9113 8.1). */
@@ -366,6 +399,25 @@ static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint
     return (ssize_t)n;
 }
 
+/* RFC 9113 4.1: every frame starts with a 9-byte header. */
+#define H2_FRAME_HDLEN 9
+
+/* A DATA frame whose payload h2_on_data_read left in place: its header and
+ * payload go into the output in one piece (no padding is ever chosen). */
+static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
+                           size_t length, nghttp2_data_source *src, void *ud)
+{
+    (void)session, (void)frame;
+    h2_client_t *h = ud;
+    uint8_t *at = gw_client_conn_out_space(h->conn, H2_FRAME_HDLEN + length);
+    if (at == NULL)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    memcpy(at, framehd, H2_FRAME_HDLEN);
+    if (gw_exchange_resp_read(src->ptr, at + H2_FRAME_HDLEN, length) != length)
+        return NGHTTP2_ERR_CALLBACK_FAILURE;
+    return 0;
+}
+
 /* ---- requests from the client ---- */
 
 static gw_exchange_t *stream_exchange(nghttp2_session *session, int32_t stream_id)
@@ -373,10 +425,58 @@ static gw_exchange_t *stream_exchange(nghttp2_session *session, int32_t stream_i
     return nghttp2_session_get_stream_user_data(session, stream_id);
 }
 
+/* Request trailers (a HEADERS frame after the request's, which nghttp2
+ * lets through only with END_STREAM) are gathered in a field store of
+ * their own, bounded like the head, for an exchange that is under way. */
+static int begin_trailers(nghttp2_session *session, int32_t stream_id)
+{
+    gw_exchange_t *x = stream_exchange(session, stream_id);
+    if (x == NULL || !x->is_started || x->is_failed || x->fe_req != NULL)
+        return 0;
+    h2_request_t *r = calloc(1, sizeof(*r));
+    if (r == NULL || proto_fields_init(&r->fs, SIZE_MAX, 0) != 0) {
+        free(r);
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+    }
+    x->fe_req = r;
+    return 0;
+}
+
+/* The trailers are complete: the exchange checks them and keeps them for
+ * the backend's last chunk. */
+static void end_trailers(h2_client_t *h, gw_exchange_t *x)
+{
+    h2_request_t *r = x->fe_req;
+    gw_client_conn_t *c = h->conn;
+    if (r->is_too_large) {
+        request_free(x);
+        gw_exchange_fail(x, GW_E_HEAD_TOO_LARGE, "request trailers over max_header_list_size");
+        return;
+    }
+    proto_header_t stack[32] = {0};
+    proto_header_t *f = r->fs.n <= 32 ? stack : malloc(r->fs.n * sizeof(*f));
+    int rv = PROTO_E_NOMEM;
+    if (f != NULL) {
+        for (size_t i = 0; i < r->fs.n; i++)
+            f[i] = proto_fields_header(&r->fs, &r->fs.list[i]);
+        rv = gw_exchange_req_trailers(x, f, r->fs.n, c->origin->cfg->client_cert_header);
+    }
+    if (f != stack)
+        free(f);
+    request_free(x);
+    if (rv < 0)
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
+                                  NGHTTP2_INTERNAL_ERROR);
+}
+
 static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *frame, void *ud)
 {
     h2_client_t *h = ud;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+    if (frame->hd.type != NGHTTP2_HEADERS)
+        return 0;
+    if (frame->headers.cat == NGHTTP2_HCAT_HEADERS)
+        return begin_trailers(session, frame->hd.stream_id);
+    if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
     gw_exchange_t *x = gw_exchange_new(h->conn->w, &h2_frontend_ops, h, frame->hd.stream_id);
     h2_request_t *r = calloc(1, sizeof(*r));
@@ -408,8 +508,9 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
 {
     h2_client_t *h = ud;
     (void)flags;
-    if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
-        return 0; /* request trailers are not forwarded */
+    if (frame->hd.type != NGHTTP2_HEADERS ||
+        (frame->headers.cat != NGHTTP2_HCAT_REQUEST && frame->headers.cat != NGHTTP2_HCAT_HEADERS))
+        return 0;
     gw_exchange_t *x = stream_exchange(session, frame->hd.stream_id);
     if (x == NULL || x->fe_req == NULL)
         return 0;
@@ -614,9 +715,13 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
         x = stream_exchange(session, frame->hd.stream_id);
         if (x == NULL)
             break;
-        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && x->fe_req != NULL)
+        if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && x->fe_req != NULL) {
             start_exchange(h, x, is_end_stream);
-        else if (is_end_stream && x->is_started)
+            break;
+        }
+        if (frame->headers.cat == NGHTTP2_HCAT_HEADERS && x->fe_req != NULL)
+            end_trailers(h, x);
+        if (is_end_stream && x->is_started)
             gw_exchange_req_end(x);
         break;
     case NGHTTP2_DATA:
@@ -861,6 +966,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, h2_on_begin_frame);
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2_on_invalid_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, h2_on_send_data);
     gw_h2_glitch_init(&h->glitch, cfg->h2_glitch_threshold, gw_ctx_now_ms(c->w));
 
     if (nghttp2_option_new(&opt) != 0)

@@ -135,6 +135,73 @@ static void watch_certificates(gw_listener_t *l)
     free(dirs);
 }
 
+typedef struct closing_watches {
+    uv_fs_event_t *watches;
+    size_t left;
+} closing_watches_t;
+
+static void on_watch_closed(uv_handle_t *handle)
+{
+    closing_watches_t *cw = handle->data;
+    if (--cw->left > 0)
+        return;
+    free(cw->watches);
+    free(cw);
+}
+
+/* Closes the watches; the array is freed once the last has closed.
+ * Returns -1 (the watches stay) when out of memory. */
+static int unwatch_certificates(gw_listener_t *l)
+{
+    if (l->nwatches == 0) {
+        free(l->watches);
+        l->watches = NULL;
+        return 0;
+    }
+    closing_watches_t *cw = malloc(sizeof(*cw));
+    if (cw == NULL)
+        return -1;
+    cw->watches = l->watches;
+    cw->left = l->nwatches;
+    for (size_t i = 0; i < l->nwatches; i++) {
+        l->watches[i].data = cw;
+        uv_close((uv_handle_t *)&l->watches[i], on_watch_closed);
+    }
+    l->watches = NULL;
+    l->nwatches = 0;
+    return 0;
+}
+
+int gw_listener_update(gw_listener_t *l, const cfg_listener_t *cfg)
+{
+    if (!l->is_listening)
+        return 0;
+    /* A TLS context keeps nothing of the snapshot it was made from, so the
+     * listener may follow the new one even if its certificates fail to
+     * load (the old context then stays). */
+    l->cfg = cfg;
+    l->origin.cfg = cfg;
+    int rv = 0;
+    if (cfg->ncerts == 0) {
+        gw_tls_ctx_unref(l->origin.tls);
+        l->origin.tls = NULL;
+    } else if (load_tls(l) != 0) {
+        GW_LOG_ERROR("listener %s: keeping the previous certificates", l->name);
+        rv = -1;
+    } else if (l->w->index == 0) {
+        GW_LOG_INFO("listener %s: certificates reloaded (%s)", l->name,
+                    gw_tls_ctx_subject(l->origin.tls, NULL));
+    }
+    if (l->origin.tls != NULL && !l->has_reload_timer) {
+        uv_timer_init(&l->w->loop, &l->reload_timer);
+        l->reload_timer.data = l;
+        l->has_reload_timer = 1;
+    }
+    if (unwatch_certificates(l) == 0 && l->origin.tls != NULL && cfg->watch_certificates)
+        watch_certificates(l);
+    return rv;
+}
+
 /* ---- accepting ---- */
 
 /* A listening socket that other workers' sockets may share (SO_REUSEPORT):
@@ -198,7 +265,26 @@ int gw_listener_start(gw_listener_t *l, gw_ctx_t *w, const cfg_listener_t *cfg, 
     uv_tcp_init(&w->loop, &l->tcp);
     l->tcp.data = l;
     l->is_listening = 1; /* the handle exists from here on and must be closed */
-    int fd = bind_shared(&ss, w->cfg->workers > 1);
+    int is_shared = w->cfg->workers > 1;
+    int fd = 0;
+    if (is_shared && w->index == 0 && bind_port != 0) {
+        /* SO_REUSEPORT would let this bind join a socket another process
+         * (another h2gw with several workers) holds, and the two would
+         * split the traffic silently: worker 0 binds alone first, which
+         * fails if anyone holds the port, then lets go for the shared
+         * sockets. */
+        fd = bind_shared(&ss, 0);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (fd >= 0)
+        fd = bind_shared(&ss, is_shared);
+    if (fd == UV_EADDRINUSE) {
+        GW_LOG_ERROR("listener %s: address %s%s%s:%u is already in use by another process", l->name,
+                     ss.ss_family == AF_INET6 ? "[" : "", a->host[0] ? a->host : "0.0.0.0",
+                     ss.ss_family == AF_INET6 ? "]" : "", bind_port);
+        return fd;
+    }
     rv = fd < 0 ? fd : uv_tcp_open(&l->tcp, fd);
     if (rv == 0)
         rv = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);

@@ -44,7 +44,13 @@ uint16_t gw_listener_port(const gw_listener_t *l);
 /* Stops accepting (drain or shutdown); closes the listener's handles. */
 void gw_listener_stop(gw_listener_t *l);
 
-/* Reloads certificates and ticket keys (SIGHUP, or a watched file changed).
+/* A reload: the listener (same address) now follows cfg, a listener of the
+ * new snapshot. Certificates and ticket keys are loaded again from it (on
+ * failure the old ones stay and -1 is returned) and watched directories
+ * follow it. Connections already open keep their TLS context. */
+int gw_listener_update(gw_listener_t *l, const cfg_listener_t *cfg);
+
+/* Reloads certificates and ticket keys (a watched file changed).
  * New connections get the new material; on failure the old stays. */
 void gw_listener_reload_tls(gw_listener_t *l);
 

@@ -28,8 +28,8 @@ void gw_ctx_alloc_cb(uv_handle_t *handle, size_t suggested, uv_buf_t *buf)
 
 void gw_ctx_set_via(gw_ctx_t *w)
 {
-    const char *name = w->cfg->via;
-    if (name == NULL || name[0] == '\0' || strcmp(name, "off") == 0) {
+    const char *name = w->cfg->via != NULL ? w->cfg->via : "h2gw";
+    if (name[0] == '\0' || strcmp(name, "off") == 0) {
         w->via_h2[0] = w->via_h11[0] = w->via_h10[0] = w->via_resp[0] = '\0';
         return;
     }

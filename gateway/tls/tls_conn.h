@@ -16,7 +16,11 @@
 typedef struct gw_tls_conn {
     SSL *ssl;
     BIO *net_in;  /* ciphertext from the socket, read by OpenSSL */
-    BIO *net_out; /* ciphertext written by OpenSSL, for the socket */
+    BIO *net_out; /* OpenSSL's records land in out below, nothing kept in it */
+    /* Ciphertext for the socket: records appended by net_out with amortized
+     * growth and no clearing; taken whole by the transport (no copy). */
+    uint8_t *out;
+    size_t out_len, out_off, out_cap;
     gw_tls_ctx_t *ctx;
     int is_handshake_done;
 } gw_tls_conn_t;
@@ -46,6 +50,11 @@ int gw_tls_conn_read(gw_tls_conn_t *t, uint8_t *buf, size_t cap);
 
 /* Encrypts len bytes of plaintext. Returns 0 or -1. */
 int gw_tls_conn_write(gw_tls_conn_t *t, const uint8_t *data, size_t len);
+
+/* Takes every pending ciphertext byte by handing over the buffer that
+ * holds it: *buf (malloc'd, the caller frees it) and *len. Returns 0, or
+ * -1 when nothing is pending. */
+int gw_tls_conn_take_buffer(gw_tls_conn_t *t, uint8_t **buf, size_t *len, size_t *cap);
 
 /* Ciphertext waiting to go to the socket, and taking it. */
 size_t gw_tls_conn_pending(const gw_tls_conn_t *t);

@@ -39,8 +39,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     argv[argc] = NULL;
 
     rv = cfg_from_args(&cfg, argc, argv, devnull, devnull);
-    FZ_CHECK(rv == CFG_RUN || rv == CFG_EXIT_OK || rv == CFG_EXIT_USAGE);
-    if (rv == CFG_RUN) {
+    FZ_CHECK(rv == CFG_RUN || rv == CFG_EXIT_OK || rv == CFG_EXIT_USAGE || rv == CFG_CHECK);
+    if (rv == CFG_RUN || rv == CFG_CHECK) {
         FZ_CHECK(cfg.nbackends > 0 && cfg.default_backend < cfg.nbackends);
         FZ_CHECK(cfg.nlisteners > 0);
     }

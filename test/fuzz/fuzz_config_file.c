@@ -29,8 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(path, sizeof(path), "/proc/self/fd/%d", fd);
 
     rv = cfg_from_args(&cfg, 3, argv, devnull, devnull);
-    FZ_CHECK(rv == CFG_RUN || rv == CFG_EXIT_OK || rv == CFG_EXIT_USAGE);
-    if (rv == CFG_RUN) {
+    FZ_CHECK(rv == CFG_RUN || rv == CFG_EXIT_OK || rv == CFG_EXIT_USAGE || rv == CFG_CHECK);
+    if (rv == CFG_RUN || rv == CFG_CHECK) {
         /* What validation promises the gateway. */
         FZ_CHECK(cfg.nbackends > 0 && cfg.default_backend < cfg.nbackends);
         for (size_t i = 0; i < cfg.nroutes; i++)

@@ -80,7 +80,21 @@ static int on_complete(void *ud)
     return 0;
 }
 
-static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_complete};
+/* Interim heads: a 1xx status (101 is an error, never an event) and the
+ * same field checks as final heads. */
+static int on_info(void *ud, int status, const proto_header_t *h, size_t n)
+{
+    run_t *r = ud;
+
+    FZ_CHECK(status >= 100 && status <= 199 && status != 101);
+    FZ_CHECK(!r->in_body);
+    fz_log_event(&r->log, 'I');
+    fz_log_int(&r->log, status);
+    log_fields(&r->log, h, n);
+    return 0;
+}
+
+static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_complete, on_info};
 
 /* Feeds the stream like the upstream connection does: after a complete
  * response the connection is reused only when the parser allows it, and the

@@ -68,6 +68,7 @@ typedef enum or_route {
     OR_ROUTE_RESET_STATS,
     OR_ROUTE_DROP_IDLE,
     OR_ROUTE_KILL_NEXT,
+    OR_ROUTE_EARLY_HINTS,
 } or_route_t;
 
 typedef enum or_field_state { OR_FIELD_NONE, OR_FIELD_NAME, OR_FIELD_VALUE } or_field_state_t;

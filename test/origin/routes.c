@@ -400,6 +400,22 @@ static void do_status(or_conn_t *c)
     }
 }
 
+/* N interim 103 responses, each with a preload Link and its index, then a
+ * final 200. */
+static void do_early_hints(or_conn_t *c)
+{
+    uint64_t n = c->req.arg;
+    char body[32];
+
+    for (uint64_t i = 1; i <= n; i++)
+        or_out_printf(c,
+                      "HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n"
+                      "X-Hint: %u\r\n\r\n",
+                      (unsigned)i);
+    snprintf(body, sizeof body, "early hints %u\n", (unsigned)n);
+    respond_text(c, 200, body);
+}
+
 static void do_close_mid_body(or_conn_t *c)
 {
     send_head(c, 200, 100000, "Content-Type: application/octet-stream\r\n", 0);
@@ -545,6 +561,9 @@ void or_route_dispatch(or_conn_t *c)
         if (c->close_mode == OR_CLOSE_NONE)
             c->close_mode = OR_CLOSE_DROP_IDLE;
         break;
+    case OR_ROUTE_EARLY_HINTS:
+        do_early_hints(c);
+        break;
     case OR_ROUTE_KILL_NEXT:
         or_kill_next = 1;
         respond_text(c, 200, "ok\n");
@@ -601,6 +620,8 @@ static or_route_t route_of(const char *p, size_t n, uint64_t *arg)
                                                                     : OR_ROUTE_BAD_ARG;
     if (has_prefix(p, n, "/delay/", &k))
         return parse_u64(p + k, n - k, 3600 * 1000, arg) == 0 ? OR_ROUTE_DELAY : OR_ROUTE_BAD_ARG;
+    if (has_prefix(p, n, "/early-hints/", &k))
+        return parse_u64(p + k, n - k, 64, arg) == 0 ? OR_ROUTE_EARLY_HINTS : OR_ROUTE_BAD_ARG;
     if (has_prefix(p, n, "/status/", &k)) {
         if (parse_u64(p + k, n - k, 999, arg) != 0)
             *arg = 0; /* answered with 400 */

@@ -269,7 +269,7 @@ static int on_resp_head(void *ud, int status, const proto_header_t *h, size_t n)
 static int run_h1_response(void *arg)
 {
     static const proto_h1_response_cbs_t cbs = {on_resp_head, on_any_body, on_any_trailers,
-                                                on_any_complete};
+                                                on_any_complete, on_resp_head};
     const char *input = arg;
     proto_h1_response_t r;
     int ncomplete = 0;
@@ -304,7 +304,7 @@ static void test_h1_response(void **state)
 typedef struct cfg_run {
     const char *const *argv; /* NULL-terminated, without argv[0] */
     FILE *err;
-    int want; /* CFG_RUN or CFG_EXIT_OK */
+    int want; /* CFG_RUN or CFG_CHECK */
 } cfg_run_t;
 
 static int run_cfg(void *arg)
@@ -377,7 +377,7 @@ static void test_config(void **state)
         cfg_run_t runs[] = {
             {file_and_flags, err, CFG_RUN},
             {flags_only, err, CFG_RUN},
-            {check, err, CFG_EXIT_OK},
+            {check, err, CFG_CHECK},
         };
 
         for (size_t i = 0; i < sizeof(runs) / sizeof(runs[0]); i++)

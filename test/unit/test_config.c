@@ -977,9 +977,10 @@ static void test_help_version_check(void **state)
     assert_string_equal(r.out_buf, "h2gw " H2GW_VERSION "\n");
     run_done(&r);
 
+    /* The gateway checks certificates, then says OK. */
     run_args(&r, check);
-    assert_int_equal(r.rv, CFG_EXIT_OK);
-    assert_string_equal(r.out_buf, "h2gw: configuration OK\n");
+    assert_int_equal(r.rv, CFG_CHECK);
+    assert_string_equal(r.out_buf, "");
     assert_err(&r, "");
     assert_int_equal(r.cfg.check_only, 1);
     run_done(&r);
@@ -1002,7 +1003,7 @@ static void test_file_ok(void **state)
                                "max_header_list_size = 32k ; inline\n"   /* 5 */
                                "request_buffer_size=128k\n"              /* 6 */
                                "response_buffer_size = 1m\n"             /* 7 */
-                               "max_connections = 20000\n"               /* 8 */
+                               "stream_read_timeout = 20s\n"             /* 8 */
                                "log_level = info\n"                      /* 9 */
                                "access_log = /var/log/h2gw.log\n"        /* 10 */
                                "client_idle_timeout = 5m\n"              /* 11 */
@@ -1023,8 +1024,8 @@ static void test_file_ok(void **state)
                                "\tserver = app.internal:8080\n"          /* 26 */
                                "server = app2.internal:8080 weight=3\n"  /* 27 */
                                "max_connections = 32\n"                  /* 28 */
-                               "response_timeout = 2m\n"                 /* 29 */
-                               "response_timeout = 3m\n"                 /* 30: last wins */
+                               "response_timeout = 3m\n"                 /* 29 */
+                               "io_timeout = 2m\n"                       /* 30 */
                                "health_check_status = 200-299\n"         /* 31 */
                                "[backend api]\n"                         /* 32 */
                                "server = api:80\n"                       /* 33 */
@@ -1036,7 +1037,7 @@ static void test_file_ok(void **state)
                                "[route rest]\n"                          /* 39 */
                                "backend = default\n"                     /* 40 */
                                "[gateway]\n"                             /* 41 */
-                               "Max_Connections = 30000\n";              /* 42 */
+                               "Max_Connections = 30000\n";              /* 42: [gateway] again */
     run_t r;
     const cfg_listener_t *l;
     const cfg_backend_t *b;
@@ -1093,6 +1094,7 @@ static void test_file_ok(void **state)
     assert_int_equal(b->servers[1].weight, 3);
     assert_int_equal(b->max_connections, 32);
     assert_int_equal(b->response_timeout_ms, 180000);
+    assert_int_equal(b->io_timeout_ms, 120000);
     assert_int_equal(b->health_check_status_min, 200);
     assert_int_equal(b->health_check_status_max, 299);
     assert_int_equal(b->lb, CFG_LB_LEAST_OUTSTANDING);
@@ -1292,6 +1294,43 @@ static void test_file_certs(void **state)
     assert_string_equal(r.cfg.listeners[0].certs[0].key_file, pem_key);
     assert_null(r.cfg.listeners[0].certs[1].key_file);
     assert_int_equal(r.cfg.listeners[1].ncerts, 0);
+    run_done(&r);
+}
+
+/* A key that takes one value may not repeat in its section ([gateway] and
+ * [admin] count as one section however often they open); lists may. */
+static void test_file_repeated_keys(void **state)
+{
+    static const char text[] = "[gateway]\n"             /* 1 */
+                               "workers = 2\n"           /* 2 */
+                               "[listen a]\n"            /* 3 */
+                               "address = 127.0.0.1:1\n" /* 4 */
+                               "address = 127.0.0.1:2\n" /* 5: twice */
+                               "[gateway]\n"             /* 6 */
+                               "Workers = 3\n"           /* 7: twice, across sections */
+                               "[backend x]\n"           /* 8 */
+                               "server = a:1\n"          /* 9 */
+                               "server = b:2\n"          /* 10: a list */
+                               "retries = 1\n"           /* 11 */
+                               "[backend y]\n"           /* 12 */
+                               "server = c:3\n"          /* 13 */
+                               "retries = 2\n"           /* 14: another backend */
+                               "retries = 3\n";          /* 15: twice */
+    run_t r;
+
+    (void)state;
+    load(&r, text);
+    assert_err(&r, "@FILE@:5: 'address' given twice in [listen] (first at line 4); it takes one "
+                   "value\n"
+                   "@FILE@:7: 'workers' given twice in [gateway] (first at line 2); it takes one "
+                   "value\n"
+                   "@FILE@:15: 'retries' given twice in [backend] (first at line 14); it takes "
+                   "one value\n");
+    assert_int_equal(r.rv, 3);
+    assert_int_equal(r.cfg.workers, 2);
+    assert_int_equal(r.cfg.listeners[0].addr.port, 1);
+    assert_int_equal(r.cfg.backends[0].nservers, 2);
+    assert_int_equal(r.cfg.backends[1].retries, 2);
     run_done(&r);
 }
 
@@ -1676,6 +1715,7 @@ int main(void)
         cmocka_unit_test(test_file_sections),
         cmocka_unit_test(test_file_certs),
         cmocka_unit_test(test_file_long_line),
+        cmocka_unit_test(test_file_repeated_keys),
         cmocka_unit_test(test_file_missing),
         cmocka_unit_test(test_file_example),
         cmocka_unit_test(test_flags_override_file),

@@ -519,6 +519,110 @@ static void test_extra_fields(void **state)
     assert_int_equal(proto_h1_request_build(&req, &out, NULL), PROTO_E_BAD_REQUEST);
 }
 
+/* ---- request trailers ---- */
+
+typedef struct pair {
+    const char *name, *value;
+} pair_t;
+
+typedef struct trailer_case {
+    const char *label;
+    pair_t in[MAX_FIELDS];
+    const char *reserved;
+    size_t max_list;  /* 0: 4096 */
+    int rv;           /* count kept, or the error */
+    const char *kept; /* "name=value|..." of the fields kept */
+} trailer_case_t;
+
+static void run_trailers(const trailer_case_t *c)
+{
+    proto_header_t in[MAX_FIELDS], out[MAX_FIELDS];
+    size_t n = 0;
+    const char *why = NULL;
+    char got[512] = "";
+
+    for (; n < MAX_FIELDS && c->in[n].name != NULL; n++) {
+        in[n] = (proto_header_t){c->in[n].name, strlen(c->in[n].name), c->in[n].value,
+                                 strlen(c->in[n].value)};
+    }
+    int rv =
+        proto_h1_request_trailers(in, n, c->reserved, c->max_list ? c->max_list : 4096, out, &why);
+    for (int i = 0; i < rv; i++) {
+        size_t len = strlen(got);
+        snprintf(got + len, sizeof(got) - len, "%s%.*s=%.*s", i ? "|" : "", (int)out[i].name_len,
+                 out[i].name, (int)out[i].value_len, out[i].value);
+    }
+    if (rv != c->rv || (rv >= 0 && strcmp(got, c->kept) != 0) || (rv < 0 && why == NULL)) {
+        fprintf(stderr, "case '%s': rv %d want %d, kept [%s] want [%s]\n", c->label, rv, c->rv, got,
+                c->kept ? c->kept : "");
+        fail();
+    }
+}
+
+static void test_trailers(void **state)
+{
+    static const trailer_case_t cases[] = {
+        {"none", {{NULL}}, NULL, 0, 0, ""},
+        {"grpc",
+         {{"grpc-status", "0"}, {"grpc-message", "ok"}},
+         NULL,
+         0,
+         2,
+         "grpc-status=0|grpc-message=ok"},
+        {"empty value kept", {{"x-sum", ""}}, NULL, 0, 1, "x-sum="},
+        {"head-only and hop-by-hop dropped",
+         {{"connection", "close"},
+          {"transfer-encoding", "chunked"},
+          {"content-length", "5"},
+          {"host", "evil"},
+          {"te", "trailers"},
+          {"trailer", "x"},
+          {"x-checksum", "abc"}},
+         NULL,
+         0,
+         1,
+         "x-checksum=abc"},
+        {"forwarding fields dropped",
+         {{"x-forwarded-for", "6.6.6.6"},
+          {"x-forwarded-proto", "https"},
+          {"forwarded", "for=1"},
+          {"via", "1.1 x"},
+          {"x-ok", "1"}},
+         NULL,
+         0,
+         1,
+         "x-ok=1"},
+        {"the vouched-for field dropped",
+         {{"x-client-cert", "CN=forged"}, {"x-ok", "1"}},
+         "X-Client-Cert",
+         0,
+         1,
+         "x-ok=1"},
+        {"pseudo-field", {{":status", "200"}}, NULL, 0, PROTO_E_BAD_REQUEST, NULL},
+        {"uppercase name", {{"X-Sum", "1"}}, NULL, 0, PROTO_E_BAD_REQUEST, NULL},
+        {"not a token", {{"x sum", "1"}}, NULL, 0, PROTO_E_BAD_REQUEST, NULL},
+        {"CR in value", {{"x-sum", "a\rb"}}, NULL, 0, PROTO_E_BAD_REQUEST, NULL},
+        {"leading space in value", {{"x-sum", " a"}}, NULL, 0, PROTO_E_BAD_REQUEST, NULL},
+        /* 5 + 1 + 32 = 38 per field: two fit in 76, not in 75. */
+        {"list size fits", {{"x-aaa", "1"}, {"x-bbb", "2"}}, NULL, 76, 2, "x-aaa=1|x-bbb=2"},
+        {"list size over", {{"x-aaa", "1"}, {"x-bbb", "2"}}, NULL, 75, PROTO_E_TOO_LARGE, NULL},
+        {"dropped fields count too",
+         {{"host", "1"}, {"x-bbb", "2"}},
+         NULL,
+         70,
+         PROTO_E_TOO_LARGE,
+         NULL},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        run_trailers(&cases[i]);
+    /* A NUL in a value; why is optional. */
+    proto_header_t nul = {"x-sum", 5, "a\0b", 3}, out[1];
+    assert_int_equal(proto_h1_request_trailers(&nul, 1, NULL, 4096, out, NULL),
+                     PROTO_E_BAD_REQUEST);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -526,7 +630,7 @@ int main(void)
         cmocka_unit_test(test_fields),       cmocka_unit_test(test_content_length),
         cmocka_unit_test(test_forwarding),   cmocka_unit_test(test_idempotent_flag),
         cmocka_unit_test(test_why_optional), cmocka_unit_test(test_large_head),
-        cmocka_unit_test(test_extra_fields),
+        cmocka_unit_test(test_extra_fields), cmocka_unit_test(test_trailers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

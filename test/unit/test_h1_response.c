@@ -14,10 +14,10 @@
 /* ---- event recorder ---- */
 
 typedef struct rec {
-    char ev[8192]; /* "H200|name=value...\n", "B:bytes\n", "T|name=value\n", "C\n" */
+    char ev[8192]; /* "H200|name=value...\n", "I103|name=value\n", "B:bytes\n", "T|...\n", "C\n" */
     size_t len;
     int in_body;
-    int fail_on;                  /* 'H', 'B', 'T' or 'C': that callback returns -1 */
+    int fail_on;                  /* 'H', 'I', 'B', 'T' or 'C': that callback returns -1 */
     const uint8_t *in_lo, *in_hi; /* the caller's input, to check body pointers */
 } rec_t;
 
@@ -91,7 +91,18 @@ static int on_complete(void *ud)
     return r->fail_on == 'C' ? -1 : 0;
 }
 
-static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_complete};
+static int on_info(void *ud, int status, const proto_header_t *h, size_t n)
+{
+    rec_t *r = ud;
+    char s[16];
+
+    snprintf(s, sizeof(s), "I%d", status);
+    rec_add(r, s, strlen(s));
+    rec_fields(r, h, n);
+    return r->fail_on == 'I' ? -1 : 0;
+}
+
+static const proto_h1_response_cbs_t cbs = {on_head, on_body, on_trailers, on_complete, on_info};
 
 /* ---- driver ---- */
 
@@ -270,30 +281,47 @@ static void test_interim(void **state)
     static const resp_case_t cases[] = {
         {"100 then 200",
          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", 0, 0, 0,
-         "H200|content-length=2\nB:ok\nC\n", 0, 0, 1},
+         "I100\nH200|content-length=2\nB:ok\nC\n", 0, 0, 1},
         {"103 then 200",
          "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"
          "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nX-Final: 1\r\n\r\n",
-         0, 0, 0, "H200|content-length=0|x-final=1\nC\n", 0, 0, 1},
+         0, 0, 0, "I103|link=</a.css>; rel=preload\nH200|content-length=0|x-final=1\nC\n", 0, 0, 1},
         {"100, 102, 103 then 201",
          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 102 Processing\r\n\r\n"
          "HTTP/1.1 103 Early Hints\r\nLink: <x>\r\n\r\nHTTP/1.1 201 Created\r\n"
          "Content-Length: 1\r\n\r\nx",
-         0, 0, 0, "H201|content-length=1\nB:x\nC\n", 0, 0, 1},
+         0, 0, 0, "I100\nI102\nI103|link=<x>\nH201|content-length=1\nB:x\nC\n", 0, 0, 1},
         {"interim with a length has no body",
          "HTTP/1.1 103 Early Hints\r\nContent-Length: 3\r\n\r\n"
          "HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\nx",
-         0, 0, 0, "H200|content-length=1\nB:x\nC\n", 0, 0, 1},
+         0, 0, 0, "I103\nH200|content-length=1\nB:x\nC\n", 0, 0, 1},
         {"100 then 200 to HEAD",
          "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", 1, 0, 0,
-         "H200|content-length=9\nC\n", 0, 0, 1},
-        {"only 100, then close", "HTTP/1.1 100 Continue\r\n\r\n", 0, 1, 0, "", PROTO_E_BAD_RESPONSE,
-         0, 0},
+         "I100\nH200|content-length=9\nC\n", 0, 0, 1},
+        {"only 100, then close", "HTTP/1.1 100 Continue\r\n\r\n", 0, 1, 0, "I100\n",
+         PROTO_E_BAD_RESPONSE, 0, 0},
         {"101",
          "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n", 0,
          0, 0, "", PROTO_E_UNSAFE_RESPONSE, 0, 0},
         {"101 after 100", "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 101 Switching Protocols\r\n\r\n",
-         0, 0, 0, "", PROTO_E_UNSAFE_RESPONSE, 0, 0},
+         0, 0, 0, "I100\n", PROTO_E_UNSAFE_RESPONSE, 0, 0},
+        /* Interim fields are filtered like a head's, and keep-alive in an
+         * interim head says nothing about the connection. */
+        {"103 with hop-by-hop fields",
+         "HTTP/1.1 103 Early Hints\r\nConnection: x-hop\r\nX-Hop: 1\r\nKeep-Alive: timeout=1\r\n"
+         "Transfer-Encoding: chunked\r\nLink: <a>\r\nLink: <b>\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+         0, 0, 0, "I103|link=<a>|link=<b>\nH200|content-length=0\nC\n", 0, 0, 1},
+        {"many 103s, each bounded alone",
+         "HTTP/1.1 103 Early Hints\r\nLink: <1>\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: "
+         "<2>\r\n\r\n"
+         "HTTP/1.1 103 Early Hints\r\nLink: <3>\r\n\r\nHTTP/1.1 204 No Content\r\n\r\n",
+         0, 0, 64, "I103|link=<1>\nI103|link=<2>\nI103|link=<3>\nH204\nC\n", 0, 0, 1},
+        {"103 over the head limit",
+         "HTTP/1.1 103 Early Hints\r\nLink: "
+         "<aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa>\r\n\r\n"
+         "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n",
+         0, 0, 64, "", PROTO_E_TOO_LARGE, 0, 0},
     };
 
     (void)state;
@@ -555,16 +583,18 @@ static void test_reset_after_error(void **state)
 
 static void test_callback_stops(void **state)
 {
-    static const char in[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static const char in[] = "HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n"
+                             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "1\r\na\r\n1\r\nb\r\n0\r\nX-T: 1\r\n\r\n";
     static const struct {
         int fail_on;
         const char *events;
     } cases[] = {
-        {'H', "H200\n"},
-        {'B', "H200\nB:a\n"},
-        {'T', "H200\nB:ab\nT|x-t=1\n"},
-        {'C', "H200\nB:ab\nT|x-t=1\nC\n"},
+        {'I', "I103|link=<a>\n"},
+        {'H', "I103|link=<a>\nH200\n"},
+        {'B', "I103|link=<a>\nH200\nB:a\n"},
+        {'T', "I103|link=<a>\nH200\nB:ab\nT|x-t=1\n"},
+        {'C', "I103|link=<a>\nH200\nB:ab\nT|x-t=1\nC\n"},
     };
 
     (void)state;
@@ -587,8 +617,9 @@ static void test_callback_stops(void **state)
 /* The optional callbacks may be left out. */
 static void test_null_callbacks(void **state)
 {
-    static const proto_h1_response_cbs_t only_head = {on_head, NULL, NULL, NULL};
-    static const char in[] = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    static const proto_h1_response_cbs_t only_head = {on_head, NULL, NULL, NULL, NULL};
+    static const char in[] = "HTTP/1.1 103 Early Hints\r\nLink: <a>\r\n\r\n"
+                             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
                              "2\r\nab\r\n0\r\nX-T: 1\r\n\r\n";
     proto_h1_response_t p;
     rec_t rec = {0};

@@ -1,0 +1,347 @@
+"""Reload and drain (issue 11): SIGHUP reads the configuration file again
+(flags given at start stay on top) and swaps every worker to it while
+exchanges in flight finish on the old one; a broken file keeps the running
+configuration; --check refuses keys given twice; a port another process
+holds refuses the start."""
+
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+pytest.register_assert_rewrite("tlsutil")
+
+from conftest import (
+    H2GW_BIN,
+    SLOW,
+    H2Client,
+    Proc,
+    check_sanitizer_output,
+    sanitizer_env,
+    start_origin,
+)
+
+# The pki fixture.
+pytest_plugins = ["tlsutil"]
+
+RELOADED = "configuration reloaded (2 backends, 1 routes)"
+FAILED = "reload failed: keeping the running configuration"
+
+
+def conf_text(a_port, b_port, route_to, extra=""):
+    return ("[listen]\n"                                 # 1
+            "address = 127.0.0.1:0\n"                    # 2
+            "[backend a]\n"                              # 3
+            "server = 127.0.0.1:%d\n"                    # 4
+            "[backend b]\n"                              # 5
+            "server = 127.0.0.1:%d\n"                    # 6
+            "[route r]\n"                                # 7
+            "path_prefix = /\n"                          # 8
+            "backend = %s\n"                             # 9
+            "%s" % (a_port, b_port, route_to, extra))    # 10...
+
+
+def write(path, text):
+    # Replaced, not rewritten in place: a reader never sees half a file.
+    tmp = str(path) + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.replace(tmp, str(path))
+
+
+@pytest.fixture
+def origins(tmp_path):
+    a = start_origin(tmp_path)
+    b = start_origin(tmp_path)
+    yield a, b
+    a.proc.stop(5)
+    b.proc.stop(5)
+
+
+@pytest.fixture
+def gw(tmp_path):
+    """Factory: gw(conf_path, *flags) starts h2gw --config conf_path. At
+    teardown each must exit 0 on SIGTERM with no sanitizer report."""
+    started = []
+
+    def start(conf, *flags):
+        p = Proc("h2gw", [H2GW_BIN, "--config", str(conf)] + [str(f) for f in flags], tmp_path,
+                 10 * SLOW)
+        started.append(p)
+        return p
+
+    yield start
+    H2Client.close_all()
+    for p in started:
+        code = p.stop(15)
+        err = p.stderr_text()
+        check_sanitizer_output(err, "h2gw")
+        assert code == 0, "h2gw exited with %r; stderr:\n%s" % (code, err)
+
+
+def wait_log(p, text, count=1, timeout=5):
+    deadline = time.monotonic() + timeout * SLOW
+    while time.monotonic() < deadline:
+        if p.stderr_text().count(text) >= count:
+            return
+        assert p.alive(), "h2gw exited; stderr:\n%s" % p.stderr_text()
+        time.sleep(0.02)
+    raise AssertionError("no %r in the log:\n%s" % (text, p.stderr_text()))
+
+
+def requests_seen(origin):
+    """Requests the gateway sent the origin since its last reset."""
+    return origin.stats()["requests"]
+
+
+def reload(p, count=1):
+    os.kill(p.pid, signal.SIGHUP)
+    wait_log(p, RELOADED, count)
+
+
+def test_sighup_switches_route_while_an_old_stream_finishes(tmp_path, origins, gw):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    write(path, conf_text(a.port, b.port, "a"))
+    p = gw(path, "--log-level", "info")
+    old = H2Client(p.port)
+    assert old.get("/echo").status == 200
+    a.reset_stats()
+    slow = old.request("GET", "/delay/1500")
+    old.pump(0.3)  # the request is on its way to backend a
+
+    write(path, conf_text(a.port, b.port, "b"))
+    reload(p)
+    with H2Client(p.port) as new:
+        for _ in range(3):
+            new.get("/echo").assert_ok()
+    # A new exchange on a connection opened before the reload: new route.
+    old.get("/echo").assert_ok()
+    # The old pool serves its exchange in flight: not closed yet.
+    assert "pools of a previous configuration are unused" not in p.stderr_text()
+    resp = old.run([slow], timeout=10)[0]
+    resp.assert_ok()
+    assert bytes(resp.body) == b"delayed 1500\n"
+    assert requests_seen(a) == 1  # the /delay request only
+    assert requests_seen(b) == 4
+    # Its last exchange done, the old pool is closed (and freed after).
+    wait_log(p, "pools of a previous configuration are unused")
+    with H2Client(p.port) as c:
+        c.get("/echo").assert_ok()
+
+
+def test_broken_config_keeps_the_running_one(tmp_path, origins, gw):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    write(path, conf_text(a.port, b.port, "a"))
+    p = gw(path)
+    # Line 10: a key [route] does not have; line 12: a missing backend.
+    write(path, conf_text(a.port, b.port, "b",
+                          "bogus = 1\n"                  # 10
+                          "[route s]\n"                  # 11
+                          "backend = nowhere\n"))        # 12
+    os.kill(p.pid, signal.SIGHUP)
+    wait_log(p, FAILED)
+    err = p.stderr_text()
+    assert "%s:10: unknown key 'bogus' in [route]" % path in err, err
+    assert RELOADED not in err, err
+    with H2Client(p.port) as c:
+        c.get("/echo").assert_ok()
+    assert requests_seen(a) == 1 and requests_seen(b) == 0
+
+    # Fixed, it applies.
+    write(path, conf_text(a.port, b.port, "b"))
+    reload(p)
+    a.reset_stats()
+    b.reset_stats()
+    with H2Client(p.port) as c:
+        c.get("/echo").assert_ok()
+    assert requests_seen(a) == 0 and requests_seen(b) == 1
+
+
+def test_semantic_error_on_reload_is_named_by_line(tmp_path, origins, gw):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    write(path, conf_text(a.port, b.port, "a"))
+    p = gw(path)
+    write(path, conf_text(a.port, b.port, "nowhere"))
+    os.kill(p.pid, signal.SIGHUP)
+    wait_log(p, FAILED)
+    assert "%s:7: backend 'nowhere' is not defined" % path in p.stderr_text()
+    with H2Client(p.port) as c:
+        c.get("/echo").assert_ok()
+    assert requests_seen(a) == 1
+
+
+def test_reload_applies_to_every_worker(tmp_path, origins, gw):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    write(path, conf_text(a.port, b.port, "a"))
+    # --workers is a flag: it stays applied on top of the file at reload.
+    p = gw(path, "--workers", "2")
+    write(path, conf_text(a.port, b.port, "b"))
+    reload(p)
+    a.reset_stats()
+    for _ in range(16):
+        with H2Client(p.port) as c:
+            c.get("/echo").assert_ok()
+    assert requests_seen(a) == 0
+    assert requests_seen(b) == 16
+    # Twice more: each reload retires the previous pools.
+    write(path, conf_text(a.port, b.port, "a"))
+    reload(p, 2)
+    write(path, conf_text(a.port, b.port, "b"))
+    reload(p, 3)
+    b.reset_stats()
+    for _ in range(8):
+        with H2Client(p.port) as c:
+            c.get("/echo").assert_ok()
+    assert requests_seen(b) == 8
+
+
+def test_listener_address_change_is_refused(tmp_path, origins, gw):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    write(path, conf_text(a.port, b.port, "a"))
+    p = gw(path)
+    write(path, conf_text(a.port, b.port, "b").replace("127.0.0.1:0", "127.0.0.2:0"))
+    os.kill(p.pid, signal.SIGHUP)
+    wait_log(p, FAILED)
+    assert ("%s:1: [listen] address 127.0.0.2:0 (running 127.0.0.1:0): a listener's address "
+            "cannot change on reload: restart to apply" % path) in p.stderr_text(), p.stderr_text()
+    with H2Client(p.port) as c:
+        c.get("/echo").assert_ok()
+    assert requests_seen(a) == 1
+    # A listener more, or one fewer: refused too, each named.
+    write(path, conf_text(a.port, b.port, "b") + "[listen extra]\naddress = 127.0.0.1:0\n")
+    os.kill(p.pid, signal.SIGHUP)
+    wait_log(p, FAILED, 2)
+    assert "%s:10: [listen extra] is new" % path in p.stderr_text(), p.stderr_text()
+    write(path, conf_text(a.port, b.port, "b").replace("[listen]", "[listen renamed]"))
+    os.kill(p.pid, signal.SIGHUP)
+    wait_log(p, FAILED, 3)
+    assert "[listen] is gone" in p.stderr_text(), p.stderr_text()
+    with H2Client(p.port) as c:
+        c.get("/echo").assert_ok()
+    assert requests_seen(a) == 2
+
+
+def test_sighup_reloads_certificates(tmp_path, origins, gw, pki):
+    """The certificate files are read again, and a key that does not match
+    its certificate keeps the running ones."""
+    from tlsutil import copy_pair, served_cn
+    a, b = origins
+    crt, key = str(tmp_path / "tls.crt"), str(tmp_path / "tls.key")
+    copy_pair(pki, "new", crt, key)
+    path = tmp_path / "gw.conf"
+    text = conf_text(a.port, b.port, "a").replace(
+        "address = 127.0.0.1:0\n",
+        "address = 127.0.0.1:0\ntls_cert = %s\ntls_key = %s\n" % (crt, key))
+    write(path, text)
+    p = gw(path)
+    assert served_cn(p.port, pki, "new.test") == "new.test"
+    copy_pair(pki, "newer", crt, key)
+    reload(p)
+    assert served_cn(p.port, pki, "newer.test") == "newer.test"
+    # A key of another certificate: refused, at the key's line (4).
+    with open(pki.key("new")) as f:
+        key_text = f.read()
+    with open(key, "w") as f:
+        f.write(key_text)
+    os.kill(p.pid, signal.SIGHUP)
+    wait_log(p, FAILED)
+    # OpenSSL finds the mismatch loading the key (same key type) or checking
+    # the pair (another type); either way the key's line is named.
+    lines = [l for l in p.stderr_text().splitlines() if "%s:4: " % path in l]
+    assert len(lines) == 1 and key in lines[0] and "match" in lines[0], p.stderr_text()
+    assert served_cn(p.port, pki, "newer.test") == "newer.test"
+
+
+def run_check(path):
+    r = subprocess.run([H2GW_BIN, "--config", str(path), "--check"], capture_output=True,
+                       text=True, timeout=10 * SLOW, env=sanitizer_env())
+    return r.returncode, r.stdout, r.stderr
+
+
+def test_check_refuses_workers_given_twice(tmp_path):
+    path = tmp_path / "gw.conf"
+    write(path, "[gateway]\n"              # 1
+                "workers = 2\n"            # 2
+                "workers = 3\n"            # 3
+                "[listen]\n"               # 4
+                "address = 127.0.0.1:0\n"  # 5
+                "[backend]\n"              # 6
+                "server = 127.0.0.1:1\n"   # 7
+                "server = 127.0.0.1:2\n")  # 8: a list may repeat
+    rc, out, err = run_check(path)
+    assert rc == 2, (out, err)
+    assert "configuration OK" not in out
+    assert err == ("%s:3: 'workers' given twice in [gateway] (first at line 2); it takes one "
+                   "value\n" % path), err
+
+
+def test_check_refuses_two_addresses_in_one_listener(tmp_path):
+    path = tmp_path / "gw.conf"
+    write(path, "[listen]\n"               # 1
+                "address = 127.0.0.1:1\n"  # 2
+                "address = 127.0.0.1:2\n"  # 3
+                "[backend]\n"              # 4
+                "server = 127.0.0.1:1\n")  # 5
+    rc, out, err = run_check(path)
+    assert rc == 2, (out, err)
+    assert "%s:3: 'address' given twice in [listen] (first at line 2)" % path in err, err
+
+
+def test_check_reports_key_mismatch_at_the_key_line(tmp_path, pki):
+    path = tmp_path / "gw.conf"
+    write(path, "[listen]\n"                      # 1
+                "address = 127.0.0.1:0\n"         # 2
+                "tls_cert = %s\n"                 # 3
+                "tls_key = %s\n"                  # 4: another certificate's key
+                "[backend]\n"                     # 5
+                "server = 127.0.0.1:1\n"          # 6
+                % (pki.crt("a"), pki.key("b")))
+    rc, out, err = run_check(path)
+    assert rc == 2, (out, err)
+    assert "%s:4: key '%s' does not match certificate" % (path, pki.key("b")) in err, err
+    assert "configuration OK" not in out
+
+
+def test_second_gateway_on_a_held_port_refuses_to_start(tmp_path, origins, gw):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    write(path, conf_text(a.port, b.port, "a"))
+    first = gw(path, "--workers", "2")
+    addr = "127.0.0.1:%d" % first.port
+    for workers in ("2", "1"):
+        r = subprocess.run([H2GW_BIN, "--listen", addr, "--backend", "127.0.0.1:%d" % a.port,
+                            "--workers", workers], capture_output=True, text=True,
+                           timeout=10 * SLOW, env=sanitizer_env())
+        assert r.returncode != 0, r
+        assert "%s is already in use by another process" % addr in r.stderr, r.stderr
+    # The first one still serves.
+    with H2Client(first.port) as c:
+        c.get("/echo").assert_ok()
+
+
+def test_sighup_reopens_the_access_log(tmp_path, origins, gw):
+    """After a rotation (the file renamed), SIGHUP opens the file again."""
+    a, b = origins
+    log = tmp_path / "access.log"
+    path = tmp_path / "gw.conf"
+    write(path, "[gateway]\naccess_log = %s\n" % log + conf_text(a.port, b.port, "a"))
+    p = gw(path)
+    with H2Client(p.port) as c:
+        c.get("/echo?before").assert_ok()
+    os.rename(str(log), str(tmp_path / "access.log.1"))
+    reload(p)
+    with H2Client(p.port) as c:
+        c.get("/echo?after").assert_ok()
+    deadline = time.monotonic() + 5 * SLOW
+    while not (log.exists() and "/echo?after" in log.read_text()):
+        assert time.monotonic() < deadline, "no line in the reopened log"
+        time.sleep(0.05)
+    assert "/echo?before" not in log.read_text()
+    assert "/echo?before" in (tmp_path / "access.log.1").read_text()

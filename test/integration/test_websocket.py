@@ -552,3 +552,63 @@ def test_tunnel_to_a_tls_backend(gateway, pki):
         c.close()
     finally:
         b.close()
+
+
+# --------------------------------------------------------------------------
+# Reload
+
+
+def test_reload_keeps_open_tunnels_and_retires_their_pool_after_them(tmp_path):
+    import signal
+    from conftest import H2GW_BIN, Proc, check_sanitizer_output
+
+    a, b = WsEchoServer(), WsEchoServer()
+    path = tmp_path / "gw.conf"
+
+    def conf(route_to):
+        text = ("[listen]\naddress = 127.0.0.1:0\n[backend a]\nserver = 127.0.0.1:%d\n"
+                "[backend b]\nserver = 127.0.0.1:%d\n[route r]\npath_prefix = /\nbackend = %s\n"
+                % (a.port, b.port, route_to))
+        with open(str(path) + ".tmp", "w") as f:
+            f.write(text)
+        os.replace(str(path) + ".tmp", str(path))
+
+    def wait_log(text, count=1):
+        deadline = time.monotonic() + 5 * SLOW
+        while p.stderr_text().count(text) < count:
+            assert time.monotonic() < deadline, "no %r in:\n%s" % (text, p.stderr_text())
+            time.sleep(0.02)
+
+    conf("a")
+    p = Proc("h2gw", [H2GW_BIN, "--config", str(path), "--log-level", "info"], tmp_path, 10 * SLOW)
+    try:
+        c = H2Ws(p.port)
+        old = c.connect()
+        assert c.wait_response(old)[b":status"] == b"200"
+        assert echo_over_h2(c, old, [b"before"]) == b"before"
+
+        conf("b")
+        os.kill(p.pid, signal.SIGHUP)
+        wait_log("configuration reloaded")
+        new = c.connect()
+        assert c.wait_response(new)[b":status"] == b"200"
+        assert echo_over_h2(c, new, [b"new"]) == b"new"
+        # The tunnel opened before the reload goes on, on the old pool.
+        assert echo_over_h2(c, old, [b"after"]) == b"after"
+        assert len(a.requests) == 1 and len(b.requests) == 1
+        assert "pools of a previous configuration are unused" not in p.stderr_text()
+        # Its end retires the old pool.
+        c.conn.reset_stream(old)
+        c.flush()
+        assert a.wait_ended(1, 5)
+        wait_log("pools of a previous configuration are unused")
+        assert echo_over_h2(c, new, [b"still"]) == b"still"
+        c.close()
+        assert b.wait_ended(1, 5)
+    finally:
+        code = p.stop(15)
+        err = p.stderr_text()
+        a.close()
+        b.close()
+    check_sanitizer_output(err, "h2gw")
+    assert code == 0, err

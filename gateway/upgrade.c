@@ -1,5 +1,6 @@
 #include "gateway/upgrade.h"
 
+#include <openssl/evp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -106,9 +107,36 @@ void gw_upgrade_start(gw_exchange_t *x, gw_pool_t *pool)
         gw_tunnel_shutdown(x->tunnel);
 }
 
+/* RFC 6455 4.2.2: the backend proves it read this handshake by answering
+ * the key sent (ours for an HTTP/2 client, the client's own otherwise)
+ * with its SHA-1. A 101 without it may come from something that is not a
+ * WebSocket server at all. Returns 1 when the accept value matches. */
+static int is_accept_right(const gw_exchange_t *x, const proto_header_t *f, size_t n)
+{
+    size_t key_len = 0, accept_len = 0;
+    const char *key = proto_upgrade_head_key(x->head.data, x->head.len, &key_len);
+    const char *accept = proto_upgrade_field(f, n, "sec-websocket-accept", &accept_len);
+    char input[256];
+    size_t input_len =
+        key != NULL ? proto_upgrade_accept_input(key, key_len, input, sizeof(input)) : 0;
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int md_len = 0;
+    unsigned char want[64];
+    if (accept == NULL || input_len == 0 ||
+        EVP_Digest(input, input_len, md, &md_len, EVP_sha1(), NULL) != 1)
+        return 0;
+    int want_len = EVP_EncodeBlock(want, md, (int)md_len);
+    return want_len > 0 && (size_t)want_len == accept_len && memcmp(want, accept, accept_len) == 0;
+}
+
 static int tun_on_head(void *ud, int status, const proto_header_t *f, size_t n)
 {
     gw_exchange_t *x = ud;
+    if (status == 101 && !is_accept_right(x, f, n)) {
+        gw_pool_report(x->pool, x->server, 0, "bad Sec-WebSocket-Accept", x->attempt_ms);
+        end_with(x, GW_E_BAD_RESPONSE, "101 without the right Sec-WebSocket-Accept");
+        return 0; /* the tunnel is closed: it reads no further */
+    }
     int has_body = 1;
     if (status != 101) {
         if (status == 204 || status == 304)

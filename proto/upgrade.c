@@ -169,3 +169,42 @@ size_t proto_upgrade_filter_101(const proto_header_t *in, size_t n, proto_header
     }
     return k;
 }
+
+const char *proto_upgrade_field(const proto_header_t *f, size_t n, const char *name, size_t *len)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (name_is(&f[i], name)) {
+            *len = f[i].value_len;
+            return f[i].value;
+        }
+    }
+    return NULL;
+}
+
+const char *proto_upgrade_head_key(const char *head, size_t head_len, size_t *len)
+{
+    static const char name[] = "\r\nsec-websocket-key: ";
+    size_t nlen = sizeof(name) - 1;
+    for (size_t i = 0; i + nlen <= head_len; i++) {
+        if (memcmp(head + i, name, nlen) != 0)
+            continue;
+        const char *v = head + i + nlen;
+        const char *end = memchr(v, '\r', head_len - (size_t)(v - head));
+        if (end == NULL)
+            return NULL;
+        *len = (size_t)(end - v);
+        return v;
+    }
+    return NULL;
+}
+
+size_t proto_upgrade_accept_input(const char *key, size_t key_len, char *out, size_t cap)
+{
+    static const char guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+    size_t n = key_len + sizeof(guid) - 1;
+    if (n > cap)
+        return 0;
+    memcpy(out, key, key_len);
+    memcpy(out + key_len, guid, sizeof(guid) - 1);
+    return n;
+}

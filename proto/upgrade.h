@@ -68,4 +68,17 @@ int proto_upgrade_status(const char *data, size_t len, int *status);
 size_t proto_upgrade_filter_101(const proto_header_t *in, size_t n, proto_header_t *out,
                                 int for_h2);
 
+/* The value of the first field called name (lowercase) in f[0..n), or
+ * NULL; its length in *len. */
+const char *proto_upgrade_field(const proto_header_t *f, size_t n, const char *name, size_t *len);
+
+/* The Sec-WebSocket-Key of a request head built by proto_h1_request_build
+ * (lowercase names, one field per line), or NULL; its length in *len. */
+const char *proto_upgrade_head_key(const char *head, size_t head_len, size_t *len);
+
+/* RFC 6455 4.2.2: the string whose SHA-1 (base64) Sec-WebSocket-Accept
+ * must be, the key followed by the protocol's GUID. Writes it into out
+ * (cap bytes) and returns its length, or 0 when it does not fit. */
+size_t proto_upgrade_accept_input(const char *key, size_t key_len, char *out, size_t cap);
+
 #endif

@@ -194,6 +194,19 @@ def test_h2_backend_success_without_switching_is_502(ws_backend, gateway):
     c.close()
 
 
+def test_wrong_sec_websocket_accept_is_502(ws_backend, gateway):
+    # The backend must prove it read the handshake (RFC 6455 4.2.2).
+    gw = gateway(ws_backend.port)
+    c = H2Ws(gw.port)
+    sid = c.connect("/badaccept")
+    assert c.wait_response(sid)[b":status"] == b"502"
+    c.close()
+    s, _, first, _, _ = h1_upgrade(gw.port, path="/badaccept")
+    s.close()
+    assert first.startswith("HTTP/1.1 502")
+    assert ws_backend.wait_ended(2, 5)
+
+
 def test_h2_max_tunnels(ws_backend, gateway):
     gw = gateway(ws_backend.port, "--max-tunnels", "1")
     c = H2Ws(gw.port)

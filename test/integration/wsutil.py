@@ -204,9 +204,10 @@ class WsEchoServer:
         if "sec-websocket-protocol" in fields:
             first_proto = fields["sec-websocket-protocol"][0].split(",")[0].strip()
             extra = b"Sec-WebSocket-Protocol: %s\r\n" % first_proto.encode()
+        accept = accept_for(b"not the key") if path == "/badaccept" else accept_for(key)
         c.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                   b"Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s\r\n"
-                  % (accept_for(key), extra))
+                  % (accept, extra))
         reader = FrameReader()
         frames = reader.feed(rest)
         c.settimeout(60)

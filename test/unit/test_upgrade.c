@@ -194,12 +194,38 @@ static void test_filter_101(void **state)
     assert_memory_equal(out[2].name, "sec-websocket-accept", 20);
 }
 
+static void test_accept_pieces(void **state)
+{
+    (void)state;
+    const char head[] = "GET /ws HTTP/1.1\r\nhost: a\r\nsec-websocket-keyx: no\r\n"
+                        "sec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\nupgrade: websocket\r\n\r\n";
+    size_t len = 0;
+    const char *key = proto_upgrade_head_key(head, sizeof(head) - 1, &len);
+    assert_non_null(key);
+    assert_int_equal(len, 24);
+    assert_memory_equal(key, "dGhlIHNhbXBsZSBub25jZQ==", 24);
+    assert_null(proto_upgrade_head_key("GET / HTTP/1.1\r\nhost: a\r\n\r\n", 29, &len));
+
+    char in[64];
+    size_t n = proto_upgrade_accept_input(key, len, in, sizeof(in));
+    assert_int_equal(n, 24 + 36);
+    assert_memory_equal(in, "dGhlIHNhbXBsZSBub25jZQ==258EAFA5-E914-47DA-95CA-C5AB0DC85B11", n);
+    assert_int_equal(proto_upgrade_accept_input(key, len, in, 59), 0);
+
+    proto_header_t f[] = {H("upgrade", "websocket"), H("sec-websocket-accept", "x=")};
+    const char *v = proto_upgrade_field(f, 2, "sec-websocket-accept", &len);
+    assert_non_null(v);
+    assert_int_equal(len, 2);
+    assert_null(proto_upgrade_field(f, 2, "connection", &len));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_is_websocket),   cmocka_unit_test(test_key),
         cmocka_unit_test(test_request_fields), cmocka_unit_test(test_parse_head),
         cmocka_unit_test(test_status),         cmocka_unit_test(test_filter_101),
+        cmocka_unit_test(test_accept_pieces),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -38,8 +38,8 @@ LIB_OBJS = $(patsubst %.c,build/obj/%.o,$(PROTO_SRC) $(CONFIG_SRC) gateway/core/
            $(patsubst %.c,build/obj/llhttp/%.o,$(LLHTTP_SRC))
 
 .SECONDARY:
-.PHONY: all deps test unit unit-asan integration integration-asan asan run bench soak clean \
-        format check-format fuzz fuzz-build fuzz-regress
+.PHONY: all deps test unit unit-asan integration integration-asan asan h2spec run bench soak \
+        clean format check-format fuzz fuzz-build fuzz-regress
 all: build/h2gw build/origin
 
 deps:
@@ -158,6 +158,11 @@ integration-asan: build/asan/h2gw build/origin
 
 asan: build/asan/h2gw
 
+# HTTP/2 conformance (h2spec over h2c and TLS); skipped with a message when
+# no h2spec binary is found (H2SPEC, else ../shared/bin/h2spec).
+h2spec: build/h2gw build/origin
+	@bash scripts/h2spec.sh
+
 test: deps
 	$(MAKE) check-format
 	$(MAKE) all
@@ -165,6 +170,7 @@ test: deps
 	$(MAKE) unit-asan
 	$(MAKE) fuzz-regress
 	$(MAKE) fuzz FUZZ_SECONDS=10
+	$(MAKE) h2spec
 	$(MAKE) integration
 	$(MAKE) integration-asan
 	scripts/soak 20

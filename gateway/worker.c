@@ -34,7 +34,7 @@ static void on_kick(uv_idle_t *idle)
 
 /* How often load is compared with its peak, and how far it must fall. */
 #define TRIM_INTERVAL_MS 2000
-#define TRIM_MIN_PEAK 32
+#define TRIM_MIN_PEAK 8
 
 /* malloc keeps freed memory for reuse (main.c raises its trim threshold so
  * bodies do not cost a brk each): after a burst of connections or streams

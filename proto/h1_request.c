@@ -351,6 +351,13 @@ int proto_h1_request_build(const proto_request_t *req, proto_h1_head_t *out, con
             *why = "CONNECT is not supported";
         return PROTO_E_NOT_IMPLEMENTED;
     }
+    /* The HTTP/1.1 frontend cannot parse other methods and answers them
+     * with 501: HTTP/2 clients get the same. */
+    if (!proto_headers_is_known_method(req->method, req->method_len)) {
+        if (why != NULL)
+            *why = "unknown method";
+        return PROTO_E_NOT_IMPLEMENTED;
+    }
     if (!valid_path(req))
         return fail(why, "invalid :path");
     if (!valid_scheme(req->scheme, req->scheme_len))

@@ -59,7 +59,8 @@ typedef struct proto_h1_head {
  * client_addr appended to any existing value (", " separated, all incoming
  * x-forwarded-for lines merged into one), X-Forwarded-Proto is set to scheme
  * (any incoming one replaced), and Forwarded gets "for=ADDR;proto=SCHEME"
- * appended (IPv6 as for="[addr]"). CONNECT is refused with
+ * appended (IPv6 as for="[addr]"). CONNECT, and any method outside
+ * llhttp's table (proto_headers_is_known_method), are refused with
  * PROTO_E_NOT_IMPLEMENTED.
  *
  * Returns 0, PROTO_E_BAD_REQUEST (with *why set to a short static reason

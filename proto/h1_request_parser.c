@@ -92,6 +92,73 @@ static const char *scan_head(proto_h1_req_scan_t *s, const uint8_t *data, size_t
     return NULL;
 }
 
+/* ---- the method ---- */
+
+enum method_state {
+    METHOD_START, /* empty lines before the request line */
+    METHOD_IN,    /* token bytes so far */
+    METHOD_DONE,  /* the token and its SP */
+    METHOD_BAD,   /* a byte that is not tchar before the SP */
+};
+
+/* Follows the request line's method in data (from the first byte of a
+ * request, across feeds) until its SP or a byte that cannot be in it. */
+static void scan_method(proto_h1_req_parser_t *p, const uint8_t *data, size_t len)
+{
+    for (size_t i = 0; i < len && p->method_state < METHOD_DONE; i++) {
+        char c = (char)data[i];
+
+        if (p->method_state == METHOD_START && (c == '\r' || c == '\n'))
+            continue;
+        if (c == ' ' && p->method_state == METHOD_IN) {
+            p->method_state = METHOD_DONE;
+        } else if (!proto_headers_valid_name(&c, 1, 0)) {
+            p->method_state = METHOD_BAD;
+        } else {
+            p->method_state = METHOD_IN;
+            if (p->method_len < PROTO_H1_METHOD_KEEP)
+                p->method[p->method_len] = c;
+            p->method_len++;
+        }
+    }
+}
+
+/* The method is a whole token llhttp does not know (RFC 9110 §9.1: 501);
+ * a token past PROTO_H1_METHOD_KEEP bytes is no method it knows either. */
+static int is_unknown_method(const proto_h1_req_parser_t *p)
+{
+    return p->method_state == METHOD_DONE &&
+           (p->method_len > PROTO_H1_METHOD_KEEP ||
+            !proto_headers_is_known_method(p->method, p->method_len));
+}
+
+/* llhttp refused the request. When the method may be a token it does not
+ * know, the token is read to its end (returns 1: feed() takes the bytes and
+ * waits); then the answer is 501, else 400. */
+static int refuse_request(proto_h1_req_parser_t *p)
+{
+    const char *why;
+
+    if (p->method_state == METHOD_IN) {
+        /* Waiting is bounded by the head limit, as the head itself is. */
+        if (p->method_len > p->fields.max_bytes) {
+            set_err(p, PROTO_E_TOO_LARGE, "request head too large");
+            return 0;
+        }
+        p->is_method_refused = 1;
+        return 1;
+    }
+    if (is_unknown_method(p)) {
+        set_err(p, PROTO_E_NOT_IMPLEMENTED, "unknown method");
+        return 0;
+    }
+    /* llhttp's own refusals: all of them are malformed requests (invalid
+     * method, version, token, length, chunk, ...). */
+    why = p->is_method_refused ? "invalid method" : llhttp_get_error_reason(&p->parser);
+    set_err(p, PROTO_E_BAD_REQUEST, why != NULL ? why : "malformed request");
+    return 0;
+}
+
 /* ---- llhttp callbacks ---- */
 
 static int h1_on_url(llhttp_t *lp, const char *at, size_t len)
@@ -595,6 +662,9 @@ void proto_h1_req_parser_reset(proto_h1_req_parser_t *p)
     p->why = NULL;
     p->last_byte = p->last_byte2 = 0;
     p->prev_non_ws = 0;
+    p->method_len = 0;
+    p->method_state = METHOD_START;
+    p->is_method_refused = 0;
 }
 
 /* llhttp accepts a bare LF as the empty line that ends the trailer section
@@ -634,6 +704,13 @@ ssize_t proto_h1_req_parser_feed(proto_h1_req_parser_t *p, const uint8_t *data, 
     if (p->is_complete || len == 0)
         return 0;
     p->is_started = 1;
+    if (p->method_state < METHOD_DONE)
+        scan_method(p, data, len);
+    if (p->is_method_refused) {
+        if (refuse_request(p))
+            return (ssize_t)len; /* the method goes on in the next bytes */
+        return p->err;
+    }
     p->feed_data = (const char *)data;
 
     for (;;) {
@@ -671,11 +748,14 @@ ssize_t proto_h1_req_parser_feed(proto_h1_req_parser_t *p, const uint8_t *data, 
             remember_tail(p, data, (size_t)(pos - data));
             return pos - data;
         }
-        if (p->err == 0) {
-            /* llhttp's own refusals: all of them are malformed requests
-             * (invalid method, version, token, length, chunk, ...). */
-            why = llhttp_get_error_reason(&p->parser);
-            set_err(p, PROTO_E_BAD_REQUEST, why != NULL ? why : "malformed request");
+        /* The bytes llhttp took before it stopped get the raw checks first,
+         * as they would have had they come in a feed of their own. */
+        if (p->err == 0 && !p->head_done && pos >= start && pos <= data + len &&
+            (why = scan_head(&p->scan, start, (size_t)(pos - start))) != NULL)
+            set_err(p, PROTO_E_BAD_REQUEST, why);
+        if (p->err == 0 && refuse_request(p)) {
+            p->feed_data = NULL;
+            return (ssize_t)len; /* the method goes on in the next bytes */
         }
         break;
     }
@@ -689,6 +769,51 @@ ssize_t proto_h1_req_parser_feed(proto_h1_req_parser_t *p, const uint8_t *data, 
 void proto_h1_req_parser_free(proto_h1_req_parser_t *p)
 {
     proto_fields_free(&p->fields);
+}
+
+enum line_state { L_LEADING, L_METHOD, L_REST };
+
+/* One step of proto_h1_request_line_plausible(): returns 1 to go on, 0 when
+ * the line cannot be HTTP/1.x, 2 when it is settled as plausible. k counts
+ * the bytes of "HTTP/" matched so far ('H' occurs once in it, so a mismatch
+ * restarts the match at this byte). */
+static int line_step(int *state, size_t *k, unsigned char c)
+{
+    static const char version[] = "HTTP/";
+
+    switch (*state) {
+    case L_LEADING:
+        if (c == '\r' || c == '\n')
+            return 1;
+        *state = L_METHOD;
+        return proto_headers_valid_name((const char *)&c, 1, 0);
+    case L_METHOD:
+        if (c == ' ') {
+            *state = L_REST;
+            return 1;
+        }
+        return proto_headers_valid_name((const char *)&c, 1, 0);
+    default:
+        if (c == '\r' || c == '\n')
+            return *k == sizeof(version) - 1 ? 2 : 0;
+        if (*k == sizeof(version) - 1)
+            return 1;
+        *k = c == (unsigned char)version[*k] ? *k + 1 : c == 'H';
+        return 1;
+    }
+}
+
+int proto_h1_request_line_plausible(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+    int state = L_LEADING;
+    size_t k = 0;
+
+    for (size_t i = 0; i < alen + blen; i++) {
+        int rv = line_step(&state, &k, i < alen ? a[i] : b[i - alen]);
+        if (rv != 1)
+            return rv != 0;
+    }
+    return 1;
 }
 
 static int b64url_value(unsigned char c)

@@ -80,6 +80,9 @@ typedef struct proto_h1_req_scan {
     unsigned char prev;  /* the byte before, across feeds */
 } proto_h1_req_scan_t;
 
+/* Longer than any method llhttp knows: only this much of one is kept. */
+#define PROTO_H1_METHOD_KEEP 16
+
 typedef struct proto_h1_req_parser {
     llhttp_t parser;
     llhttp_settings_t settings;
@@ -101,6 +104,12 @@ typedef struct proto_h1_req_parser {
     /* Telling an obs-fold from a value split across feed() calls: */
     const char *feed_data;     /* bytes of the feed() in progress; NULL between calls */
     unsigned char prev_non_ws; /* last byte of the earlier feeds that is not SP or HTAB */
+    /* The request line's method as far as read: llhttp does not say what it
+     * refused, and a token it does not know is a 501, not a 400. */
+    char method[PROTO_H1_METHOD_KEEP];
+    size_t method_len;
+    int method_state;      /* enum method_state in the .c file */
+    int is_method_refused; /* llhttp refused it: waiting for the token's end */
 } proto_h1_req_parser_t;
 
 /* Prepares p. Heads (request line + fields) and trailer blocks over
@@ -120,9 +129,9 @@ void proto_h1_req_parser_reset(proto_h1_req_parser_t *p);
  * Until then every call returns 0.
  *
  * Returns PROTO_E_BAD_REQUEST (malformed or ambiguous: answer 400 and close),
- * PROTO_E_NOT_IMPLEMENTED (CONNECT, or a transfer coding other than chunked:
- * 501), PROTO_E_TOO_LARGE (431), PROTO_E_NOMEM or PROTO_E_CALLBACK. The error
- * sticks until reset; p->why holds a short static reason.
+ * PROTO_E_NOT_IMPLEMENTED (CONNECT, a method outside llhttp's table, or a
+ * transfer coding other than chunked: 501), PROTO_E_TOO_LARGE (431), PROTO_E_NOMEM or
+ * PROTO_E_CALLBACK. The error sticks until reset; p->why holds a short static reason.
  */
 ssize_t proto_h1_req_parser_feed(proto_h1_req_parser_t *p, const uint8_t *data, size_t len);
 
@@ -133,6 +142,19 @@ static inline int proto_h1_req_parser_is_idle(const proto_h1_req_parser_t *p)
 }
 
 void proto_h1_req_parser_free(proto_h1_req_parser_t *p);
+
+/*
+ * Whether the first bytes of a cleartext connection, which turned out not to
+ * be the HTTP/2 preface, may start an HTTP/1.x request: optional empty
+ * lines, a token, SP, and a first line that names an "HTTP/" version. Only
+ * the shape that tells an HTTP client from anything else is checked; the
+ * request parser judges the rest (and answers a malformed line with a 400).
+ * The bytes are a followed by b (the sniffed prefix and the read in
+ * progress); when they end before the line does, the answer is 1.
+ * Returns 1 (plausible) or 0 (TLS on a cleartext port, an HTTP/2 client
+ * with a broken preface, noise: nothing an HTTP/1.1 answer would help).
+ */
+int proto_h1_request_line_plausible(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);
 
 /*
  * Decodes base64url (RFC 4648 §5) without padding, as in HTTP2-Settings;

@@ -137,8 +137,9 @@ static int named_by_connection(const proto_h1_response_t *r, const proto_field_t
     return 0;
 }
 
-static int is_forwarded(const proto_h1_response_t *r, const proto_field_t *f, int has_conn,
-                        int is_interim)
+/* status is the head's (1xx for an interim one), or 0 for trailers. */
+static int is_forwarded(const proto_h1_response_t *r, const proto_field_t *f, int status,
+                        int has_conn)
 {
     if (proto_headers_is_connection_specific(proto_fields_name(&r->fields, f), f->name_len))
         return 0;
@@ -146,9 +147,10 @@ static int is_forwarded(const proto_h1_response_t *r, const proto_field_t *f, in
     if (field_is(r, f, "te"))
         return 0;
     /* Framing of the HTTP/1.1 message, meaningless once de-chunked, and
-     * refused in trailers by RFC 9110 §6.5.1; an interim response has no
-     * content at all. */
-    if ((r->head_done || is_interim) && field_is(r, f, "content-length"))
+     * refused in trailers by RFC 9110 §6.5.1. A 204 or an interim response
+     * must not have one either (RFC 9110 §8.6); a 304's tells the size of
+     * the selected representation and is passed on. */
+    if ((status < 200 || status == 204) && field_is(r, f, "content-length"))
         return 0;
     return !has_conn || !named_by_connection(r, f);
 }
@@ -173,7 +175,7 @@ static int keep_alive_timeout(const char *v, size_t len)
 }
 
 /* Hands the forwarded fields to on_informational (a 1xx status), on_head
- * (before the final head is done) or on_trailers (after it). */
+ * (the final head's status) or on_trailers (status 0). */
 static int deliver_fields(proto_h1_response_t *r, int status)
 {
     int is_interim = status >= 100 && status < 200;
@@ -187,7 +189,7 @@ static int deliver_fields(proto_h1_response_t *r, int status)
         const proto_field_t *f = &r->fields.list[i];
         if (field_is(r, f, "connection"))
             has_conn = 1;
-        if (!r->head_done && !is_interim && field_is(r, f, "keep-alive"))
+        if (status >= 200 && field_is(r, f, "keep-alive"))
             r->keep_alive_timeout_s =
                 keep_alive_timeout(proto_fields_value(&r->fields, f), f->value_len);
     }
@@ -198,12 +200,12 @@ static int deliver_fields(proto_h1_response_t *r, int status)
     }
     for (size_t i = 0; i < r->fields.n; i++) {
         const proto_field_t *f = &r->fields.list[i];
-        if (is_forwarded(r, f, has_conn, is_interim))
+        if (is_forwarded(r, f, status, has_conn))
             hs[n++] = proto_fields_header(&r->fields, f);
     }
     if (is_interim)
         rv = r->cbs->on_informational != NULL ? r->cbs->on_informational(r->ud, status, hs, n) : 0;
-    else if (!r->head_done)
+    else if (status != 0)
         rv = r->cbs->on_head != NULL ? r->cbs->on_head(r->ud, status, hs, n) : 0;
     else if (n > 0 && r->cbs->on_trailers != NULL)
         rv = r->cbs->on_trailers(r->ud, hs, n);
@@ -280,17 +282,47 @@ static int h1_on_headers_complete(llhttp_t *p)
     is_bodiless = r->is_head_request || status == 204 || status == 304;
     if (!is_bodiless && has_other_coding(r))
         return set_err(r, PROTO_E_UNSAFE_RESPONSE, "transfer coding other than chunked");
-    if (deliver_fields(r, status) != 0)
-        return -1;
+    /* Held back (see flush_head) with its fields. */
     r->head_done = 1;
-    proto_fields_clear(&r->fields);
+    r->is_head_pending = 1;
+    r->head_status = status;
     return is_bodiless ? 1 : 0;
+}
+
+/*
+ * Hands out the head held since on_headers_complete. It waits for the first
+ * body byte, the last-chunk (trailers reuse the field storage), the end of
+ * the response or the end of the feed() that completed it, whichever comes
+ * first: a body whose framing breaks in those same bytes (a malformed first
+ * chunk size) fails the response before anything of it was handed on, and
+ * the gateway can still answer 502 instead of resetting a started response.
+ */
+static int flush_head(proto_h1_response_t *r)
+{
+    if (!r->is_head_pending)
+        return 0;
+    r->is_head_pending = 0;
+    if (deliver_fields(r, r->head_status) != 0)
+        return -1;
+    proto_fields_clear(&r->fields);
+    return 0;
+}
+
+/* The chunk size line was read; a last-chunk (size 0) may be followed by
+ * trailers, which need the field storage. */
+static int h1_on_chunk_header(llhttp_t *p)
+{
+    proto_h1_response_t *r = resp_of(p);
+
+    return p->content_length == 0 ? flush_head(r) : 0;
 }
 
 static int h1_on_body(llhttp_t *p, const char *at, size_t len)
 {
     proto_h1_response_t *r = resp_of(p);
 
+    if (flush_head(r) != 0)
+        return -1;
     if (r->cbs->on_body != NULL && r->cbs->on_body(r->ud, (const uint8_t *)at, len) < 0)
         return set_err(r, PROTO_E_CALLBACK, "stopped by callback");
     return 0;
@@ -302,6 +334,8 @@ static int h1_on_message_complete(llhttp_t *p)
 
     if (!r->head_done)
         return 0; /* an interim response ended: parse the next head */
+    if (flush_head(r) != 0)
+        return -1;
 
     r->is_complete = 1;
     /* Computed now: llhttp clears the flags it reads right after we return. */
@@ -332,6 +366,7 @@ int proto_h1_response_init(proto_h1_response_t *r, const proto_h1_response_cbs_t
     r->settings.on_header_value = h1_on_header_value;
     r->settings.on_header_value_complete = h1_on_header_value_complete;
     r->settings.on_headers_complete = h1_on_headers_complete;
+    r->settings.on_chunk_header = h1_on_chunk_header;
     r->settings.on_body = h1_on_body;
     r->settings.on_message_complete = h1_on_message_complete;
     proto_h1_response_reset(r, 0);
@@ -348,6 +383,8 @@ void proto_h1_response_reset(proto_h1_response_t *r, int is_head_request)
     r->is_head_request = is_head_request;
     proto_fields_clear(&r->fields);
     r->head_done = 0;
+    r->is_head_pending = 0;
+    r->head_status = 0;
     r->is_complete = 0;
     r->is_started = 0;
     r->keep_alive = 0;
@@ -378,7 +415,7 @@ ssize_t proto_h1_response_feed(proto_h1_response_t *r, const uint8_t *data, size
     if (r->is_value_cut == 2)
         r->is_value_cut = 0;
     if (e == HPE_OK)
-        return (ssize_t)len;
+        return flush_head(r) != 0 ? r->err : (ssize_t)len;
     if (e == HPE_PAUSED && r->is_complete)
         return llhttp_get_error_pos(&r->parser) - (const char *)data;
     if (r->err == 0) {

@@ -18,7 +18,10 @@
 typedef struct proto_h1_response_cbs {
     /* Final head (status 200..999). Fields lowercased, in arrival order,
      * connection-specific ones (and those the Connection header names)
-     * removed; content-length kept. */
+     * removed; content-length kept, except in a 204. Called before the
+     * first body byte, and not before the feed() that completed the head
+     * has parsed all its bytes: when the body's framing breaks within
+     * them, the error comes without a head. */
     int (*on_head)(void *ud, int status, const proto_header_t *headers, size_t n);
     int (*on_body)(void *ud, const uint8_t *data, size_t len);
     /* Chunked trailer fields, same filtering as the head. Not called when
@@ -39,7 +42,9 @@ typedef struct proto_h1_response {
     void *ud;
     int is_head_request;
     proto_fields_t fields;    /* the head (or trailers) being read, with its size limit */
-    int head_done;            /* final head delivered; later fields are trailers */
+    int head_done;            /* final head parsed; later fields are trailers */
+    int is_head_pending;      /* ... but not yet handed to on_head (flush_head) */
+    int head_status;          /* its status, while pending */
     int is_complete;          /* final response fully read */
     int is_started;           /* at least one byte of a response was parsed */
     int keep_alive;           /* valid once complete */

@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include <llhttp.h>
+
 /* RFC 9110 §5.6.2 tchar, as a table so the hot loop is one load per byte. */
 static const unsigned char tchar[256] = {
     ['!'] = 1, ['#'] = 1, ['$'] = 1, ['%'] = 1, ['&'] = 1, ['\''] = 1, ['*'] = 1, ['+'] = 1,
@@ -86,6 +88,21 @@ int proto_headers_valid_value(const char *value, size_t len)
 int proto_headers_is_idempotent_method(const char *method, size_t len)
 {
     static const char *const methods[] = {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"};
+
+    for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+        if (strlen(methods[i]) == len && memcmp(methods[i], method, len) == 0)
+            return 1;
+    }
+    return 0;
+}
+
+int proto_headers_is_known_method(const char *method, size_t len)
+{
+    static const char *const methods[] = {
+#define METHOD_NAME(num, name, string) #string,
+        HTTP_METHOD_MAP(METHOD_NAME)
+#undef METHOD_NAME
+    };
 
     for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
         if (strlen(methods[i]) == len && memcmp(methods[i], method, len) == 0)

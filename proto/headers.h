@@ -1,7 +1,7 @@
 /*
  * Header field rules shared by request and response translation: which
  * fields are connection-specific, which bytes HTTP/1.1 can carry, which
- * methods are idempotent.
+ * methods are idempotent, which ones the gateway knows.
  */
 #ifndef PROTO_HEADERS_H
 #define PROTO_HEADERS_H
@@ -27,6 +27,12 @@ int proto_headers_valid_value(const char *value, size_t len);
 /* 1 when the method is idempotent (RFC 9110 §9.2.2): GET HEAD OPTIONS TRACE
  * PUT DELETE. Case-sensitive, as methods are. */
 int proto_headers_is_idempotent_method(const char *method, size_t len);
+
+/* 1 when the method is in llhttp's table of HTTP methods, the ones the
+ * HTTP/1.1 frontend can parse (CONNECT included, though it is refused
+ * elsewhere). Any other token is a method the gateway does not implement
+ * (501), whichever frontend it came through. Case-sensitive. */
+int proto_headers_is_known_method(const char *method, size_t len);
 
 /* 1 when the comma-separated list (a Connection header value, with optional
  * whitespace around elements) contains name, compared case-insensitively. */

@@ -15,6 +15,10 @@
 /* Plaintext is decrypted in pieces of one TLS record at most. */
 #define TLS_READ_CHUNK (16 * 1024)
 
+/* How long a finished connection keeps reading (and dropping) after its
+ * FIN, waiting for the client's. */
+#define LINGER_MS 2000
+
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
 static void on_write(uv_write_t *req, int status);
 static void on_close(uv_handle_t *handle);
@@ -176,7 +180,8 @@ static void on_idle_timeout(uv_timer_t *timer)
  * handshake has its own timeout on the same timer first. */
 static void update_idle_timer(gw_client_conn_t *c)
 {
-    if (c->is_closing || c->is_idle_expired || (c->is_tls && !c->tls.is_handshake_done))
+    if (c->is_closing || c->is_lingering || c->is_idle_expired ||
+        (c->is_tls && !c->tls.is_handshake_done))
         return;
     int is_idle = c->proto->is_idle == NULL || c->proto->is_idle(c);
     if (is_idle && !c->is_idle_timing) {
@@ -199,6 +204,55 @@ static void output_written(gw_client_conn_t *c)
         c->out = NULL;
         c->out_cap = 0;
     }
+}
+
+static void on_linger_timeout(uv_timer_t *timer)
+{
+    gw_client_conn_close(timer->data);
+}
+
+static void on_shutdown(uv_shutdown_t *req, int status)
+{
+    gw_client_conn_t *c = req->data;
+    free(req);
+    if (status == UV_ECANCELED)
+        return; /* closed meanwhile: c may be gone */
+    if (status != 0)
+        gw_client_conn_close(c);
+}
+
+/*
+ * The protocol is done and its last output written: send FIN, then read and
+ * drop what the client still sends until its own FIN (or LINGER_MS). Closing
+ * with unread input, or input still on its way, makes the kernel answer with
+ * a reset, which can destroy the last answer (a GOAWAY, an HTTP/1.1 response
+ * with "connection: close") before the client has read it.
+ */
+static void linger_close(gw_client_conn_t *c)
+{
+    if (c->is_lingering)
+        return;
+    c->is_lingering = 1;
+    uv_shutdown_t *req = c->is_eof ? NULL : malloc(sizeof(*req));
+    if (req == NULL) { /* the client has closed its side already, or no memory */
+        gw_client_conn_close(c);
+        return;
+    }
+    req->data = c;
+    if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
+        free(req);
+        gw_client_conn_close(c);
+        return;
+    }
+    /* From here on req is freed by on_shutdown, also when the close cancels it. */
+    if (c->is_read_paused && uv_read_start((uv_stream_t *)&c->tcp, gw_ctx_alloc_cb, on_read) != 0) {
+        gw_client_conn_close(c);
+        return;
+    }
+    c->is_read_paused = 0;
+    c->is_idle_timing = 0;
+    uv_timer_stop(&c->timer);
+    uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
 }
 
 /* Rounds of gather-and-write per connection and loop turn: a connection
@@ -225,7 +279,7 @@ static void write_out(gw_client_conn_t *c)
         }
         if (c->out_len == 0) {
             if (c->is_done)
-                gw_client_conn_close(c);
+                linger_close(c);
             return;
         }
         /* Most writes complete at once: uv_try_write spares the write
@@ -382,6 +436,11 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     gw_client_conn_t *c = stream->data;
     if (nread == 0 || c->is_closing)
         return;
+    if (c->is_lingering) {
+        if (nread < 0) /* the client's FIN (or an error): nothing more to wait for */
+            gw_client_conn_close(c);
+        return;
+    }
     if (nread < 0) {
         if (nread != UV_EOF)
             GW_LOG_DEBUG("client %s:%d: read failed: %s", c->peer_addr, c->peer_port,
@@ -453,6 +512,28 @@ static void on_close(uv_handle_t *handle)
     free(c);
     w->nclients--;
     w->on_client_closed(w);
+}
+
+int gw_client_conn_local_authority(gw_client_conn_t *c, char *buf, size_t cap)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof(ss);
+    char ip[INET6_ADDRSTRLEN];
+    int n;
+
+    int rv = uv_tcp_getsockname(&c->tcp, (struct sockaddr *)&ss, &len);
+    if (rv != 0)
+        return rv;
+    if (ss.ss_family == AF_INET6) {
+        const struct sockaddr_in6 *a6 = (const struct sockaddr_in6 *)&ss;
+        uv_ip6_name(a6, ip, sizeof(ip));
+        n = snprintf(buf, cap, "[%s]:%u", ip, ntohs(a6->sin6_port));
+    } else {
+        const struct sockaddr_in *a4 = (const struct sockaddr_in *)&ss;
+        uv_ip4_name(a4, ip, sizeof(ip));
+        n = snprintf(buf, cap, "%s:%u", ip, ntohs(a4->sin_port));
+    }
+    return n < 0 || (size_t)n >= cap ? UV_ENOBUFS : n;
 }
 
 int gw_client_conn_cert_field(const gw_client_conn_t *c, proto_header_t *field, char *buf,

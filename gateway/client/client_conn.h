@@ -84,6 +84,7 @@ struct gw_client_conn {
     unsigned is_idle_expired : 1; /* told to go away for idling */
     unsigned is_read_paused : 1;  /* the protocol stopped reading (gw_client_conn_pause_read) */
     unsigned is_eof : 1;          /* the client sent EOF; nothing more will be read */
+    unsigned is_lingering : 1;    /* done: FIN sent, input dropped until the client's FIN */
     uint8_t sniff[24];            /* first bytes, kept until the protocol is known */
     size_t sniff_len;
 };
@@ -116,6 +117,11 @@ int gw_client_conn_resume_read(gw_client_conn_t *c);
 /* Closes now; pending output is dropped. Safe to call twice. Never call it
  * from inside the protocol's own callbacks: return an error instead. */
 void gw_client_conn_close(gw_client_conn_t *c);
+
+/* The address the client reached (the listener's, or for a wildcard
+ * listener the local address of this connection) as "IP:PORT" or
+ * "[IPv6]:PORT" into buf. Returns its length, or a negative error. */
+int gw_client_conn_local_authority(gw_client_conn_t *c, char *buf, size_t cap);
 
 /* mTLS: when the listener passes the client certificate on
  * (client_cert_header), fills field with that name and the verified

@@ -446,9 +446,21 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
     }
     /* Host itself is checked and written by the builder; only the
      * absolute-form authority comes in as :authority. */
+    const char *authority = head->authority;
+    size_t authority_len = head->authority_len;
+    char local[80];
     if (head->flags & PROTO_H1_REQ_ABSOLUTE_FORM) {
-        req.authority = head->authority;
-        req.authority_len = head->authority_len;
+        req.authority = authority;
+        req.authority_len = authority_len;
+    } else if (authority == NULL) {
+        /* HTTP/1.0 without Host (the parser refuses that in HTTP/1.1): the
+         * backend, which may well need one, gets the address the client
+         * reached. */
+        int n = gw_client_conn_local_authority(c, local, sizeof(local));
+        if (n > 0) {
+            req.authority = authority = local;
+            req.authority_len = authority_len = (size_t)n;
+        }
     }
     /* A WebSocket handshake goes through whole, the client's key included;
      * the connection is the tunnel's afterwards, or closes. */
@@ -465,8 +477,7 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
         free(fields);
     x->is_head_method = h->is_head;
     /* Routed now: head's pointers are valid during this callback only. */
-    x->pool =
-        c->w->pool_for(c->w, head->authority, head->authority_len, head->path, head->path_len);
+    x->pool = c->w->pool_for(c->w, authority, authority_len, head->path, head->path_len);
     if (rv != 0) {
         gw_exchange_free(x);
         if (rv == PROTO_E_NOMEM) {

@@ -12,6 +12,7 @@
 #include "proto/fields.h"
 #include "gateway/core/log.h"
 #include "gateway/core/ctx.h"
+#include "proto/h2_watch.h"
 #include "proto/headers.h"
 #include "proto/priority.h"
 #include "proto/upgrade.h"
@@ -39,6 +40,9 @@ typedef struct h2_client {
     int is_shutdown_noticed;
     int is_goaway_sent;
     gw_h2_glitch_t glitch; /* abuse budget (h2_glitch_threshold) */
+    /* Closed streams nghttp2 has forgotten (RFC 9113 5.1). */
+    proto_h2_watch_t watch;
+    int32_t peer_reset_id; /* the stream of the RST_STREAM being received */
 } h2_client_t;
 
 /* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers
@@ -735,6 +739,9 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
     case NGHTTP2_PRIORITY:
         on_priority_frame(h, frame);
         break;
+    case NGHTTP2_RST_STREAM:
+        h->peer_reset_id = frame->hd.stream_id; /* nghttp2 closes it next */
+        break;
     case NGHTTP2_PING:
         if ((frame->hd.flags & NGHTTP2_FLAG_ACK) && h->is_shutdown_noticed)
             send_final_goaway(h);
@@ -764,7 +771,15 @@ static int h2_on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_
 static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint32_t error_code,
                               void *ud)
 {
-    (void)ud, (void)error_code;
+    h2_client_t *h = ud;
+    (void)error_code;
+    /* The reset first: nghttp2 marks a stream the client reset as closed
+     * for reading too, like one it ended. */
+    int kind = stream_id == h->peer_reset_id ? PROTO_H2_CLOSED_PEER_RESET
+               : nghttp2_session_get_stream_remote_close(session, stream_id) == 1
+                   ? PROTO_H2_CLOSED_REMOTE_END
+                   : PROTO_H2_CLOSED_LOCAL_RESET;
+    proto_h2_watch_closed(&h->watch, stream_id, kind);
     gw_exchange_t *x = stream_exchange(session, stream_id);
     if (x == NULL)
         return 0;
@@ -865,17 +880,76 @@ static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame
 
 /* ---- the connection ---- */
 
-static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
+static int session_recv(h2_client_t *h, const uint8_t *data, size_t len)
 {
-    h2_client_t *h = c->proto_state;
-    h->is_awaiting_preface = 0;
-    ssize_t rv = nghttp2_session_mem_recv(h->session, data, len);
+    gw_client_conn_t *c = h->conn;
+    ssize_t rv = len > 0 ? nghttp2_session_mem_recv(h->session, data, len) : 0;
     if (rv < 0) {
         GW_LOG_DEBUG("client %s:%d: HTTP/2 error: %s", c->peer_addr, c->peer_port,
                      nghttp2_strerror((int)rv));
         return -1;
     }
     return 0;
+}
+
+/*
+ * RFC 9113 5.1 for a DATA or HEADERS frame whose header just arrived, all
+ * earlier frames being processed: on a stream the client had ended, a
+ * connection error; on one it reset, a stream error; on an id it skipped,
+ * PROTOCOL_ERROR (5.1.1). nghttp2 still sees the frame (its HPACK state
+ * must follow every header block) but ignores it. Returns 1 when the
+ * connection is ending.
+ */
+static int answer_closed_stream(h2_client_t *h, const proto_h2_frame_hd_t *hd)
+{
+    gw_client_conn_t *c = h->conn;
+    int is_known = nghttp2_session_find_stream(h->session, hd->stream_id) != NULL;
+    uint32_t code;
+
+    switch (proto_h2_watch_judge(&h->watch, hd, is_known)) {
+    case PROTO_H2_RST_CLOSED:
+        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, hd->stream_id,
+                                  NGHTTP2_STREAM_CLOSED);
+        gw_client_conn_mark_dirty(c);
+        return 0;
+    case PROTO_H2_GOAWAY_CLOSED:
+        code = NGHTTP2_STREAM_CLOSED;
+        break;
+    case PROTO_H2_GOAWAY_PROTOCOL:
+        code = NGHTTP2_PROTOCOL_ERROR;
+        break;
+    default:
+        return 0;
+    }
+    GW_LOG_DEBUG("client %s:%d: frame type %d on closed stream %d: connection error %s",
+                 c->peer_addr, c->peer_port, hd->type, (int)hd->stream_id,
+                 nghttp2_http2_strerror(code));
+    nghttp2_session_terminate_session(h->session, code);
+    gw_client_conn_mark_dirty(c);
+    return 1;
+}
+
+static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
+{
+    h2_client_t *h = c->proto_state;
+    size_t fed = 0, pos = 0;
+
+    h->is_awaiting_preface = 0;
+    /* Frame by frame where it matters: a DATA or HEADERS frame is judged
+     * after nghttp2 has processed everything before it. */
+    while (pos < len) {
+        proto_h2_frame_hd_t hd;
+        int has_hd;
+        pos += proto_h2_watch_scan(&h->watch, data + pos, len - pos, &hd, &has_hd);
+        if (!has_hd)
+            break;
+        if (session_recv(h, data + fed, pos - 1 - fed) != 0)
+            return -1;
+        fed = pos - 1;
+        if (answer_closed_stream(h, &hd))
+            return 0; /* nghttp2 ignores all input from now on */
+    }
+    return session_recv(h, data + fed, len - fed);
 }
 
 static int h2_conn_on_flush(gw_client_conn_t *c)
@@ -955,6 +1029,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
         return NULL;
     h->conn = c;
     proto_queue_init(&h->exchanges);
+    proto_h2_watch_init(&h->watch, 0);
 
     if (nghttp2_session_callbacks_new(&cbs) != 0)
         goto fail;
@@ -1052,6 +1127,7 @@ int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, si
     c->proto = &gw_h2_client_proto;
     c->proto_state = h;
     h->is_awaiting_preface = 1;
+    proto_h2_watch_init(&h->watch, 1);
     apply_send_priority(h, x);
     gw_exchange_start(x, x->pool); /* routed by the HTTP/1.1 frontend */
     gw_client_conn_mark_dirty(c);

@@ -5,7 +5,10 @@
  * the input, must give the same events each time. Which requests were HEAD
  * comes from the input too: a HEAD response has no body whatever its fields
  * say. (CONNECT is never sent to a backend - proto_h1_request_build refuses
- * it - so there is no CONNECT response to parse.)
+ * it - so there is no CONNECT response to parse.) A head is handed out only
+ * once the bytes of the feed() that completed it parsed cleanly, so whether
+ * a head right before an error is seen depends on the cuts: such a head is
+ * left out of the comparison.
  *
  * Input: [k][HEAD bits][max-head choice][k x 16-bit cut points][stream].
  */
@@ -19,6 +22,8 @@ typedef struct run {
     fz_log_t log;
     const uint8_t *lo, *hi;
     int in_body;
+    fz_log_t before_head; /* the log before the last head ... */
+    int is_head_last;     /* ... while nothing was logged after it */
 } run_t;
 
 static void log_fields(fz_log_t *l, const proto_header_t *h, size_t n)
@@ -42,6 +47,8 @@ static int on_head(void *ud, int status, const proto_header_t *h, size_t n)
 
     r->in_body = 0;
     FZ_CHECK(status >= 200 && status <= 999);
+    r->before_head = r->log;
+    r->is_head_last = 1;
     fz_log_event(&r->log, 'H');
     fz_log_int(&r->log, status);
     log_fields(&r->log, h, n);
@@ -53,6 +60,7 @@ static int on_body(void *ud, const uint8_t *data, size_t len)
     run_t *r = ud;
 
     FZ_CHECK(data >= r->lo && data + len <= r->hi);
+    r->is_head_last = 0;
     if (!r->in_body)
         fz_log_event(&r->log, 'B');
     r->in_body = 1;
@@ -65,6 +73,7 @@ static int on_trailers(void *ud, const proto_header_t *h, size_t n)
     run_t *r = ud;
 
     r->in_body = 0;
+    r->is_head_last = 0;
     FZ_CHECK(n > 0);
     fz_log_event(&r->log, 'T');
     log_fields(&r->log, h, n);
@@ -76,6 +85,7 @@ static int on_complete(void *ud)
     run_t *r = ud;
 
     r->in_body = 0;
+    r->is_head_last = 0;
     fz_log_event(&r->log, 'C');
     return 0;
 }
@@ -112,6 +122,7 @@ static void drive(run_t *r, size_t max_head, unsigned head_bits, const uint8_t *
     r->lo = stream;
     r->hi = stream + len;
     r->in_body = 0;
+    r->is_head_last = 0;
     FZ_CHECK(proto_h1_response_init(&p, &cbs, r, max_head) == 0);
     proto_h1_response_reset(&p, head_bits & 1);
     while (off < len && rv == 0 && !is_closed) {
@@ -126,6 +137,8 @@ static void drive(run_t *r, size_t max_head, unsigned head_bits, const uint8_t *
             if (n < 0) {
                 rv = (int)n;
                 FZ_CHECK(p.why != NULL);
+                if (r->is_head_last)
+                    r->log = r->before_head; /* see the top of this file */
                 break;
             }
             FZ_CHECK((size_t)n <= end - off);

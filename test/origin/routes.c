@@ -393,7 +393,15 @@ static void do_status(or_conn_t *c)
         or_out_printf(c, "HTTP/1.1 %u %s\r\n\r\n", (unsigned)n, reason((int)n));
         respond_text(c, 200, body);
     } else if (n == 204 || n == 304) {
-        send_head(c, (int)n, -1, NULL, 1);
+        /* ?length=K: a Content-Length that announces no body here (RFC 9110
+         * 8.6 forbids it in a 204; in a 304 it is the selected size). */
+        size_t len;
+        const char *v = req_query(c, "length", &len);
+        uint64_t clen;
+        if (v == NULL || parse_u64(v, len, UINT64_C(1) << 50, &clen) != 0)
+            send_head(c, (int)n, -1, NULL, 1);
+        else
+            send_head(c, (int)n, (int64_t)clen, NULL, 1);
         or_conn_end_response(c);
     } else {
         respond_text(c, (int)n, body);

@@ -234,6 +234,7 @@ static void run_cases(const req_case_t *cases, size_t n)
 
 #define RUN(cases) run_cases(cases, sizeof(cases) / sizeof(cases[0]))
 #define BAD PROTO_E_BAD_REQUEST
+#define NOTIMPL PROTO_E_NOT_IMPLEMENTED
 
 /* ---- accepted requests ---- */
 
@@ -599,9 +600,43 @@ static void test_fields(void **state)
         {"HTTP/0.9", "GET / HTTP/0.9\r\nHost: x\r\n\r\n", "", BAD, 0},
         {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: x\r\n\r\n", "", BAD, 0},
         {"lowercase version", "GET / http/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
-        {"unknown method", "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
-        {"lowercase method", "get / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"garbage in the method", "G(T / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"method cut by CR", "FOO\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"known method, bad version", "GET / HTTP/9.9\r\nHost: x\r\n\r\n", "", BAD, 0},
         {"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", "", BAD, 0},
+    };
+
+    (void)state;
+    RUN(cases);
+}
+
+/* A method outside llhttp's table is a token the gateway does not
+ * implement: 501, whatever follows and however the bytes are split. */
+static void test_unknown_method(void **state)
+{
+    static const req_case_t cases[] = {
+        {"unknown method", "FOO / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"QUERY", "QUERY /q HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\n\r\nx", "", NOTIMPL, 0},
+        {"BAN", "BAN /cache HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"lowercase method", "get / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"a known method's prefix", "GETX / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"RTSP's DESCRIBE", "DESCRIBE / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"PRI outside the preface", "PRI / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"after empty lines", "\r\n\r\nQUERY / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL, 0},
+        {"a token longer than any method",
+         "X-VERY-LONG-EXTENSION-METHOD-NAME-0123456789 / HTTP/1.1\r\nHost: x\r\n\r\n", "", NOTIMPL,
+         0},
+        {"unknown method after a request",
+         "GET / HTTP/1.1\r\nHost: x\r\n\r\nQUERY / HTTP/1.1\r\nHost: x\r\n\r\n",
+         "HGET / a=x v1 K|host=x\nC\n", NOTIMPL, 0},
+        {"tchar but cut by a bad byte", "QUE(RY / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"a token that never ends is bounded by the head limit",
+         "QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ", "",
+         PROTO_E_TOO_LARGE, 64},
+        /* The bytes llhttp took before the method get the raw checks first
+         * (found by fuzz_h1_request_parser: "\nOG" whole or byte by byte). */
+        {"bare LF before an unknown method", "\nOG / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
+        {"bare CR before an unknown method", "\rOG / HTTP/1.1\r\nHost: x\r\n\r\n", "", BAD, 0},
     };
 
     (void)state;
@@ -862,6 +897,44 @@ static void test_base64url(void **state)
     assert_int_equal(proto_h1_base64url_decode("YWJj", 4, out, 2), -1);
 }
 
+/* The sniffer's question: may these first bytes be an HTTP/1.x request?
+ * Each case is also asked split in two at every position. */
+static void test_request_line_plausible(void **state)
+{
+    static const struct {
+        const char *in;
+        int want;
+    } cases[] = {
+        {"GET / HTTP/1.1\r\n", 1},
+        {"GET / HTTP/1.0\r\n", 1},
+        {"\r\nGET / HTTP/1.1\r\n", 1},
+        {"QUERY /q HTTP/1.1\r\nHost: a\r\n", 1},
+        {"GET  /echo HTTP/1.1\r\n", 1}, /* malformed: the parser answers 400 */
+        {"GET /echo HTTP/2.0\r\n", 1},  /* likewise */
+        {"GET /echo HTTP/1.1\n", 1},
+        {"GET /a-long-target-not-finished", 1}, /* not settled: benefit of the doubt */
+        {"GET", 1},
+        {"", 1},
+        {"INVALID CONNECTION PREFACE\r\n\r\n", 0}, /* h2spec 3.5 #2 */
+        {"GET /\r\n", 0},                          /* HTTP/0.9 */
+        {"\x16\x03\x01\x02", 0},                   /* TLS on the cleartext port */
+        {"G(T / HTTP/1.1\r\n", 0},
+        {"\r\n\r\n\x01", 0},
+        {"GET\r\n", 0},
+    };
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        const uint8_t *in = (const uint8_t *)cases[i].in;
+        size_t len = strlen(cases[i].in);
+        for (size_t cut = 0; cut <= len; cut++) {
+            int got = proto_h1_request_line_plausible(in, cut, in + cut, len - cut);
+            if (got != cases[i].want)
+                fail_msg("case %zu cut %zu: got %d", i, cut, got);
+        }
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -881,6 +954,8 @@ int main(void)
         cmocka_unit_test(test_callback_stops),
         cmocka_unit_test(test_many_fields),
         cmocka_unit_test(test_base64url),
+        cmocka_unit_test(test_request_line_plausible),
+        cmocka_unit_test(test_unknown_method),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);

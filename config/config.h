@@ -145,6 +145,8 @@ typedef struct cfg {
     uint64_t stream_write_timeout_ms; /* client stopped taking its response */
     uint64_t drain_delay_ms;          /* SIGTERM -> listeners closed (readyz fails at once) */
     uint64_t shutdown_timeout_ms;     /* listeners closed -> connections cut */
+    uint32_t max_tunnels;             /* WebSocket tunnels per worker; 0: off */
+    uint64_t tunnel_idle_timeout_ms;  /* a tunnel with no byte either way this long ends */
     cfg_addr_t admin_addr;            /* [admin] address, --admin */
     int has_admin;                    /* admin listener configured */
     uint32_t h2_glitch_threshold;     /* HTTP/2 abuse budget per connection; 0: off */

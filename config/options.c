@@ -98,6 +98,13 @@ const cfg_option_t cfg__options[] = {
      MS_PER_DAY,
      "after the listeners close, time in-flight requests get to finish before connections are cut",
      NULL, NULL, NULL},
+    {"max-tunnels", "max_tunnels", OPT_UINT32, GW(max_tunnels), "1000", 0, 10000000,
+     "WebSocket tunnels (RFC 8441 extended CONNECT, HTTP/1.1 Upgrade) open at once, per worker, "
+     "each on its own backend connection; 0: off (no SETTINGS_ENABLE_CONNECT_PROTOCOL, Upgrade "
+     "not forwarded)",
+     NULL, NULL, NULL},
+    {"tunnel-idle-timeout", "tunnel_idle_timeout", OPT_DURATION_MS, GW(tunnel_idle_timeout_ms),
+     "5m", 1, MS_PER_DAY, "a tunnel with no byte either way this long is closed", NULL, NULL, NULL},
     {"log-level", "log_level", OPT_ENUM, GW(log_level), "warn", 0, 0, "what the error log reports",
      log_levels, "log level", NULL},
     {"log-format", "log_format", OPT_ENUM, GW(log_format), "text", 0, 0,

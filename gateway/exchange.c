@@ -176,6 +176,7 @@ void gw_exchange_free(gw_exchange_t *x)
     /* A connection still borrowed here is mid-exchange: what the backend
      * sends next belongs to a request nobody waits for. */
     drop_conn(x, 0);
+    gw_tunnel_close(x->tunnel);
     proto_queue_remove(&x->fe_node);
     proto_h1_head_free(&x->head);
     proto_buf_free(&x->req_body);
@@ -312,7 +313,14 @@ void gw_exchange_reprioritize(gw_exchange_t *x, int urgency, int weight)
 int gw_exchange_req_body(gw_exchange_t *x, const uint8_t *data, size_t len)
 {
     /* Once the response is complete or failed nobody will write these. */
-    if (x->state == GW_X_DONE || x->state == GW_X_FAILED)
+    if (x->state == GW_X_FAILED)
+        return 0;
+    if (x->tunnel != NULL) {
+        int rv = gw_tunnel_write(x->tunnel, data, len);
+        x->req_body_received += rv == 1 ? len : 0;
+        return rv;
+    }
+    if (x->state == GW_X_DONE)
         return 0;
     x->req_body_received += len;
     gw_metrics_add(&x->w->metrics.received_bytes, len);
@@ -380,6 +388,8 @@ void gw_exchange_req_end(gw_exchange_t *x)
     x->is_req_end = 1;
     if (x->conn != NULL)
         gw_h1conn_body_ready(x->conn);
+    if (x->tunnel != NULL)
+        gw_tunnel_shutdown(x->tunnel);
 }
 
 static gw_pool_waiter_t *waiter_parent_of(gw_pool_waiter_t *wt)
@@ -668,6 +678,9 @@ size_t gw_exchange_resp_read(gw_exchange_t *x, uint8_t *dst, size_t max)
     size_t n = proto_buf_read(&x->resp_body, dst, max);
     x->resp_bytes += n;
     gw_metrics_add(&x->w->metrics.sent_bytes, n);
+    if (x->tunnel != NULL && n > 0 &&
+        proto_buf_len(&x->resp_body) <= x->w->cfg->response_buffer_size / 2)
+        gw_tunnel_resume_read(x->tunnel);
     if (x->conn != NULL && x->is_resp_paused && n > 0) {
         if (proto_buf_len(&x->resp_body) <= x->w->cfg->response_buffer_size / 2) {
             x->is_resp_paused = 0;

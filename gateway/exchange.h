@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "gateway/backend/pool.h"
+#include "gateway/backend/tunnel.h"
 #include "gateway/core/ctx.h"
 #include "gateway/core/err.h"
 #include "proto/buf.h"
@@ -96,6 +97,7 @@ struct gw_exchange {
     gw_err_t err;             /* why it failed */
     gw_pool_t *pool;          /* its backend, set by the frontend before start */
     gw_h1conn_t *conn;        /* borrowed while SENDING or RECEIVING */
+    gw_tunnel_t *tunnel;      /* an upgraded request's own connection (gateway/upgrade.c); owned */
     gw_server_t *server;      /* the server of the latest attempt, for logs */
     uint64_t attempt_ms;      /* when the latest attempt got its connection */
     uint32_t retry_after_s;   /* for a 503: when the client may try again */
@@ -123,6 +125,7 @@ struct gw_exchange {
     unsigned is_started : 1;    /* head built and given to the pool */
     unsigned is_req_end : 1;    /* the client sent its last body byte */
     unsigned is_conn_reused : 1;
+    unsigned is_upgrade : 1; /* carried by a tunnel (gateway/upgrade.c), not the pool */
 
     /* response */
     int resp_status;          /* what the client got (the gateway's own status too) */
@@ -152,7 +155,8 @@ void gw_exchange_free(gw_exchange_t *x);
 /* Hands x (whose head is built) to its backend's pool. */
 void gw_exchange_start(gw_exchange_t *x, gw_pool_t *pool);
 
-/* Request body bytes from the client. Returns 1 when they were taken for the
+/* Request body bytes from the client (an upgraded request's: tunnel
+ * bytes, with no size limit). Returns 1 when they were taken for the
  * backend (the window reopens through on_req_body_written), 0 when the
  * exchange no longer needs them (the caller reopens the window itself), or
  * PROTO_E_NOMEM. */

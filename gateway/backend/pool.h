@@ -73,13 +73,13 @@ typedef struct gw_pool {
     char name[CFG_NAME_MAX];
     gw_server_t *servers;
     size_t nservers;
-    size_t rr_next;           /* tie breaker for least outstanding */
-    proto_queue_t all;        /* every open connection */
-    proto_sched_t sched;      /* requests waiting for a connection */
-    uv_timer_t queue_timer;   /* fails requests waiting over queue_timeout */
+    size_t rr_next;             /* tie breaker for least outstanding */
+    proto_queue_t all;          /* every open connection */
+    proto_sched_t sched;        /* requests waiting for a connection */
+    uv_timer_t queue_timer;     /* fails requests waiting over queue_timeout */
     uint64_t queue_deadline_ms; /* when queue_timer fires, while active */
-    uv_timer_t resolve_timer; /* re-resolves server names */
-    gw_task_t dispatch_task;  /* dispatch at the end of this loop turn */
+    uv_timer_t resolve_timer;   /* re-resolves server names */
+    gw_task_t dispatch_task;    /* dispatch at the end of this loop turn */
     gw_h1conn_cfg_t conn_cfg;
     gw_log_limit_t log_limit; /* warnings not about one server */
     int is_closing;

@@ -17,12 +17,14 @@
 #include <string.h>
 
 #include "gateway/exchange.h"
+#include "gateway/upgrade.h"
 #include "gateway/client/h2_frontend.h"
 #include "gateway/core/log.h"
 #include "proto/headers.h"
 #include "gateway/core/ctx.h"
 #include "proto/buf.h"
 #include "proto/h1_request_parser.h"
+#include "proto/upgrade.h"
 
 /* Unparsed bytes kept while a request is served; reads stop beyond. */
 #define MAX_UNPARSED (64 * 1024)
@@ -64,6 +66,8 @@ typedef struct h1_client {
     unsigned is_aborted : 1;      /* close without completing the response */
     unsigned is_draining : 1;
     unsigned is_processing : 1; /* process_input() is on the stack */
+    unsigned is_upgrade : 1;    /* it asked for a WebSocket (gateway/upgrade.c) */
+    unsigned is_tunnel : 1;     /* its 101 is staged: raw bytes both ways from here */
 } h1_client_t;
 
 static const gw_frontend_ops_t h1_frontend_ops;
@@ -166,12 +170,65 @@ static void refuse(h1_client_t *h, int status, const char *why)
 
 /* ---- frontend ops: the exchange talks back ---- */
 
+static void update_reading(h1_client_t *h);
+
+/* Bytes for the tunnel: the client's, after the 101. Returns 0, or -1 when
+ * out of memory. */
+static int to_tunnel(h1_client_t *h, const uint8_t *data, size_t len)
+{
+    if (h->x != NULL && gw_exchange_req_body(h->x, data, len) < 0)
+        return -1;
+    return 0;
+}
+
+/*
+ * The backend switched protocols: its 101 goes to the client (Upgrade,
+ * Connection and Sec-WebSocket-Accept are the handshake, the client's to
+ * check), and from here the connection carries raw bytes both ways until
+ * either side ends. Bytes the client sent behind its request are the
+ * tunnel's now.
+ */
+static int stage_switch(h1_client_t *h, const proto_header_t *f, size_t n)
+{
+    proto_header_t stack[64];
+    proto_header_t *kept = n <= 64 ? stack : malloc(n * sizeof(*kept));
+    if (kept == NULL)
+        return -1;
+    size_t k = proto_upgrade_filter_101(f, n, kept, 0);
+    int rv = stage_str(h, "HTTP/1.1 101 Switching Protocols\r\n");
+    for (size_t i = 0; i < k && rv == 0; i++)
+        rv = stage_field(h, kept[i].name, kept[i].name_len, kept[i].value, kept[i].value_len);
+    rv |= stage(h, "\r\n", 2);
+    if (kept != stack)
+        free(kept);
+    if (rv != 0)
+        return -1;
+    h->framing = FRAME_CLOSE; /* the backend's bytes as they come */
+    h->is_keep_alive = 0;
+    h->is_resp_started = 1;
+    h->is_tunnel = 1;
+    proto_slice_t sl;
+    while (proto_buf_slices(&h->inbuf, &sl, 1) > 0) {
+        if (to_tunnel(h, sl.base, sl.len) != 0)
+            return -1;
+        proto_buf_consume(&h->inbuf, sl.len);
+    }
+    /* The client may have ended its side already. */
+    if (h->conn->is_eof && h->x != NULL)
+        gw_exchange_req_end(h->x);
+    update_reading(h);
+    gw_client_conn_mark_dirty(h->conn);
+    return 0;
+}
+
 static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n, int has_body)
 {
     h1_client_t *h = client_of(x);
     char line[64];
     int has_length = 0, rv;
 
+    if (status == 101)
+        return stage_switch(h, f, n);
     for (size_t i = 0; i < n; i++) {
         if (proto_headers_name_eq(f[i].name, f[i].name_len, "content-length", 14))
             has_length = 1;
@@ -253,8 +310,6 @@ static void fe_on_fail(gw_exchange_t *x, int status, uint32_t rst_code, const ch
     gw_client_conn_mark_dirty(h->conn);
 }
 
-static void update_reading(h1_client_t *h);
-
 static void fe_on_req_body_written(gw_exchange_t *x, size_t n)
 {
     (void)n;
@@ -281,8 +336,11 @@ static void update_reading(h1_client_t *h)
     /* A refused connection goes on reading (and dropping) until its answer
      * is written: closing with unread input makes the kernel send a reset,
      * which may destroy the answer before the client reads it. */
-    int is_full = proto_buf_len(&h->inbuf) > MAX_UNPARSED || h->is_aborted ||
-                  (h->x != NULL && proto_buf_len(&h->x->req_body) > c->w->cfg->request_buffer_size);
+    int is_full =
+        proto_buf_len(&h->inbuf) > MAX_UNPARSED || h->is_aborted ||
+        (h->x != NULL && proto_buf_len(&h->x->req_body) > c->w->cfg->request_buffer_size) ||
+        (h->is_tunnel && h->x != NULL && h->x->tunnel != NULL &&
+         gw_tunnel_pending(h->x->tunnel) > c->w->cfg->request_buffer_size);
 
     if (is_full) {
         gw_client_conn_pause_read(c);
@@ -405,6 +463,16 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
             req.authority_len = authority_len = (size_t)n;
         }
     }
+    /* A WebSocket handshake goes through whole, the client's key included;
+     * the connection is the tunnel's afterwards, or closes. */
+    proto_header_t ws_extra[1 + PROTO_UPGRADE_EXTRA_MAX];
+    h->is_upgrade = gw_upgrade_is_enabled(c->w) && head->http_minor == 1 &&
+                    proto_upgrade_is_websocket(head->method, head->method_len, head->headers,
+                                               head->nheaders, req.has_body);
+    if (h->is_upgrade) {
+        proto_upgrade_request(&req, ws_extra, 1 + PROTO_UPGRADE_EXTRA_MAX, NULL);
+        h->is_keep_alive = 0;
+    }
     rv = proto_h1_request_build(&req, &x->head, &why);
     if (fields != stack)
         free(fields);
@@ -422,6 +490,12 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
     }
     h->x = x;
     x->is_req_end = !req.has_body;
+    if (h->is_upgrade) {
+        x->is_req_end = 0; /* the tunnel's bytes follow */
+        gw_upgrade_start(x, x->pool);
+        gw_client_conn_mark_dirty(c);
+        return 0;
+    }
     if (want_upgrade(h, head))
         return 0; /* started on stream 1 by the switch in on_flush */
     gw_exchange_start(x, x->pool);
@@ -452,7 +526,7 @@ static int h1_on_complete(void *ud)
     h1_client_t *h = ud;
 
     h->is_req_done = 1;
-    if (h->x != NULL && h->x->is_started && !h->x->is_req_end)
+    if (h->x != NULL && h->x->is_started && !h->x->is_req_end && !h->is_upgrade)
         gw_exchange_req_end(h->x);
     gw_client_conn_mark_dirty(h->conn); /* the answer may be waiting for this */
     return 0;
@@ -534,6 +608,11 @@ static int h1_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
 
     if (h->is_refused || h->is_aborted)
         return 0;
+    if (h->is_tunnel) {
+        int rv = to_tunnel(h, data, len);
+        update_reading(h);
+        return rv;
+    }
     /* Straight from the read buffer when nothing waits before these bytes. */
     if (proto_buf_len(&h->inbuf) == 0 && can_parse(h)) {
         h->is_processing = 1;
@@ -731,6 +810,13 @@ static int h1_conn_on_eof(gw_client_conn_t *c)
     /* After a 101 the client has to send its preface: it cannot now. */
     if (h->h2_settings != NULL)
         return -1;
+    /* A tunnel's client ended its side: so does the backend's, and the
+     * connection stays for what the backend still sends. */
+    if (h->is_tunnel) {
+        if (h->x != NULL)
+            gw_exchange_req_end(h->x);
+        return 0;
+    }
     /* Answers are still owed for complete requests: the one being served
      * and those buffered behind it. */
     if (h->is_active && h->is_req_done)

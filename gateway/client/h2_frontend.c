@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "gateway/exchange.h"
+#include "gateway/upgrade.h"
 #include "gateway/client/h2_glitch.h"
 #include "gateway/client/h2_push.h"
 #include "proto/fields.h"
@@ -15,6 +16,7 @@
 #include "proto/h2_watch.h"
 #include "proto/headers.h"
 #include "proto/priority.h"
+#include "proto/upgrade.h"
 
 /* Gathering stops at this much output per write; the rest follows when the
  * write completes, so a fast stream cannot grow the buffer without bound. */
@@ -52,6 +54,8 @@ typedef struct h2_client {
 typedef struct h2_request {
     proto_fields_t fs; /* every field, pseudo-header fields included */
     proto_field_t method, scheme, authority, path;
+    proto_field_t protocol; /* RFC 8441 :protocol */
+    int has_protocol;
     size_t nregular; /* fields that are not pseudo-header fields */
     int has_authority;
     size_t list_size; /* name + value + 32 per field */
@@ -100,7 +104,10 @@ static int request_add_field(h2_request_t *r, const uint8_t *name, size_t name_l
         r->scheme = *f;
     else if (proto_fields_name_is(fs, f, ":path"))
         r->path = *f;
-    else if (proto_fields_name_is(fs, f, ":authority")) {
+    else if (proto_fields_name_is(fs, f, ":protocol")) {
+        r->protocol = *f;
+        r->has_protocol = 1;
+    } else if (proto_fields_name_is(fs, f, ":authority")) {
         r->authority = *f;
         r->has_authority = 1;
     }
@@ -151,12 +158,31 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
 {
     h2_client_t *h = client_of(x);
     char status_str[8];
+    proto_header_t stack_f[64], *kept_alloc = NULL;
+    if (status == 101) {
+        /* RFC 8441 5: the tunnel is open; the client hears 200 and the
+         * fields that are not the HTTP/1.1 handshake's. */
+        proto_header_t *kept = n <= 64 ? stack_f : (kept_alloc = malloc(n * sizeof(*kept)));
+        if (kept == NULL)
+            return -1;
+        n = proto_upgrade_filter_101(f, n, kept, 1);
+        f = kept;
+        status = 200;
+        x->resp_status = 200;
+        has_body = 1;
+    } else if (x->is_upgrade && status >= 200 && status < 300) {
+        /* A backend that did not switch but succeeded would look to the
+         * client like an open tunnel: the exchange answers 502. */
+        return -1;
+    }
     snprintf(status_str, sizeof(status_str), "%d", status);
 
     nghttp2_nv stack_nv[64];
     nghttp2_nv *nv = n + 1 <= 64 ? stack_nv : malloc((n + 1) * sizeof(*nv));
-    if (nv == NULL)
+    if (nv == NULL) {
+        free(kept_alloc);
         return -1;
+    }
     nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0};
     for (size_t i = 0; i < n; i++)
         nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
@@ -166,6 +192,7 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
     int rv = nghttp2_submit_response(h->session, x->stream_id, nv, n + 1, has_body ? &dp : NULL);
     if (nv != stack_nv)
         free(nv);
+    free(kept_alloc);
     if (rv != 0)
         return -1;
     gw_client_conn_mark_dirty(h->conn);
@@ -358,7 +385,7 @@ static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
 static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
                                size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud)
 {
-    (void)stream_id, (void)ud, (void)buf;
+    (void)ud, (void)buf;
     gw_exchange_t *x = src->ptr;
     size_t avail = proto_buf_len(&x->resp_body);
     if (avail == 0 && !x->is_resp_done) {
@@ -372,6 +399,10 @@ static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint
         *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
     if (x->is_resp_done && n == avail) {
         *flags |= NGHTTP2_DATA_FLAG_EOF;
+        /* An extended CONNECT refused by the backend: the answer is
+         * complete, so the client's side is ended too (RFC 9113 8.1). */
+        if (x->is_upgrade && x->resp_status != 200 && !x->is_req_end)
+            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
         if (x->ntrailers > 0 && submit_trailers(session, x) == 0)
             *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
     }
@@ -510,6 +541,26 @@ static void field_view(const h2_request_t *r, const proto_field_t *f, const char
     *len = f->value_len;
 }
 
+/* RFC 8441: an extended CONNECT with :protocol websocket goes to the
+ * backend as an HTTP/1.1 WebSocket handshake (a GET with Upgrade and a
+ * Sec-WebSocket-Key made here); other protocols are not implemented. */
+static int websocket_request(const h2_request_t *r, proto_request_t *req, proto_header_t *extra,
+                             char *key, const char **why)
+{
+    const char *proto = proto_fields_value(&r->fs, &r->protocol);
+    if (!proto_headers_name_eq(proto, r->protocol.value_len, "websocket", 9)) {
+        *why = "extended CONNECT for a protocol other than websocket";
+        return PROTO_E_NOT_IMPLEMENTED;
+    }
+    if (req->method_len != 7 || memcmp(req->method, "CONNECT", 7) != 0) {
+        *why = ":protocol on a request that is not CONNECT";
+        return PROTO_E_BAD_REQUEST;
+    }
+    if (gw_upgrade_new_key(key) != 0)
+        return PROTO_E_NOMEM;
+    return proto_upgrade_request(req, extra, 1 + PROTO_UPGRADE_EXTRA_MAX, key);
+}
+
 /* The request head is complete: translate it, or answer the client when it
  * cannot be forwarded. Nothing reaches a backend before this passes. */
 static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
@@ -575,7 +626,14 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         field_view(r, &r->authority, &req.authority, &req.authority_len);
 
     const char *why = NULL;
-    int rv = proto_h1_request_build(&req, &x->head, &why);
+    int is_upgrade = r->has_protocol, rv = 0;
+    char ws_key[PROTO_UPGRADE_KEY_LEN + 1];
+    proto_header_t ws_extra[1 + PROTO_UPGRADE_EXTRA_MAX];
+    if (is_upgrade)
+        rv = websocket_request(r, &req, ws_extra, ws_key, &why);
+    if (rv == 0)
+        rv = proto_h1_request_build(&req, &x->head, &why);
+    x->is_upgrade = is_upgrade;
     x->is_head_method = req.method_len == 4 && memcmp(req.method, "HEAD", 4) == 0;
     /* Routed now: req points into the request's buffer, freed below. */
     gw_pool_t *pool =
@@ -602,7 +660,10 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
     x->wait.sched.weight = (uint16_t)weight;
     x->is_incremental = pri.incremental;
     apply_send_priority(h, x);
-    gw_exchange_start(x, pool);
+    if (is_upgrade)
+        gw_upgrade_start(x, pool);
+    else
+        gw_exchange_start(x, pool);
 }
 
 /* RFC 9218 §7: a PRIORITY_UPDATE re-prioritizes a stream that still waits
@@ -1032,9 +1093,10 @@ static h2_client_t *session_new(gw_client_conn_t *c)
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, cfg->max_header_list_size},
         {NGHTTP2_SETTINGS_ENABLE_PUSH, 0},
         {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
+        {NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1}, /* RFC 8441: last, dropped when off */
     };
-    if (nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, settings,
-                                sizeof(settings) / sizeof(settings[0])) != 0 ||
+    size_t nsettings = sizeof(settings) / sizeof(settings[0]) - !gw_upgrade_is_enabled(c->w);
+    if (nghttp2_submit_settings(h->session, NGHTTP2_FLAG_NONE, settings, nsettings) != 0 ||
         nghttp2_session_set_local_window_size(h->session, NGHTTP2_FLAG_NONE, 0,
                                               CONNECTION_WINDOW) != 0)
         goto fail_session;

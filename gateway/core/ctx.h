@@ -40,6 +40,7 @@ struct gw_ctx {
     uint32_t nclients;
     uint32_t max_clients; /* max_connections, or less if descriptors are short */
     uint32_t nexchanges;  /* open, for the trim after a burst */
+    uint32_t ntunnels;    /* open tunnels (gateway/backend/tunnel.c writes it) */
     int is_draining;
     struct gw_access_log *access_log; /* NULL: off */
     gw_metrics_t metrics;             /* this worker's; read by worker 0's admin */

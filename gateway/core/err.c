@@ -33,6 +33,8 @@ static const gw_err_info_t table[GW_E_COUNT] = {
     [GW_E_IO_TIMEOUT] = {"backend_io_timeout", 504, RST_INTERNAL_ERROR, 1, 1},
     [GW_E_CLOSED_MID] = {"closed_mid_response", 502, RST_INTERNAL_ERROR, 1, 0},
     [GW_E_FRONTEND] = {"frontend", 502, RST_INTERNAL_ERROR, 0, 0},
+    [GW_E_TUNNEL_LIMIT] = {"tunnel_limit", 503, RST_REFUSED_STREAM, 0, 0},
+    [GW_E_TUNNEL_IDLE] = {"tunnel_idle", 504, RST_CANCEL, 0, 1},
 };
 
 const gw_err_info_t *gw_err_info(gw_err_t err)

@@ -37,6 +37,9 @@ typedef enum gw_err {
     GW_E_IO_TIMEOUT,       /* silence mid-response beyond backend_io_timeout */
     GW_E_CLOSED_MID,       /* closed in the middle of the response */
     GW_E_FRONTEND,         /* the frontend refused the response head */
+    /* tunnels (WebSockets) */
+    GW_E_TUNNEL_LIMIT, /* max_tunnels open on this worker */
+    GW_E_TUNNEL_IDLE,  /* no byte either way for tunnel_idle_timeout */
     GW_E_COUNT
 } gw_err_t;
 

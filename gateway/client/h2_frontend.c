@@ -1,4 +1,7 @@
 #include "gateway/client/h2_frontend.h"
+#include "gateway/client/h2_priority.h"
+#include "gateway/client/h2_response.h"
+#include "gateway/client/h2_state.h"
 #include "gateway/client/h2_mem.h"
 
 #include <nghttp2/nghttp2.h>
@@ -26,52 +29,8 @@
  * per-stream windows, so it is consumed on receipt and kept large. */
 #define CONNECTION_WINDOW (16 * 1024 * 1024)
 
-typedef struct h2_client {
-    gw_client_conn_t *conn;
-    nghttp2_session *session;
-    proto_queue_t exchanges;
-    /* After an h2c upgrade nothing is sent until the client's first bytes
-     * (its preface) arrive: a client reading the 101 may not be ready for
-     * more than a little HTTP/2 behind it (curl 7.88 fails past 32 KiB). */
-    int is_awaiting_preface;
-    /* The two-step GOAWAY of a drain: first a notice (last stream id
-     * 2^31-1) and a PING; the real last stream id once the PING comes
-     * back (one round trip: streams the client sent meanwhile are in) or
-     * when the drain asks again (1 s). */
-    int is_shutdown_noticed;
-    int is_goaway_sent;
-    gw_h2_glitch_t glitch; /* abuse budget (h2_glitch_threshold) */
-    /* Closed streams nghttp2 has forgotten (RFC 9113 5.1). */
-    proto_h2_watch_t watch;
-    int32_t peer_reset_id; /* the stream of the RST_STREAM being received */
-    gw_h2_push_t push;     /* server push from Link rel=preload (h2_push.c) */
-} h2_client_t;
-
-/* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers
- * do not outlive the callback) into the same field store the HTTP/1.1
- * parsers use. Bounded by max_header_list_size, counted the RFC 9113 6.5.2
- * way. */
-typedef struct h2_request {
-    proto_fields_t fs; /* every field, pseudo-header fields included */
-    proto_field_t method, scheme, authority, path;
-    proto_field_t protocol; /* RFC 8441 :protocol */
-    int has_protocol;
-    size_t nregular; /* fields that are not pseudo-header fields */
-    int has_authority;
-    size_t list_size; /* name + value + 32 per field */
-    int is_too_large;
-} h2_request_t;
-
-static const gw_frontend_ops_t h2_frontend_ops;
-
 /* The glitch budget's hooks, defined with the budget's section below. */
-static void note_glitch(h2_client_t *h, gw_h2_glitch_kind_t kind);
 static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame);
-
-static h2_client_t *client_of(const gw_exchange_t *x)
-{
-    return x->fe_conn;
-}
 
 static void request_free(gw_exchange_t *x)
 {
@@ -114,323 +73,9 @@ static int request_add_field(h2_request_t *r, const uint8_t *name, size_t name_l
     return 0;
 }
 
-/* ---- responses to the client ---- */
-
-static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                               size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud);
-
-/* Answers x with a short text error. The body goes through the same data
- * provider as a backend body, so there is one way a response leaves. */
-static void reply_error(gw_exchange_t *x, int status)
-{
-    h2_client_t *h = client_of(x);
-    if (status >= 400 && status < 500)
-        note_glitch(h, GW_H2_GLITCH_BAD_REQUEST);
-    char body[96], status_str[8], len_str[24];
-    int body_len = snprintf(body, sizeof(body), "%d %s\n", status, proto_reason_phrase(status));
-    snprintf(status_str, sizeof(status_str), "%d", status);
-    snprintf(len_str, sizeof(len_str), "%d", body_len);
-    proto_buf_free(&x->resp_body);
-    x->resp_status = status;
-    x->is_resp_done = 1;
-    x->is_resp_head_sent = 1;
-    if (proto_buf_append(&x->resp_body, body, (size_t)body_len) != 0) {
-        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
-                                  NGHTTP2_INTERNAL_ERROR);
-        return;
-    }
-    char retry_str[16];
-    snprintf(retry_str, sizeof(retry_str), "%u", x->retry_after_s);
-    nghttp2_nv nv[] = {
-        {(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0},
-        {(uint8_t *)"content-type", (uint8_t *)"text/plain; charset=utf-8", 12, 25, 0},
-        {(uint8_t *)"content-length", (uint8_t *)len_str, 14, strlen(len_str), 0},
-        {(uint8_t *)"retry-after", (uint8_t *)retry_str, 11, strlen(retry_str), 0},
-    };
-    size_t nnv = x->retry_after_s > 0 ? 4 : 3;
-    nghttp2_data_provider dp = {.source.ptr = x, .read_callback = h2_on_data_read};
-    if (nghttp2_submit_response(h->session, x->stream_id, nv, nnv, &dp) != 0)
-        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
-                                  NGHTTP2_INTERNAL_ERROR);
-}
-
-static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n, int has_body)
-{
-    h2_client_t *h = client_of(x);
-    char status_str[8];
-    proto_header_t stack_f[64], *kept_alloc = NULL;
-    if (status == 101) {
-        /* RFC 8441 5: the tunnel is open; the client hears 200 and the
-         * fields that are not the HTTP/1.1 handshake's. */
-        proto_header_t *kept = n <= 64 ? stack_f : (kept_alloc = malloc(n * sizeof(*kept)));
-        if (kept == NULL)
-            return -1;
-        n = proto_upgrade_filter_101(f, n, kept, 1);
-        f = kept;
-        status = 200;
-        x->resp_status = 200;
-        has_body = 1;
-    } else if (x->is_upgrade && status >= 200 && status < 300) {
-        /* A backend that did not switch but succeeded would look to the
-         * client like an open tunnel: the exchange answers 502. */
-        return -1;
-    }
-    snprintf(status_str, sizeof(status_str), "%d", status);
-
-    nghttp2_nv stack_nv[64];
-    nghttp2_nv *nv = n + 1 <= 64 ? stack_nv : malloc((n + 1) * sizeof(*nv));
-    if (nv == NULL) {
-        free(kept_alloc);
-        return -1;
-    }
-    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0};
-    for (size_t i = 0; i < n; i++)
-        nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
-                                 f[i].value_len, NGHTTP2_NV_FLAG_NONE};
-    gw_h2_push_on_head(&h->push, h->session, x, status, f, n); /* PUSH_PROMISEs go first */
-    nghttp2_data_provider dp = {.source.ptr = x, .read_callback = h2_on_data_read};
-    int rv = nghttp2_submit_response(h->session, x->stream_id, nv, n + 1, has_body ? &dp : NULL);
-    if (nv != stack_nv)
-        free(nv);
-    free(kept_alloc);
-    if (rv != 0)
-        return -1;
-    gw_client_conn_mark_dirty(h->conn);
-    return 0;
-}
-
-/* An interim response: a HEADERS frame with its 1xx :status and no
- * END_STREAM, before the final one (RFC 9113 8.1). */
-static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
-{
-    h2_client_t *h = client_of(x);
-    if (!(x->stream_id & 1))
-        return 0; /* a pushed response starts with its final head */
-    char status_str[8];
-    snprintf(status_str, sizeof(status_str), "%d", status);
-
-    nghttp2_nv stack_nv[32];
-    nghttp2_nv *nv = n + 1 <= 32 ? stack_nv : malloc((n + 1) * sizeof(*nv));
-    if (nv == NULL)
-        return -1;
-    nv[0] = (nghttp2_nv){(uint8_t *)":status", (uint8_t *)status_str, 7, strlen(status_str), 0};
-    for (size_t i = 0; i < n; i++)
-        nv[i + 1] = (nghttp2_nv){(uint8_t *)f[i].name, (uint8_t *)f[i].value, f[i].name_len,
-                                 f[i].value_len, NGHTTP2_NV_FLAG_NONE};
-    /* A stream the client has reset takes none: the hint is dropped, the
-     * exchange goes on (it ends with the stream). */
-    int32_t rv =
-        nghttp2_submit_headers(h->session, NGHTTP2_FLAG_NONE, x->stream_id, NULL, nv, n + 1, NULL);
-    if (nv != stack_nv)
-        free(nv);
-    if (rv == 0)
-        gw_client_conn_mark_dirty(h->conn);
-    return rv == NGHTTP2_ERR_NOMEM ? -1 : 0;
-}
-
-static void fe_on_body(gw_exchange_t *x)
-{
-    h2_client_t *h = client_of(x);
-    if (!x->is_deferred)
-        return;
-    x->is_deferred = 0;
-    nghttp2_session_resume_data(h->session, x->stream_id);
-    gw_client_conn_mark_dirty(h->conn);
-}
-
-static void fe_on_fail(gw_exchange_t *x, int status, uint32_t rst_code, const char *why)
-{
-    h2_client_t *h = client_of(x);
-    (void)why;
-    if (status > 0)
-        reply_error(x, status);
-    else
-        nghttp2_submit_rst_stream(h->session, NGHTTP2_FLAG_NONE, x->stream_id,
-                                  status == GW_STATUS_REFUSED ? NGHTTP2_REFUSED_STREAM : rst_code);
-    gw_client_conn_mark_dirty(h->conn);
-}
-
-static void fe_on_req_body_written(gw_exchange_t *x, size_t n)
-{
-    h2_client_t *h = client_of(x);
-    nghttp2_session_consume_stream(h->session, x->stream_id, n);
-    gw_client_conn_mark_dirty(h->conn);
-}
-
-/* RFC 7540 mode: the client did not announce SETTINGS_NO_RFC7540_PRIORITIES,
- * so nghttp2 keeps the dependency tree (server fallback). */
-static int uses_rfc7540_tree(nghttp2_session *session)
-{
-    return nghttp2_session_get_remote_settings(session, NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES) !=
-           1;
-}
-
-/* The parent is the stream the client named in HEADERS or a later PRIORITY
- * frame, looked up when needed. nghttp2's own tree is not used for this: it
- * re-parents the children of an idle stream when that stream opens, which
- * would let a child sent before its parent overtake it. */
-static gw_exchange_t *fe_parent_of(gw_exchange_t *x)
-{
-    h2_client_t *h = client_of(x);
-    if (x->parent_stream_id == 0 || !uses_rfc7540_tree(h->session))
-        return NULL;
-    return nghttp2_session_get_stream_user_data(h->session, x->parent_stream_id);
-}
-
-static const gw_frontend_ops_t h2_frontend_ops = {
-    .on_head = fe_on_head,
-    .on_info = fe_on_info,
-    .on_body = fe_on_body,
-    .on_fail = fe_on_fail,
-    .on_req_body_written = fe_on_req_body_written,
-    .parent_of = fe_parent_of,
-    .protocol = "h2",
-};
-
-/*
- * The urgency and weight the scheduler orders x by.
- *
- * RFC 9218 (the priority field, or a PRIORITY_UPDATE) sets the urgency when
- * present: it is the newer scheme and the client chose to send it. Otherwise
- * an RFC 7540 client's tree decides: the weight of the stream's root-level
- * ancestor gives the urgency (proto_priority_urgency_from_weight), so a
- * subtree shares its root's level, and the stream's own weight shares that
- * level with its siblings.
- */
-static void tree_priority(h2_client_t *h, gw_exchange_t *x, int *urgency, int *weight)
-{
-    if (!uses_rfc7540_tree(h->session))
-        return;
-    *weight = x->weight;
-    gw_exchange_t *top = x;
-    for (int depth = 0; depth < 64; depth++) {
-        gw_exchange_t *parent = fe_parent_of(top);
-        if (parent == NULL)
-            break;
-        top = parent;
-    }
-    *urgency = proto_priority_urgency_from_weight(top->weight);
-}
-
-/* Records what an RFC 7540 priority specification says about x. */
-static void note_priority_spec(gw_exchange_t *x, const nghttp2_priority_spec *spec)
-{
-    x->parent_stream_id = spec->stream_id != x->stream_id ? spec->stream_id : 0;
-    x->weight = (uint16_t)spec->weight;
-}
-
-/* Makes nghttp2 send the response DATA of urgent streams first too. Only
- * meaningful once RFC 9218 was negotiated; nghttp2 ignores it otherwise. */
-/* Most urgent levels that outrank everything else on the wire. */
-#define SEND_URGENT_MAX 2
-
-/*
- * The client-bound send order follows the urgency that decides dispatch.
- * For RFC 9218 clients that is nghttp2's own scheduler. For clients that
- * keep the RFC 7540 tree (Chromium sends both signals) nghttp2 sends by the
- * tree, so a stream whose priority field decides its urgency leaves the
- * client's tree: it hangs off the root with a weight for its urgency, and
- * the urgent ones (0..2) exclusively, which puts everything else below
- * them, so a chain of background images never holds back their DATA.
- * Newer nghttp2 (1.65+) ignores RFC 7540 data; the call is then a no-op and
- * nothing else depends on it.
- */
-static void apply_send_priority(h2_client_t *h, gw_exchange_t *x)
-{
-    if (!uses_rfc7540_tree(h->session)) {
-        nghttp2_extpri extpri = {.urgency = x->wait.sched.urgency, .inc = x->is_incremental};
-        nghttp2_session_change_extpri_stream_priority(h->session, x->stream_id, &extpri, 0);
-        return;
-    }
-    if (!x->has_priority_field)
-        return;
-    int urgency = x->wait.sched.urgency;
-    nghttp2_priority_spec spec;
-    nghttp2_priority_spec_init(&spec, 0, 256 - urgency * 255 / 7, urgency <= SEND_URGENT_MAX);
-    nghttp2_session_change_stream_priority(h->session, x->stream_id, &spec);
-}
-
-/* A PRIORITY frame may re-chain the tree under a stream placed by its
- * priority field: place every such urgent stream again, in order of
- * decreasing urgency value so that the most urgent ends on top. */
-static void reapply_field_priorities(h2_client_t *h)
-{
-    for (int u = SEND_URGENT_MAX; u >= 0; u--) {
-        for (proto_queue_t *n = h->exchanges.next; n != &h->exchanges; n = n->next) {
-            gw_exchange_t *x = proto_container_of(n, gw_exchange_t, fe_node);
-            if (x->is_started && x->has_priority_field && x->wait.sched.urgency == u &&
-                !x->is_resp_done)
-                apply_send_priority(h, x);
-        }
-    }
-}
-
-static int submit_trailers(nghttp2_session *session, gw_exchange_t *x)
-{
-    nghttp2_nv stack_nv[32] = {0};
-    nghttp2_nv *nv = x->ntrailers <= 32 ? stack_nv : malloc(x->ntrailers * sizeof(*nv));
-    if (nv == NULL)
-        return -1;
-    for (size_t i = 0; i < x->ntrailers; i++) {
-        const proto_header_t *f = &x->trailers[i];
-        nv[i] = (nghttp2_nv){(uint8_t *)f->name, (uint8_t *)f->value, f->name_len, f->value_len,
-                             NGHTTP2_NV_FLAG_NONE};
-    }
-    int rv = nghttp2_submit_trailer(session, x->stream_id, nv, x->ntrailers);
-    if (nv != stack_nv)
-        free(nv);
-    return rv;
-}
-
-static ssize_t h2_on_data_read(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                               size_t len, uint32_t *flags, nghttp2_data_source *src, void *ud)
-{
-    (void)ud, (void)buf;
-    gw_exchange_t *x = src->ptr;
-    size_t avail = proto_buf_len(&x->resp_body);
-    if (avail == 0 && !x->is_resp_done) {
-        x->is_deferred = 1; /* resumed by fe_on_body() */
-        return NGHTTP2_ERR_DEFERRED;
-    }
-    size_t n = avail < len ? avail : len;
-    /* The bytes go from the response buffer straight into the connection's
-     * output in h2_on_send_data, not through nghttp2's frame buffer. */
-    if (n > 0)
-        *flags |= NGHTTP2_DATA_FLAG_NO_COPY;
-    if (x->is_resp_done && n == avail) {
-        *flags |= NGHTTP2_DATA_FLAG_EOF;
-        /* An extended CONNECT refused by the backend: the answer is
-         * complete, so the client's side is ended too (RFC 9113 8.1). */
-        if (x->is_upgrade && x->resp_status != 200 && !x->is_req_end)
-            nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_NO_ERROR);
-        if (x->ntrailers > 0 && submit_trailers(session, x) == 0)
-            *flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
-    }
-    return (ssize_t)n;
-}
-
-/* RFC 9113 4.1: every frame starts with a 9-byte header. */
-#define H2_FRAME_HDLEN 9
-
-/* A DATA frame whose payload h2_on_data_read left in place: its header and
- * payload go into the output in one piece (no padding is ever chosen). */
-static int h2_on_send_data(nghttp2_session *session, nghttp2_frame *frame, const uint8_t *framehd,
-                           size_t length, nghttp2_data_source *src, void *ud)
-{
-    (void)session, (void)frame;
-    h2_client_t *h = ud;
-    uint8_t *at = gw_client_conn_out_space(h->conn, H2_FRAME_HDLEN + length);
-    if (at == NULL)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    memcpy(at, framehd, H2_FRAME_HDLEN);
-    if (gw_exchange_resp_read(src->ptr, at + H2_FRAME_HDLEN, length) != length)
-        return NGHTTP2_ERR_CALLBACK_FAILURE;
-    return 0;
-}
-
 /* ---- requests from the client ---- */
 
-static gw_exchange_t *stream_exchange(nghttp2_session *session, int32_t stream_id)
+gw_exchange_t *gw_h2_stream_exchange(nghttp2_session *session, int32_t stream_id)
 {
     return nghttp2_session_get_stream_user_data(session, stream_id);
 }
@@ -440,7 +85,7 @@ static gw_exchange_t *stream_exchange(nghttp2_session *session, int32_t stream_i
  * their own, bounded like the head, for an exchange that is under way. */
 static int begin_trailers(nghttp2_session *session, int32_t stream_id)
 {
-    gw_exchange_t *x = stream_exchange(session, stream_id);
+    gw_exchange_t *x = gw_h2_stream_exchange(session, stream_id);
     if (x == NULL || !x->is_started || x->is_failed || x->fe_req != NULL)
         return 0;
     h2_request_t *r = calloc(1, sizeof(*r));
@@ -488,7 +133,7 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
         return begin_trailers(session, frame->hd.stream_id);
     if (frame->headers.cat != NGHTTP2_HCAT_REQUEST)
         return 0;
-    gw_exchange_t *x = gw_exchange_new(h->conn->w, &h2_frontend_ops, h, frame->hd.stream_id);
+    gw_exchange_t *x = gw_exchange_new(h->conn->w, &gw_h2_frontend_ops, h, frame->hd.stream_id);
     h2_request_t *r = calloc(1, sizeof(*r));
     /* The limit is checked here, the RFC 9113 way (list_size). */
     if (x == NULL || r == NULL || proto_fields_init(&r->fs, SIZE_MAX, 0) != 0) {
@@ -506,7 +151,7 @@ static int h2_on_begin_headers(nghttp2_session *session, const nghttp2_frame *fr
     }
     x->weight = PROTO_WEIGHT_DEFAULT;
     if (frame->hd.flags & NGHTTP2_FLAG_PRIORITY)
-        note_priority_spec(x, &frame->headers.pri_spec);
+        gw_h2_note_priority_spec(x, &frame->headers.pri_spec);
     proto_queue_insert_tail(&h->exchanges, &x->fe_node);
     nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, x);
     return 0;
@@ -521,7 +166,7 @@ static int h2_on_header(nghttp2_session *session, const nghttp2_frame *frame, co
     if (frame->hd.type != NGHTTP2_HEADERS ||
         (frame->headers.cat != NGHTTP2_HCAT_REQUEST && frame->headers.cat != NGHTTP2_HCAT_HEADERS))
         return 0;
-    gw_exchange_t *x = stream_exchange(session, frame->hd.stream_id);
+    gw_exchange_t *x = gw_h2_stream_exchange(session, frame->hd.stream_id);
     if (x == NULL || x->fe_req == NULL)
         return 0;
     h2_request_t *r = x->fe_req;
@@ -573,7 +218,7 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
                     c->peer_port, (int)x->stream_id, c->w->cfg->max_header_list_size);
         request_free(x);
         x->is_failed = 1;
-        reply_error(x, 431);
+        gw_h2_reply_error(x, 431);
         return;
     }
 
@@ -600,7 +245,7 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         n++;
     }
     int urgency = pri.urgency, weight = PROTO_WEIGHT_DEFAULT;
-    tree_priority(h, x, &urgency, &weight);
+    gw_h2_tree_priority(h, x, &urgency, &weight);
     if (has_priority_field)
         urgency = pri.urgency;
     x->has_priority_field = has_priority_field;
@@ -652,51 +297,18 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         GW_LOG_INFO("client %s:%d stream %d: request refused with %d: %s", c->peer_addr,
                     c->peer_port, (int)x->stream_id, status, why ? why : proto_strerror(rv));
         x->is_failed = 1;
-        reply_error(x, status);
+        gw_h2_reply_error(x, status);
         return;
     }
     x->is_req_end = is_end_stream;
     x->wait.sched.urgency = (uint8_t)urgency;
     x->wait.sched.weight = (uint16_t)weight;
     x->is_incremental = pri.incremental;
-    apply_send_priority(h, x);
+    gw_h2_apply_send_priority(h, x);
     if (is_upgrade)
         gw_upgrade_start(x, pool);
     else
         gw_exchange_start(x, pool);
-}
-
-/* RFC 9218 §7: a PRIORITY_UPDATE re-prioritizes a stream that still waits
- * for a backend connection (and what nghttp2 sends next). */
-static void on_priority_update(h2_client_t *h, const nghttp2_ext_priority_update *pu)
-{
-    gw_exchange_t *x = stream_exchange(h->session, pu->stream_id);
-    if (x == NULL || !x->is_started)
-        return;
-    proto_priority_t pri = {x->wait.sched.urgency, (uint8_t)x->is_incremental};
-    proto_priority_parse((const char *)pu->field_value, pu->field_value_len, &pri);
-    x->is_incremental = pri.incremental;
-    gw_exchange_reprioritize(x, pri.urgency, x->wait.sched.weight);
-    apply_send_priority(h, x);
-}
-
-/* RFC 7540 PRIORITY: the tree changed; the stream and every waiting stream
- * below it may have a new weight or root. Only the named stream is
- * re-read: its descendants follow it when they are dispatched (the
- * scheduler walks up to waiting parents). */
-static void on_priority_frame(h2_client_t *h, const nghttp2_frame *frame)
-{
-    gw_exchange_t *x = stream_exchange(h->session, frame->hd.stream_id);
-    if (x == NULL)
-        return;
-    note_priority_spec(x, &frame->priority.pri_spec);
-    if (uses_rfc7540_tree(h->session))
-        reapply_field_priorities(h);
-    if (!x->is_started || x->has_priority_field)
-        return;
-    int urgency = x->wait.sched.urgency, weight = x->wait.sched.weight;
-    tree_priority(h, x, &urgency, &weight);
-    gw_exchange_reprioritize(x, urgency, weight);
 }
 
 /* GOAWAY with the last stream the gateway will process: the client may
@@ -722,7 +334,7 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
 
     switch (frame->hd.type) {
     case NGHTTP2_HEADERS:
-        x = stream_exchange(session, frame->hd.stream_id);
+        x = gw_h2_stream_exchange(session, frame->hd.stream_id);
         if (x == NULL)
             break;
         if (frame->headers.cat == NGHTTP2_HCAT_REQUEST && x->fe_req != NULL) {
@@ -735,15 +347,15 @@ static int h2_on_frame_recv(nghttp2_session *session, const nghttp2_frame *frame
             gw_exchange_req_end(x);
         break;
     case NGHTTP2_DATA:
-        x = stream_exchange(session, frame->hd.stream_id);
+        x = gw_h2_stream_exchange(session, frame->hd.stream_id);
         if (x != NULL && is_end_stream && x->is_started)
             gw_exchange_req_end(x);
         break;
     case NGHTTP2_PRIORITY_UPDATE:
-        on_priority_update(h, frame->ext.payload);
+        gw_h2_on_priority_update(h, frame->ext.payload);
         break;
     case NGHTTP2_PRIORITY:
-        on_priority_frame(h, frame);
+        gw_h2_on_priority_frame(h, frame);
         break;
     case NGHTTP2_RST_STREAM:
         h->peer_reset_id = frame->hd.stream_id; /* nghttp2 closes it next */
@@ -764,7 +376,7 @@ static int h2_on_data_chunk_recv(nghttp2_session *session, uint8_t flags, int32_
 {
     (void)flags, (void)ud;
     nghttp2_session_consume_connection(session, len);
-    gw_exchange_t *x = stream_exchange(session, stream_id);
+    gw_exchange_t *x = gw_h2_stream_exchange(session, stream_id);
     int taken = x != NULL && x->is_started ? gw_exchange_req_body(x, data, len) : 0;
     if (taken < 0) {
         nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, stream_id, NGHTTP2_INTERNAL_ERROR);
@@ -787,7 +399,7 @@ static int h2_on_stream_close(nghttp2_session *session, int32_t stream_id, uint3
                    ? PROTO_H2_CLOSED_REMOTE_END
                    : PROTO_H2_CLOSED_LOCAL_RESET;
     proto_h2_watch_closed(&h->watch, stream_id, kind);
-    gw_exchange_t *x = stream_exchange(session, stream_id);
+    gw_exchange_t *x = gw_h2_stream_exchange(session, stream_id);
     if (x == NULL)
         return 0;
     nghttp2_session_set_stream_user_data(session, stream_id, NULL);
@@ -813,7 +425,7 @@ static void glitch_trip(h2_client_t *h)
 }
 
 /* Charges one protocol oddity to the budget. */
-static void note_glitch(h2_client_t *h, gw_h2_glitch_kind_t kind)
+void gw_h2_note_glitch(h2_client_t *h, gw_h2_glitch_kind_t kind)
 {
     if (gw_h2_glitch_add(&h->glitch, kind, gw_ctx_now_ms(h->conn->w)))
         glitch_trip(h);
@@ -839,7 +451,7 @@ static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame)
     if (frame->hd.type == NGHTTP2_DATA) {
         if (frame->hd.length > 0 && frame->hd.length == frame->data.padlen &&
             !(frame->hd.flags & NGHTTP2_FLAG_END_STREAM))
-            note_glitch(h, GW_H2_GLITCH_EMPTY_DATA);
+            gw_h2_note_glitch(h, GW_H2_GLITCH_EMPTY_DATA);
     } else if (frame->hd.type == NGHTTP2_WINDOW_UPDATE) {
         int64_t after = id == 0 ? nghttp2_session_get_remote_window_size(h->session)
                                 : nghttp2_session_get_stream_remote_window_size(h->session, id);
@@ -848,11 +460,11 @@ static void glitch_on_frame_recv(h2_client_t *h, const nghttp2_frame *frame)
                                      h->session, NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE);
         if (gw_h2_glitch_is_small_window_update(
                 (uint32_t)frame->window_update.window_size_increment, after, full))
-            note_glitch(h, GW_H2_GLITCH_SMALL_WINDOW);
+            gw_h2_note_glitch(h, GW_H2_GLITCH_SMALL_WINDOW);
     } else if (frame->hd.type == NGHTTP2_RST_STREAM) {
-        gw_exchange_t *x = stream_exchange(h->session, id);
+        gw_exchange_t *x = gw_h2_stream_exchange(h->session, id);
         if (x != NULL && !x->is_resp_head_sent && (id & 1)) /* declining a push is fine */
-            note_glitch(h, GW_H2_GLITCH_RAPID_RESET);
+            gw_h2_note_glitch(h, GW_H2_GLITCH_RAPID_RESET);
     }
 }
 
@@ -884,7 +496,7 @@ static int h2_on_frame_send(nghttp2_session *session, const nghttp2_frame *frame
     if (frame->hd.type != NGHTTP2_RST_STREAM)
         return 0;
     gw_metrics_inc(&h->conn->w->metrics.rst_sent);
-    int has_request = stream_exchange(session, frame->hd.stream_id) != NULL;
+    int has_request = gw_h2_stream_exchange(session, frame->hd.stream_id) != NULL;
     if (gw_h2_glitch_on_reset_sent(&h->glitch, frame->rst_stream.error_code, has_request,
                                    gw_ctx_now_ms(h->conn->w)))
         glitch_trip(h);
@@ -1066,7 +678,7 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_session_callbacks_set_on_invalid_frame_recv_callback(cbs, h2_on_invalid_frame_recv);
     nghttp2_session_callbacks_set_on_frame_send_callback(cbs, h2_on_frame_send);
     nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, h2_on_frame_not_send);
-    nghttp2_session_callbacks_set_send_data_callback(cbs, h2_on_send_data);
+    nghttp2_session_callbacks_set_send_data_callback(cbs, gw_h2_on_send_data);
     gw_h2_glitch_init(&h->glitch, cfg->h2_glitch_threshold, gw_ctx_now_ms(c->w));
 
     if (nghttp2_option_new(&opt) != 0)
@@ -1141,7 +753,7 @@ int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, si
         return -1;
     }
     /* From here on x is an HTTP/2 stream like any other. */
-    x->fe = &h2_frontend_ops;
+    x->fe = &gw_h2_frontend_ops;
     x->fe_conn = h;
     x->stream_id = 1;
     x->protocol = "h2";
@@ -1154,7 +766,7 @@ int gw_h2_client_attach_upgrade(gw_client_conn_t *c, const uint8_t *settings, si
     gw_client_conn_note_protocol(c);
     h->is_awaiting_preface = 1;
     proto_h2_watch_init(&h->watch, 1);
-    apply_send_priority(h, x);
+    gw_h2_apply_send_priority(h, x);
     gw_exchange_start(x, x->pool); /* routed by the HTTP/1.1 frontend */
     gw_client_conn_mark_dirty(c);
     return 0;

@@ -188,7 +188,7 @@ static void field_view(const h2_request_t *r, const proto_field_t *f, const char
 
 /* RFC 8441: an extended CONNECT with :protocol websocket goes to the
  * backend as an HTTP/1.1 WebSocket handshake (a GET with Upgrade and a
- * Sec-WebSocket-Key made here); other protocols are not implemented. */
+ * Sec-WebSocket-Key made here); any other protocol is answered 501. */
 static int websocket_request(const h2_request_t *r, proto_request_t *req, proto_header_t *extra,
                              char *key, const char **why)
 {

@@ -11,6 +11,8 @@
  * at most about OUT_HIGH of response body is gathered per write.
  */
 #include "gateway/client/h1_frontend.h"
+#include "gateway/client/h1_reply.h"
+#include "gateway/client/h1_state.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,109 +30,12 @@
 
 /* Unparsed bytes kept while a request is served; reads stop beyond. */
 #define MAX_UNPARSED (64 * 1024)
-/* Response body gathered per write: the next piece follows when it is done. */
-#define OUT_HIGH (64 * 1024)
 /* Requests finished per on_flush, so a pipelining client cannot hold the
  * loop; the rest goes on in the next turn. */
 #define MAX_REQUESTS_PER_FLUSH 16
 /* Largest HTTP2-Settings we decode: 6 bytes per setting, far more settings
  * than exist. */
 #define MAX_H2_SETTINGS 1536
-
-enum h1_framing {
-    FRAME_NONE,    /* no body (HEAD, 204, 304, length 0) */
-    FRAME_LENGTH,  /* the backend's Content-Length */
-    FRAME_CHUNKED, /* chunked, for HTTP/1.1 clients */
-    FRAME_CLOSE,   /* delimited by the close, for HTTP/1.0 clients */
-};
-
-typedef struct h1_client {
-    gw_client_conn_t *conn;
-    int is_tls;
-    proto_h1_req_parser_t parser;
-    proto_buf_t inbuf;    /* read but not parsed: the next pipelined requests */
-    proto_buf_t pending;  /* output staged for the next on_flush */
-    gw_exchange_t *x;     /* the request being served, or NULL */
-    uint8_t *h2_settings; /* h2c upgrade waiting for on_flush: decoded HTTP2-Settings */
-    size_t h2_settings_len;
-    /* the request being served */
-    int http_minor;
-    int framing;                  /* enum h1_framing of the response */
-    unsigned is_active : 1;       /* a request head was parsed and is not answered yet */
-    unsigned is_head : 1;         /* it is a HEAD request */
-    unsigned is_req_done : 1;     /* its last byte was parsed */
-    unsigned is_resp_started : 1; /* the response head is staged */
-    unsigned is_resp_done : 1;    /* the whole response is staged */
-    unsigned is_keep_alive : 1;   /* another request may follow on the connection */
-    unsigned is_refused : 1;      /* answered as malformed: nothing more is read */
-    unsigned is_aborted : 1;      /* close without completing the response */
-    unsigned is_draining : 1;
-    unsigned is_processing : 1; /* process_input() is on the stack */
-    unsigned is_upgrade : 1;    /* it asked for a WebSocket (gateway/upgrade.c) */
-    unsigned is_tunnel : 1;     /* its 101 is staged: raw bytes both ways from here */
-} h1_client_t;
-
-static const gw_frontend_ops_t h1_frontend_ops;
-
-static h1_client_t *client_of(const gw_exchange_t *x)
-{
-    return x->fe_conn;
-}
-
-static int stage(h1_client_t *h, const void *data, size_t len)
-{
-    return proto_buf_append(&h->pending, data, len);
-}
-
-static int stage_str(h1_client_t *h, const char *s)
-{
-    return stage(h, s, strlen(s));
-}
-
-static int stage_field(h1_client_t *h, const char *name, size_t name_len, const char *value,
-                       size_t value_len)
-{
-    int rv = stage(h, name, name_len);
-    rv |= stage(h, ": ", 2);
-    rv |= stage(h, value, value_len);
-    rv |= stage(h, "\r\n", 2);
-    return rv ? PROTO_E_NOMEM : 0;
-}
-
-/* The Connection field of a response: close unless another request may
- * follow; HTTP/1.0 clients must be told when the connection persists. */
-static int stage_connection(h1_client_t *h)
-{
-    if (!h->is_keep_alive)
-        return stage_str(h, "connection: close\r\n");
-    if (h->http_minor == 0)
-        return stage_str(h, "connection: keep-alive\r\n");
-    return 0;
-}
-
-/* Stages a complete short text answer (the request is not forwarded, or
- * its exchange failed before a response head). */
-static void stage_error(h1_client_t *h, int status, uint32_t retry_after_s)
-{
-    char line[200], body[96];
-    int body_len = snprintf(body, sizeof(body), "%d %s\n", status, proto_reason_phrase(status));
-    int n = snprintf(line, sizeof(line),
-                     "HTTP/1.1 %d %s\r\ncontent-type: text/plain; charset=utf-8\r\n"
-                     "content-length: %d\r\n",
-                     status, proto_reason_phrase(status), body_len);
-    if (retry_after_s > 0)
-        n += snprintf(line + n, sizeof(line) - (size_t)n, "retry-after: %u\r\n", retry_after_s);
-    int rv = stage(h, line, (size_t)n);
-
-    rv |= stage_connection(h);
-    rv |= stage(h, "\r\n", 2);
-    if (!h->is_head)
-        rv |= stage(h, body, (size_t)body_len);
-    h->is_resp_started = 1;
-    h->is_resp_done = 1;
-    if (rv != 0)
-        h->is_aborted = 1;
-}
 
 static int status_of(int err)
 {
@@ -160,7 +65,7 @@ static void refuse(h1_client_t *h, int status, const char *why)
     h->is_keep_alive = 0;
     h->is_refused = 1;
     if (!h->is_resp_started)
-        stage_error(h, status, 0);
+        gw_h1_stage_error(h, status, 0);
     else if (!h->is_resp_done)
         h->is_aborted = 1; /* a response is half out: only the close can end it */
     h->is_active = 1;
@@ -168,169 +73,11 @@ static void refuse(h1_client_t *h, int status, const char *why)
     gw_client_conn_mark_dirty(c);
 }
 
-/* ---- frontend ops: the exchange talks back ---- */
-
-static void update_reading(h1_client_t *h);
-
-/* Bytes for the tunnel: the client's, after the 101. Returns 0, or -1 when
- * out of memory. */
-static int to_tunnel(h1_client_t *h, const uint8_t *data, size_t len)
-{
-    if (h->x != NULL && gw_exchange_req_body(h->x, data, len) < 0)
-        return -1;
-    return 0;
-}
-
-/*
- * The backend switched protocols: its 101 goes to the client (Upgrade,
- * Connection and Sec-WebSocket-Accept are the handshake, the client's to
- * check), and from here the connection carries raw bytes both ways until
- * either side ends. Bytes the client sent behind its request are the
- * tunnel's now.
- */
-static int stage_switch(h1_client_t *h, const proto_header_t *f, size_t n)
-{
-    proto_header_t stack[64];
-    proto_header_t *kept = n <= 64 ? stack : malloc(n * sizeof(*kept));
-    if (kept == NULL)
-        return -1;
-    size_t k = proto_upgrade_filter_101(f, n, kept, 0);
-    int rv = stage_str(h, "HTTP/1.1 101 Switching Protocols\r\n");
-    for (size_t i = 0; i < k && rv == 0; i++)
-        rv = stage_field(h, kept[i].name, kept[i].name_len, kept[i].value, kept[i].value_len);
-    rv |= stage(h, "\r\n", 2);
-    if (kept != stack)
-        free(kept);
-    if (rv != 0)
-        return -1;
-    h->framing = FRAME_CLOSE; /* the backend's bytes as they come */
-    h->is_keep_alive = 0;
-    h->is_resp_started = 1;
-    h->is_tunnel = 1;
-    proto_slice_t sl;
-    while (proto_buf_slices(&h->inbuf, &sl, 1) > 0) {
-        if (to_tunnel(h, sl.base, sl.len) != 0)
-            return -1;
-        proto_buf_consume(&h->inbuf, sl.len);
-    }
-    /* The client may have ended its side already. */
-    if (h->conn->is_eof && h->x != NULL)
-        gw_exchange_req_end(h->x);
-    update_reading(h);
-    gw_client_conn_mark_dirty(h->conn);
-    return 0;
-}
-
-static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, size_t n, int has_body)
-{
-    h1_client_t *h = client_of(x);
-    char line[64];
-    int has_length = 0, rv;
-
-    if (status == 101)
-        return stage_switch(h, f, n);
-    for (size_t i = 0; i < n; i++) {
-        if (proto_headers_name_eq(f[i].name, f[i].name_len, "content-length", 14))
-            has_length = 1;
-    }
-    if (!has_body)
-        h->framing = FRAME_NONE;
-    else if (has_length)
-        h->framing = FRAME_LENGTH;
-    else if (h->http_minor >= 1)
-        h->framing = FRAME_CHUNKED;
-    else
-        h->framing = FRAME_CLOSE;
-    if (h->framing == FRAME_CLOSE || h->is_draining)
-        h->is_keep_alive = 0;
-
-    rv = stage(h, line,
-               (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
-                                proto_reason_phrase(status)));
-    /* The fields were checked by the response parser: token names, values
-     * without CR, LF or NUL, connection-specific ones removed. */
-    for (size_t i = 0; i < n && rv == 0; i++)
-        rv = stage_field(h, f[i].name, f[i].name_len, f[i].value, f[i].value_len);
-    if (h->framing == FRAME_CHUNKED)
-        rv |= stage_str(h, "transfer-encoding: chunked\r\n");
-    rv |= stage_connection(h);
-    rv |= stage(h, "\r\n", 2);
-    if (rv != 0)
-        return -1;
-    h->is_resp_started = 1;
-    gw_client_conn_mark_dirty(h->conn);
-    return 0;
-}
-
-/* An interim response ("HTTP/1.1 103 Early Hints" and its fields) staged
- * before the final head; HTTP/1.0 clients know none (RFC 9110 15.2). */
-static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
-{
-    h1_client_t *h = client_of(x);
-    char line[64];
-
-    if (h->http_minor == 0 || h->is_resp_started)
-        return 0;
-    int rv = stage(h, line,
-                   (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,
-                                    proto_reason_phrase(status)));
-    for (size_t i = 0; i < n && rv == 0; i++)
-        rv = stage_field(h, f[i].name, f[i].name_len, f[i].value, f[i].value_len);
-    rv |= stage(h, "\r\n", 2);
-    if (rv != 0)
-        return -1;
-    gw_client_conn_mark_dirty(h->conn);
-    return 0;
-}
-
-static void fe_on_body(gw_exchange_t *x)
-{
-    gw_client_conn_mark_dirty(client_of(x)->conn);
-}
-
-static void fe_on_fail(gw_exchange_t *x, int status, uint32_t rst_code, const char *why)
-{
-    h1_client_t *h = client_of(x);
-    (void)why;      /* logged by the exchange */
-    (void)rst_code; /* HTTP/1.1 has one way to reset: the close */
-
-    /* HTTP/1.1 cannot refuse a request as retryable: a 502 says it failed. */
-    if (status == GW_STATUS_REFUSED)
-        status = 502;
-    if (status > 0 && !h->is_resp_started) {
-        /* Unread request bytes would be taken for the next request. */
-        if (!h->is_req_done)
-            h->is_keep_alive = 0;
-        stage_error(h, status, x->retry_after_s);
-    } else {
-        /* The head is out: a body cut short must never look complete, so
-         * no terminating chunk; the close tells the client. */
-        h->is_aborted = 1;
-    }
-    gw_client_conn_mark_dirty(h->conn);
-}
-
-static void fe_on_req_body_written(gw_exchange_t *x, size_t n)
-{
-    (void)n;
-    update_reading(client_of(x));
-}
-
-static const gw_frontend_ops_t h1_frontend_ops = {
-    .on_head = fe_on_head,
-    .on_info = fe_on_info,
-    .on_body = fe_on_body,
-    .on_fail = fe_on_fail,
-    .on_req_body_written = fe_on_req_body_written,
-    .parent_of = NULL,
-    .protocol = "http/1.1",
-};
-
 /* ---- requests from the client ---- */
 
 /* Reads stop while the connection holds as much input as it may: unparsed
  * pipelined bytes, or a request body the backend has not taken yet. */
-static void update_reading(h1_client_t *h)
+void gw_h1_update_reading(h1_client_t *h)
 {
     gw_client_conn_t *c = h->conn;
     /* A refused connection goes on reading (and dropping) until its answer
@@ -407,7 +154,7 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
     h->http_minor = head->http_minor;
     h->is_head = head->method_len == 4 && memcmp(head->method, "HEAD", 4) == 0;
     h->is_keep_alive = (head->flags & PROTO_H1_REQ_KEEP_ALIVE) && !h->is_draining;
-    x = gw_exchange_new(c->w, &h1_frontend_ops, h, 0);
+    x = gw_exchange_new(c->w, &gw_h1_frontend_ops, h, 0);
     if (x != NULL) {
         x->client_addr = c->peer_addr;
         x->client_port = c->peer_port;
@@ -502,7 +249,7 @@ static int h1_on_head(void *ud, const proto_h1_req_head_t *head)
     /* RFC 9110 §10.1.1: the client waits for this before sending its body.
      * Not after a synchronous failure: its answer is final already. */
     if ((head->flags & PROTO_H1_REQ_EXPECT_CONTINUE) && !h->is_resp_started &&
-        stage_str(h, "HTTP/1.1 100 Continue\r\n\r\n") != 0)
+        gw_h1_stage_str(h, "HTTP/1.1 100 Continue\r\n\r\n") != 0)
         h->is_aborted = 1;
     gw_client_conn_mark_dirty(c);
     return 0;
@@ -598,7 +345,7 @@ static void process_input(h1_client_t *h)
         proto_buf_consume(&h->inbuf, n);
     }
     h->is_processing = 0;
-    update_reading(h);
+    gw_h1_update_reading(h);
 }
 
 static int h1_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
@@ -609,8 +356,8 @@ static int h1_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
     if (h->is_refused || h->is_aborted)
         return 0;
     if (h->is_tunnel) {
-        int rv = to_tunnel(h, data, len);
-        update_reading(h);
+        int rv = gw_h1_to_tunnel(h, data, len);
+        gw_h1_update_reading(h);
         return rv;
     }
     /* Straight from the read buffer when nothing waits before these bytes. */
@@ -624,69 +371,6 @@ static int h1_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
     if (n < len && proto_buf_append(&h->inbuf, data + n, len - n) != 0)
         return -1;
     process_input(h);
-    return 0;
-}
-
-/* ---- output ---- */
-
-static int move_pending(gw_client_conn_t *c, h1_client_t *h)
-{
-    proto_slice_t s[8];
-    size_t n;
-
-    while ((n = proto_buf_slices(&h->pending, s, 8)) > 0) {
-        size_t total = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (gw_client_conn_out(c, s[i].base, s[i].len) != 0)
-                return -1;
-            total += s[i].len;
-        }
-        proto_buf_consume(&h->pending, total);
-    }
-    return 0;
-}
-
-static int out_str(gw_client_conn_t *c, const char *s)
-{
-    return gw_client_conn_out(c, s, strlen(s));
-}
-
-/* Moves response body bytes into the gather buffer in the framing the head
- * announced, and the end of the body once the backend finished. */
-static int write_body(gw_client_conn_t *c, h1_client_t *h)
-{
-    gw_exchange_t *x = h->x;
-    uint8_t piece[16384];
-
-    while (c->out_len < OUT_HIGH) {
-        size_t n = gw_exchange_resp_read(x, piece, sizeof(piece));
-        if (n == 0)
-            break;
-        if (h->framing == FRAME_CHUNKED) {
-            char size_line[24];
-            int k = snprintf(size_line, sizeof(size_line), "%zx\r\n", n);
-            if (gw_client_conn_out(c, size_line, (size_t)k) != 0 ||
-                gw_client_conn_out(c, piece, n) != 0 || gw_client_conn_out(c, "\r\n", 2) != 0)
-                return -1;
-        } else if (gw_client_conn_out(c, piece, n) != 0) {
-            return -1;
-        }
-    }
-    if (!x->is_resp_done || proto_buf_len(&x->resp_body) > 0)
-        return 0;
-    if (h->framing == FRAME_CHUNKED) {
-        if (out_str(c, "0\r\n") != 0)
-            return -1;
-        for (size_t i = 0; i < x->ntrailers; i++) {
-            const proto_header_t *t = &x->trailers[i];
-            if (gw_client_conn_out(c, t->name, t->name_len) != 0 || out_str(c, ": ") != 0 ||
-                gw_client_conn_out(c, t->value, t->value_len) != 0 || out_str(c, "\r\n") != 0)
-                return -1;
-        }
-        if (out_str(c, "\r\n") != 0)
-            return -1;
-    }
-    h->is_resp_done = 1;
     return 0;
 }
 
@@ -779,11 +463,11 @@ static int h1_conn_on_flush(gw_client_conn_t *c)
             if (rv != 0)
                 return rv; /* 1: c is HTTP/2 now, h is gone */
         }
-        if (move_pending(c, h) != 0)
+        if (gw_h1_move_pending(c, h) != 0)
             return -1;
         if (h->is_aborted)
             return 0;
-        if (h->x != NULL && h->is_resp_started && !h->is_resp_done && write_body(c, h) != 0)
+        if (h->x != NULL && h->is_resp_started && !h->is_resp_done && gw_h1_write_body(c, h) != 0)
             return -1;
         if (!h->is_active || !h->is_resp_done || (h->is_keep_alive && !h->is_req_done))
             break;

@@ -149,7 +149,9 @@ void gw_exchange_free(gw_exchange_t *x)
     proto_buf_free(&x->resp_body);
     proto_buf_free(&x->replay);
     free(x->trailers);
-    if (x->pool != NULL)
+    /* Counted by gw_exchange_start only: a request refused before it
+     * (an HTTP/1.1 400 or 501) has its pool set for the access log. */
+    if (x->pool != NULL && x->is_started)
         x->pool->nexchanges--;
     free(x->req_trailers);
     x->w->nexchanges--;

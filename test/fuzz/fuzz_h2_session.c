@@ -25,7 +25,12 @@
  *   flags bit 5:    the client half-closes right after its last byte,
  *                   not once the gateway has gone quiet
  *   flags bit 6:    the bytes go in pieces of piece + 1 bytes (at most 16
- *                   pieces), a loop turn between pieces
+ *                   pieces); each is served until the gateway is quiet
+ *                   (backend round trips included) before the next
+ *   flags bit 7:    the connection is drained (GOAWAY with a PING, as on
+ *                   SIGTERM or the idle timeout) once the first piece is in
+ * With the 100 kB answer the client's receive buffer is small, so that the
+ * gateway's writes stall and its buffers fill.
  *
  * After each input every client connection, exchange and backend
  * connection must be gone: a leftover is a finding (FZ_CHECK), since a
@@ -45,6 +50,7 @@
 
 #include "config/config.h"
 #include "gateway/backend/pool.h"
+#include "gateway/client/client_conn.h"
 #include "gateway/core/cfg_ref.h"
 #include "gateway/core/log.h"
 #include "gateway/worker.h"
@@ -342,6 +348,29 @@ static int step(client_t *c, int mode)
     return is_busy;
 }
 
+/* Turns the loop until the gateway has nothing more to do with what it got
+ * (QUIET_STEPS turns in a row without news), or the connection ended. */
+static void run_until_quiet(client_t *c, int mode)
+{
+    for (int i = 0, quiet = 0; i < MAX_STEPS && quiet < QUIET_STEPS && !c->is_eof; i++)
+        quiet = step(c, mode) ? 0 : quiet + 1;
+}
+
+/* What SIGTERM (after drain_delay) or the client idle timeout does to one
+ * connection: HTTP/2 sends a GOAWAY notice and a PING, HTTP/1.1 closes
+ * after the answer in progress. */
+static void drain_clients(void)
+{
+    gw_ctx_t *ctx = &g.worker.ctx;
+    for (proto_queue_t *n = ctx->clients.next; n != &ctx->clients; n = n->next) {
+        gw_client_conn_t *cc = proto_container_of(n, gw_client_conn_t, all_node);
+        if (cc->proto->on_drain != NULL) {
+            cc->proto->on_drain(cc);
+            gw_client_conn_mark_dirty(cc);
+        }
+    }
+}
+
 static int is_worker_clean(void)
 {
     gw_worker_t *w = &g.worker;
@@ -417,7 +446,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
             "max_header_list_size = 4k\n"
             "request_buffer_size = 16k\n"
             "response_buffer_size = 16k\n"
-            "h2_glitch_threshold = 200\n"
+            "h2_glitch_threshold = 50\n"
             "[listen fuzz]\n"
             "address = 127.0.0.1:0\n"
             "[backend default]\n"
@@ -463,6 +492,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int prefix = flags & 3;
     int mode = (flags >> 2) & 7;
     int is_early_eof = (flags >> 5) & 1;
+    int is_drain = (flags >> 7) & 1;
     if (!((flags >> 6) & 1))
         piece = in.n;
     else if (piece < in.n / MAX_PIECES + 1)
@@ -473,6 +503,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     c.is_eof = 0;
     c.seen_len = 0;
     FZ_CHECK(c.fd >= 0);
+    if (mode == ORIGIN_BIG) {
+        int small = 4096;
+        FZ_CHECK(setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
+    }
     /* Loopback completes the handshake at once; the gateway accepts in its
      * next loop turn. */
     FZ_CHECK(connect(c.fd, (struct sockaddr *)&g.gw_addr, sizeof(g.gw_addr)) == 0);
@@ -486,20 +520,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         client_write(&c, h2_preface, sizeof(h2_preface) - 1, mode);
     if (prefix < 2)
         client_write(&c, empty_settings, sizeof(empty_settings), mode);
-    for (size_t off = 0; off < in.n;) {
+    size_t off = 0;
+    do {
         size_t n = in.n - off < piece ? in.n - off : piece;
         client_write(&c, in.p + off, n, mode);
+        if (off + n < in.n || is_drain)
+            run_until_quiet(&c, mode);
+        if (is_drain && off == 0)
+            drain_clients();
         off += n;
-        if (off < in.n)
-            step(&c, mode);
-    }
+    } while (off < in.n);
 
-    /* Until the gateway has nothing more to do with what it got (backend
-     * round trips included); then the client half-closes, and the
-     * connection ends. */
-    for (int i = 0, quiet = 0; !is_early_eof && i < MAX_STEPS && quiet < QUIET_STEPS && !c.is_eof;
-         i++)
-        quiet = step(&c, mode) ? 0 : quiet + 1;
+    /* Until the gateway has nothing more to do with what it got; then the
+     * client half-closes, and the connection ends. */
+    if (!is_early_eof)
+        run_until_quiet(&c, mode);
     shutdown(c.fd, SHUT_WR);
     for (int i = 0; i < MAX_STEPS && !(c.is_eof && g.worker.ctx.nclients == 0); i++)
         step(&c, mode);

@@ -16,7 +16,7 @@ END_STREAM, ACK, END_HEADERS, PADDED, PRIO = 0x1, 0x1, 0x4, 0x8, 0x20
 # Flags byte of the input: the prefix, the fake backend's answer, EOF, pieces.
 PREFACE_SETTINGS, PREFACE_ONLY, RAW = 0, 2, 3
 REFUSE, SMALL, CLOSE, CHUNKED, SILENT, BIG, ERROR, MALFORMED = range(8)
-EARLY_EOF, PIECES = 0x20, 0x40
+EARLY_EOF, PIECES, DRAIN = 0x20, 0x40, 0x80
 
 
 def frame(ftype, flags, sid, payload=b""):
@@ -123,6 +123,21 @@ def seeds():
         SMALL << 2 | RAW,
         b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n"
         b"HTTP2-Settings: AAMAAABkAAQAAP__\r\n\r\n" + b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + settings())
+    # Pieces are served one by one: the body, the window, the PING ACK come
+    # after the gateway has acted on what went before.
+    first = frame(HEADERS, END_HEADERS, 1, post)
+    s["post_body_later"] = seed(SMALL << 2 | PIECES, first + frame(DATA, 0, 1, b"hel") +
+                                frame(DATA, END_STREAM, 1, b"lo"), piece=len(first) - 1)
+    first = settings((4, 100)) + frame(HEADERS, END_HEADERS | END_STREAM, 1, get)
+    s["window_update_later"] = seed(
+        BIG << 2 | PIECES | PREFACE_ONLY,
+        first + frame(WINDOW_UPDATE, 0, 1, struct.pack(">I", 30000)) +
+        frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 30000)), piece=len(first) - 1)
+    first = frame(HEADERS, END_HEADERS | END_STREAM, 1, get)
+    s["drain_ping_ack"] = seed(SILENT << 2 | PIECES | DRAIN,
+                               first + frame(PING, ACK, 0, bytes(8)) +
+                               frame(HEADERS, END_HEADERS | END_STREAM, 3, get), piece=len(first) - 1)
+    s["drain_http1"] = seed(SMALL << 2 | RAW | DRAIN, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     s["garbage"] = seed(SMALL << 2, bytes(range(256))[::7] * 3)
     return s
 

@@ -29,8 +29,8 @@
  *                   (backend round trips included) before the next
  *   flags bit 7:    the connection is drained (GOAWAY with a PING, as on
  *                   SIGTERM or the idle timeout) once the first piece is in
- * With the 100 kB answer the client's receive buffer is small, so that the
- * gateway's writes stall and its buffers fill.
+ * With the 100 kB answer the client's receive buffer and the gateway's send
+ * buffer are small, so that the gateway's writes stall and its buffers fill.
  *
  * After each input every client connection, exchange and backend
  * connection must be gone: a leftover is a finding (FZ_CHECK), since a
@@ -78,7 +78,7 @@ enum origin_mode {
     ORIGIN_CHUNKED,   /* 103, then a chunked 200 with a trailer, keep-alive */
     ORIGIN_SILENT,    /* reads and never answers */
     ORIGIN_BIG,       /* 200 with a body over every window and buffer */
-    ORIGIN_ERROR,     /* 500 with a body */
+    ORIGIN_ERROR,     /* 500 with a body, sent once the head is in (not the body) */
     ORIGIN_MALFORMED, /* a 200 head, then a broken chunk: 502 or a reset mid-body */
 };
 
@@ -93,12 +93,22 @@ static const char resp_error[] = "HTTP/1.1 500 Internal Server Error\r\ncontent-
 static const char resp_malformed[] = "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n"
                                      "3\r\nabc\r\nzz\r\n";
 
+/* Where the fake backend is in the request it reads. Framing is read the
+ * simple way: the gateway writes well-formed requests, and a chunk that
+ * holds CRLFCRLF only makes the answer early. */
+enum origin_read { READ_HEAD, READ_LENGTH, READ_CHUNKED };
+
 typedef struct origin_conn {
-    int fd;            /* -1: free slot */
-    uint32_t tail;     /* the last four bytes read, to spot "\r\n\r\n" */
-    unsigned nheads;   /* request heads seen (a guess: a body may hold CRLFCRLF) */
-    unsigned nanswers; /* responses started */
-    const char *out;   /* the response being written */
+    int fd;        /* -1: free slot */
+    uint32_t tail; /* the last four bytes read, to spot "\r\n\r\n" */
+    enum origin_read state;
+    char head[1024]; /* the start of the head being read, lowercase */
+    size_t head_len;
+    uint64_t body_left; /* READ_LENGTH */
+    unsigned nheads;    /* request heads read */
+    unsigned nreqs;     /* requests read to their end */
+    unsigned nanswers;  /* responses started */
+    const char *out;    /* the response being written */
     size_t out_len, out_off;
     int is_shut; /* sent FIN after a response delimited by the close */
 } origin_conn_t;
@@ -132,7 +142,8 @@ static void origin_close_all(void)
 /* Starts the next response on o, if a request is waiting for one. */
 static void origin_answer(origin_conn_t *o, int mode)
 {
-    if (o->out != NULL || o->is_shut || o->nanswers >= o->nheads)
+    if (o->out != NULL || o->is_shut ||
+        o->nanswers >= (mode == ORIGIN_ERROR ? o->nheads : o->nreqs))
         return;
     switch (mode) {
     case ORIGIN_SMALL:
@@ -193,6 +204,48 @@ static int origin_write(origin_conn_t *o, int mode)
     return is_busy;
 }
 
+/* The head is in: a body follows when it says so. */
+static void origin_end_head(origin_conn_t *o)
+{
+    o->nheads++;
+    o->head[o->head_len < sizeof(o->head) ? o->head_len : sizeof(o->head) - 1] = '\0';
+    o->head_len = 0;
+    const char *cl = strstr(o->head, "\r\ncontent-length:");
+    if (strstr(o->head, "\r\ntransfer-encoding:") != NULL) {
+        o->state = READ_CHUNKED;
+    } else if (cl != NULL && (o->body_left = strtoull(cl + 18, NULL, 10)) > 0) {
+        o->state = READ_LENGTH;
+    } else {
+        o->nreqs++;
+    }
+}
+
+static void origin_read_byte(origin_conn_t *o, uint8_t b)
+{
+    o->tail = o->tail << 8 | b;
+    switch (o->state) {
+    case READ_HEAD:
+        if (o->head_len < sizeof(o->head))
+            o->head[o->head_len] = (char)(b >= 'A' && b <= 'Z' ? b + 32 : b);
+        o->head_len++;
+        if (o->tail == 0x0d0a0d0a)
+            origin_end_head(o);
+        break;
+    case READ_LENGTH:
+        if (--o->body_left == 0) {
+            o->state = READ_HEAD;
+            o->nreqs++;
+        }
+        break;
+    case READ_CHUNKED:
+        if (o->tail == 0x0d0a0d0a) { /* the last chunk and the trailers end so */
+            o->state = READ_HEAD;
+            o->nreqs++;
+        }
+        break;
+    }
+}
+
 /* One turn of the fake backend: accept, read requests, answer them.
  * Returns 1 when anything happened. */
 static int origin_step(int mode)
@@ -222,11 +275,8 @@ static int origin_step(int mode)
         ssize_t n;
         while ((n = recv(o->fd, buf, sizeof(buf), MSG_DONTWAIT)) > 0) {
             is_busy = 1;
-            for (ssize_t k = 0; k < n; k++) {
-                o->tail = o->tail << 8 | buf[k];
-                if (o->tail == 0x0d0a0d0a)
-                    o->nheads++;
-            }
+            for (ssize_t k = 0; k < n; k++)
+                origin_read_byte(o, buf[k]);
         }
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
             origin_close(o); /* the gateway closed (or reset) it */
@@ -260,13 +310,15 @@ static void print_answer(const client_t *c)
 {
     const uint8_t *p = c->seen;
     size_t n = c->seen_len;
-    unsigned nconns = 0, nheads = 0;
+    unsigned nconns = 0, nheads = 0, nreqs = 0;
     for (int i = 0; i < MAX_ORIGIN_CONNS; i++) {
         nconns += g.conns[i].fd >= 0;
         nheads += g.conns[i].nheads;
+        nreqs += g.conns[i].nreqs;
     }
-    fprintf(stderr, "\n--- %zu bytes back; backend: %u open connections, %u heads\n", n, nconns,
-            nheads);
+    fprintf(stderr,
+            "\n--- %zu bytes back; backend: %u open connections, %u heads, %u whole requests\n", n,
+            nconns, nheads, nreqs);
     if (n >= 4 && memcmp(p, "HTTP", 4) == 0) {
         fprintf(stderr, "%.*s\n", (int)n, (const char *)p);
         return;
@@ -516,6 +568,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     int one = 1;
     FZ_CHECK(setsockopt(c.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) == 0);
 
+    if (mode == ORIGIN_BIG) {
+        /* The gateway's end, once accepted: a write of more than this
+         * waits for the client to read. */
+        step(&c, mode);
+        gw_ctx_t *ctx = &g.worker.ctx;
+        for (proto_queue_t *q = ctx->clients.next; q != &ctx->clients; q = q->next) {
+            gw_client_conn_t *cc = proto_container_of(q, gw_client_conn_t, all_node);
+            uv_os_fd_t fd;
+            int small = 4096;
+            if (uv_fileno((uv_handle_t *)&cc->tcp, &fd) == 0)
+                setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof(small));
+        }
+    }
     if (prefix != 3)
         client_write(&c, h2_preface, sizeof(h2_preface) - 1, mode);
     if (prefix < 2)

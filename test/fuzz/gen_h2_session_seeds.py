@@ -138,6 +138,14 @@ def seeds():
                                first + frame(PING, ACK, 0, bytes(8)) +
                                frame(HEADERS, END_HEADERS | END_STREAM, 3, get), piece=len(first) - 1)
     s["drain_http1"] = seed(SMALL << 2 | RAW | DRAIN, b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    # Every window open: the 100 kB answer fills the slow client's socket.
+    s["big_open_window"] = seed(
+        BIG << 2 | PREFACE_ONLY,
+        settings((4, 0x7fffffff)) + frame(WINDOW_UPDATE, 0, 0, struct.pack(">I", 0x7fff0000)) +
+        frame(HEADERS, END_HEADERS | END_STREAM, 1, get))
+    # Past the glitch budget: GOAWAY(ENHANCE_YOUR_CALM).
+    s["ping_flood"] = seed(SILENT << 2, frame(HEADERS, END_HEADERS | END_STREAM, 1, get) +
+                           frame(PING, 0, 0, b"flooding") * 120)
     s["garbage"] = seed(SMALL << 2, bytes(range(256))[::7] * 3)
     return s
 

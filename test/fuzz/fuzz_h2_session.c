@@ -21,7 +21,7 @@
  *   flags bits 0-1: 0 or 1: the HTTP/2 preface and an empty SETTINGS frame
  *                   go first; 2: the preface only; 3: nothing (the bytes
  *                   as they are: HTTP/1.1, h2c upgrade, bad prefaces)
- *   flags bits 2-4: the fake backend's answer (see origin_answer)
+ *   flags bits 2-4: the fake backend's answer (enum origin_mode)
  *   flags bit 5:    the client half-closes right after its last byte,
  *                   not once the gateway has gone quiet
  *   flags bit 6:    the bytes go in pieces of piece + 1 bytes (at most 16
@@ -36,6 +36,10 @@
  * connection must be gone: a leftover is a finding (FZ_CHECK), since a
  * real worker would keep it forever. The worker is torn down at exit, so
  * LeakSanitizer sees everything freed.
+ *
+ * The seeds are written by test/fuzz/gen_h2_session_seeds.py. FZ_VERBOSE=1
+ * prints each loop turn, the frames the gateway sent (or its HTTP/1.1
+ * answer) and the gateway's debug log.
  */
 #include "test/fuzz/fuzz.h"
 

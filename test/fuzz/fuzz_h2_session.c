@@ -48,6 +48,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -200,7 +201,7 @@ static int origin_write(origin_conn_t *o, int mode)
         ssize_t n =
             send(o->fd, o->out + o->out_off, o->out_len - o->out_off, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n <= 0) {
-            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
                 origin_close(o);
             return is_busy;
         }
@@ -293,7 +294,7 @@ static int origin_step(int mode)
             for (ssize_t k = 0; k < n; k++)
                 origin_read_byte(o, buf[k]);
         }
-        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) {
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
             origin_close(o); /* the gateway closed (or reset) it */
             is_busy = 1;
             continue;
@@ -357,6 +358,31 @@ static void print_answer(const client_t *c)
     }
 }
 
+/* Connects to the gateway's listener. Loopback completes the handshake at
+ * once (the gateway accepts in its next loop turn), but not always before
+ * connect() returns, and libFuzzer's SIGALRM (its -timeout check) may
+ * interrupt the wait: a blocking connect() then fails with EINTR while the
+ * handshake goes on. So the socket is non-blocking and the wait a poll. */
+static void client_connect(client_t *c)
+{
+    int rv = connect(c->fd, (struct sockaddr *)&g.gw_addr, sizeof(g.gw_addr));
+    if (rv != 0 && (errno == EINPROGRESS || errno == EINTR)) {
+        struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+        while ((rv = poll(&pfd, 1, 10000)) < 0 && errno == EINTR)
+            ;
+        int err = rv == 1 ? 0 : ETIMEDOUT;
+        socklen_t len = sizeof(err);
+        if (rv == 1 && getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+            err = errno;
+        errno = err;
+        rv = err == 0 ? 0 : -1;
+    }
+    if (rv != 0) {
+        fprintf(stderr, "connect to the gateway: %s\n", strerror(errno));
+        FZ_CHECK(0);
+    }
+}
+
 /* Reads and drops what the gateway wrote. Returns 1 when anything came. */
 static int client_read(client_t *c)
 {
@@ -372,7 +398,7 @@ static int client_read(client_t *c)
             c->seen_len += keep;
             continue;
         }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
             break;
         c->is_eof = 1;
         is_busy = 1;
@@ -391,7 +417,7 @@ static void client_write(client_t *c, const uint8_t *data, size_t len, int mode)
             len -= (size_t)n;
             continue;
         }
-        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+        if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
             return; /* reset by the gateway */
         uv_run(&g.worker.ctx.loop, UV_RUN_NOWAIT);
         origin_step(mode);
@@ -574,13 +600,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int small = 4096;
         FZ_CHECK(setsockopt(c.fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small)) == 0);
     }
-    /* Loopback completes the handshake at once; the gateway accepts in its
-     * next loop turn. */
-    if (connect(c.fd, (struct sockaddr *)&g.gw_addr, sizeof(g.gw_addr)) != 0) {
-        fprintf(stderr, "connect to the gateway: %s\n", strerror(errno));
-        FZ_CHECK(0);
-    }
     FZ_CHECK(fcntl(c.fd, F_SETFL, fcntl(c.fd, F_GETFL) | O_NONBLOCK) == 0);
+    client_connect(&c);
     /* Nagle would hold a small piece back until the last one is acked
      * (a delayed ACK: 40 ms). */
     int one = 1;

@@ -566,6 +566,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     /* FZ_VERBOSE=1 shows the gateway's own debug log too. */
     gw_log_set_level(fz_verbose() ? CFG_LOG_DEBUG : cfg->log_level);
     FZ_CHECK(gw_worker_init(&g.worker, cfg, 0, NULL, 1024) == 0);
+    /* The signals are libFuzzer's: SIGINT and SIGTERM must stop the run,
+     * not drain the worker (whose listener then refuses the next input). */
+    uv_signal_stop(&g.worker.sig_term);
+    uv_signal_stop(&g.worker.sig_int);
+    uv_signal_stop(&g.worker.sig_hup);
+    uv_signal_stop(&g.worker.sig_usr1);
     g.is_ready = 1;
     atexit(teardown);
 

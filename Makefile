@@ -147,6 +147,12 @@ build/fuzz/obj/%.o: %.c
 build/fuzz/%: build/fuzz/obj/test/fuzz/%.o $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) $(OPT) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL)
 
+# fuzz_h2_session drives a whole HTTP/2 server session (issue 13): it links
+# every gateway module but main.c, built with the same flags.
+FUZZ_GW_OBJS = $(patsubst %.c,build/fuzz/obj/%.o,$(filter-out gateway/main.c,$(GATEWAY_SRC)))
+build/fuzz/fuzz_h2_session: build/fuzz/obj/test/fuzz/fuzz_h2_session.o $(FUZZ_GW_OBJS) $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) $(OPT) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(LDLIBS_ALL)
+
 fuzz-build: $(FUZZ_BINS)
 
 # Every seed and every saved finding runs once, as a regression test.

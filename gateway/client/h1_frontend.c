@@ -469,6 +469,11 @@ static int h1_conn_on_flush(gw_client_conn_t *c)
             return 0;
         if (h->x != NULL && h->is_resp_started && !h->is_resp_done && gw_h1_write_body(c, h) != 0)
             return -1;
+        /* After the client's EOF a request that became active later (it was
+         * buffered behind the one on_eof saw) and has all its bytes parsed
+         * is cut short for good: its answer ends the connection. */
+        if (c->is_eof && h->is_active && !h->is_req_done && proto_buf_len(&h->inbuf) == 0)
+            h->is_keep_alive = 0;
         if (!h->is_active || !h->is_resp_done || (h->is_keep_alive && !h->is_req_done))
             break;
         /* The answer is complete (and the request read, unless we close). */

@@ -5,14 +5,17 @@
 # generated into a temporary directory), runs h2spec against each, and fails
 # if any case fails. Stops only what it started, by PID.
 #
-# The binary: $H2SPEC if set, else ../shared/bin/h2spec if it exists; without
-# one the run is skipped (exit 0) with a message.
+# The binary: $H2SPEC if set, else h2spec on the PATH, else
+# ../shared/bin/h2spec beside the checkout if it exists; without one the run
+# is skipped (exit 0) with a message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 h2spec=${H2SPEC:-}
 if [ -z "$h2spec" ]; then
-    if [ -x ../shared/bin/h2spec ]; then
+    if command -v h2spec >/dev/null 2>&1; then
+        h2spec=$(command -v h2spec)
+    elif [ -x ../shared/bin/h2spec ]; then
         h2spec=../shared/bin/h2spec
     else
         echo "h2spec: skipped: no h2spec binary (set H2SPEC=/path/to/h2spec)"

@@ -112,6 +112,27 @@ static inline uint8_t *fz_dup(const uint8_t *data, size_t len)
     return p;
 }
 
+static inline int fz_cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Takes ncuts cut points from in (two bytes each) and places them, sorted,
+ * in the bytes that are left of in afterwards: where the stream that
+ * follows is split. */
+static inline void fz_cuts(fz_in_t *in, size_t ncuts, size_t *cuts)
+{
+    uint16_t raw[64];
+
+    FZ_CHECK(ncuts <= 64);
+    for (size_t i = 0; i < ncuts; i++)
+        raw[i] = fz_u16(in);
+    for (size_t i = 0; i < ncuts; i++)
+        cuts[i] = in->n ? raw[i] % in->n : 0;
+    qsort(cuts, ncuts, sizeof(cuts[0]), fz_cmp_size);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #endif

@@ -135,12 +135,6 @@ static void drive(run_t *r, size_t max_head, const uint8_t *stream, size_t len, 
     proto_h1_req_parser_free(&p);
 }
 
-static int cmp_size(const void *a, const void *b)
-{
-    size_t x = *(const size_t *)a, y = *(const size_t *)b;
-    return (x > y) - (x < y);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const size_t heads[] = {4096, 64, 256, 65536};
@@ -148,16 +142,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size_t ncuts = fz_byte(&in) % (MAX_CUTS + 1);
     size_t max_head = heads[fz_byte(&in) % 4];
     size_t cuts[MAX_CUTS];
-    uint16_t raw[MAX_CUTS];
     uint8_t *stream;
     run_t whole, split;
 
-    for (size_t i = 0; i < ncuts; i++)
-        raw[i] = fz_u16(&in);
+    fz_cuts(&in, ncuts, cuts);
     stream = fz_dup(in.p, in.n);
-    for (size_t i = 0; i < ncuts; i++)
-        cuts[i] = in.n ? raw[i] % in.n : 0;
-    qsort(cuts, ncuts, sizeof(cuts[0]), cmp_size);
 
     drive(&whole, max_head, stream, in.n, NULL, 0);
     drive(&split, max_head, stream, in.n, cuts, ncuts);

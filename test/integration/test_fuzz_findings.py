@@ -95,6 +95,13 @@ def test_request_cut_short_behind_a_pipelined_one_ends_the_connection(gateway):
         else:
             raise AssertionError("no EOF from the gateway; got %r" % got)
         s.close()
-        assert got.count(b"HTTP/1.1 200 OK") == 2, got
+        # The first request is always answered. The second is answered only
+        # if the backend's early answer had started when the EOF was read;
+        # if the EOF came first, the cut-short request is dropped with the
+        # connection (as nginx and HAProxy do). Either way the connection
+        # ends, which is what this finding was about.
+        assert got.startswith(b"HTTP/1.1 200 OK\r\n"), got
+        assert got.count(b"HTTP/1.1 200 OK") in (1, 2), got
+        assert got.endswith(b"\r\n\r\nok"), got
     finally:
         backend.close()

@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gateway/core/log.h"
 #include "gateway/core/metrics.h"
@@ -40,11 +41,13 @@ static void set_peer(gw_client_conn_t *c, const struct sockaddr_storage *ss)
 
 static void on_flush_task(gw_task_t *t);
 
-int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, uv_stream_t *server)
+int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, int fd)
 {
     gw_client_conn_t *c = calloc(1, sizeof(*c));
-    if (c == NULL)
+    if (c == NULL) {
+        close(fd);
         return UV_ENOMEM;
+    }
     uv_tcp_init(&w->loop, &c->tcp);
     uv_timer_init(&w->loop, &c->timer);
     c->nhandles_open = 2;
@@ -57,7 +60,9 @@ int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, uv_stream_t *s
     c->metrics_protocol = GW_M_PROTO_NONE;
     gw_metrics_gauge_add(&w->metrics.client_conns[GW_M_PROTO_NONE], 1);
 
-    int rv = uv_accept(server, (uv_stream_t *)&c->tcp);
+    int rv = uv_tcp_open(&c->tcp, fd);
+    if (rv != 0)
+        close(fd); /* the handle did not take it */
     if (rv == 0) {
         gw_metrics_inc(&w->metrics.client_conns_total);
         struct sockaddr_storage ss;

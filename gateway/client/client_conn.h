@@ -90,9 +90,9 @@ struct gw_client_conn {
     size_t sniff_len;
 };
 
-/* Takes an accepted connection of a listener and starts reading. Returns 0
- * or a negative uv error. */
-int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, uv_stream_t *server);
+/* Takes a socket a listener accepted (the connection owns it from here on,
+ * even on failure) and starts reading. Returns 0 or a negative uv error. */
+int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, int fd);
 
 /* Appends output for the next write (encrypted first on TLS). Returns 0 or
  * -ENOMEM. */

@@ -16,42 +16,75 @@
  * reload this long after the last event. */
 #define RELOAD_DEBOUNCE_MS 200
 
-static void on_refused_close(uv_handle_t *handle)
+/* Out of descriptors, accepting stops this long: the connections wait in
+ * the kernel's queue (until it is full) instead of being accepted and
+ * closed, and the loop does not spin on a listener it cannot serve. */
+#define ACCEPT_PAUSE_MS 100
+
+/* Connections taken per readiness event, so one busy listener does not
+ * starve the rest of the loop (the poll is level-triggered: what is left
+ * is taken in the next turn). */
+#define ACCEPTS_PER_EVENT 64
+
+static void on_readable(uv_poll_t *poll, int status, int events);
+
+static void on_pause_end(uv_timer_t *timer)
 {
-    free(handle);
+    gw_listener_t *l = timer->data;
+    if (l->is_listening)
+        uv_poll_start(&l->poll, UV_READABLE, on_readable);
 }
 
-static void on_connection(uv_stream_t *server, int status)
+static void pause_accepting(gw_listener_t *l, int err)
 {
-    gw_listener_t *l = server->data;
+    uv_poll_stop(&l->poll);
+    uv_timer_start(&l->pause_timer, on_pause_end, ACCEPT_PAUSE_MS, 0);
+    l->npauses++;
+    gw_metrics_inc(&l->w->metrics.accept_pauses);
+    gw_log_limited(&l->log_limit, gw_ctx_now_ms(l->w), CFG_LOG_WARN,
+                   "listener %s: accept failed: %s; accepting paused for %d ms", l->name,
+                   uv_strerror(err), ACCEPT_PAUSE_MS);
+}
+
+static void on_readable(uv_poll_t *poll, int status, int events)
+{
+    (void)events;
+    gw_listener_t *l = poll->data;
     gw_ctx_t *w = l->w;
     if (status != 0) {
-        /* Out of descriptors, libuv accepts and closes what waits (its
-         * reserved-descriptor trick), so nothing spins; say it once a
-         * second, not per connection. */
-        gw_log_limited(&l->log_limit, gw_ctx_now_ms(w), CFG_LOG_WARN,
-                       "listener %s: accept failed: %s", l->name, uv_strerror(status));
+        pause_accepting(l, status);
         return;
     }
-    if (w->nclients >= w->max_clients) {
-        /* Accept and close at once, so the kernel queue does not hold
-         * clients that would only time out. */
-        uv_tcp_t *t = malloc(sizeof(*t));
-        if (t == NULL)
+    for (int n = 0; n < ACCEPTS_PER_EVENT && l->is_listening; n++) {
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            int err = -errno;
+            if (err == UV_EAGAIN || err == UV_ECONNABORTED || err == UV_EINTR) {
+                if (err == UV_EAGAIN)
+                    return;
+                continue;
+            }
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM: a local shortage that
+             * passes as connections close. */
+            pause_accepting(l, err);
             return;
-        uv_tcp_init(&w->loop, t);
-        gw_metrics_inc(&w->metrics.flood_refusals);
-        if (uv_accept(server, (uv_stream_t *)t) == 0)
+        }
+        if (w->nclients >= w->max_clients) {
+            /* Closed at once, so the kernel queue does not hold clients
+             * that would only time out. */
+            close(fd);
+            gw_metrics_inc(&w->metrics.flood_refusals);
             gw_log_limited(&l->log_limit, gw_ctx_now_ms(w), CFG_LOG_WARN,
                            "client connection limit (%u) reached: connection refused",
                            w->max_clients);
-        uv_close((uv_handle_t *)t, on_refused_close);
-        return;
+            continue;
+        }
+        l->naccepted++;
+        int rv = gw_client_conn_start(w, &l->origin, fd);
+        if (rv != 0)
+            GW_LOG_WARN("listener %s: cannot start client connection: %s", l->name,
+                        uv_strerror(rv));
     }
-    l->naccepted++;
-    int rv = gw_client_conn_start(l->w, &l->origin, server);
-    if (rv != 0)
-        GW_LOG_WARN("listener %s: cannot start client connection: %s", l->name, uv_strerror(rv));
 }
 
 /* ---- TLS material: load, reload, watch ---- */
@@ -232,8 +265,8 @@ static int bind_shared(const struct sockaddr_storage *ss, int is_shared)
 uint16_t gw_listener_port(const gw_listener_t *l)
 {
     struct sockaddr_storage ss;
-    int len = sizeof(ss);
-    if (uv_tcp_getsockname(&l->tcp, (struct sockaddr *)&ss, &len) != 0)
+    socklen_t len = sizeof(ss);
+    if (getsockname(l->fd, (struct sockaddr *)&ss, &len) != 0)
         return 0;
     return ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
                                           : ((struct sockaddr_in *)&ss)->sin_port);
@@ -263,9 +296,10 @@ int gw_listener_start(gw_listener_t *l, gw_ctx_t *w, const cfg_listener_t *cfg, 
         GW_LOG_ERROR("listener %s: not a numeric address: %s", l->name, uv_strerror(rv));
         return rv;
     }
-    uv_tcp_init(&w->loop, &l->tcp);
-    l->tcp.data = l;
-    l->is_listening = 1; /* the handle exists from here on and must be closed */
+    l->fd = -1;
+    uv_timer_init(&w->loop, &l->pause_timer);
+    l->pause_timer.data = l;
+    l->is_listening = 1; /* handles exist from here on and must be closed */
     int is_shared = w->cfg->workers > 1;
     int fd = 0;
     if (is_shared && w->index == 0 && bind_port != 0) {
@@ -286,9 +320,18 @@ int gw_listener_start(gw_listener_t *l, gw_ctx_t *w, const cfg_listener_t *cfg, 
                      ss.ss_family == AF_INET6 ? "]" : "", bind_port);
         return fd;
     }
-    rv = fd < 0 ? fd : uv_tcp_open(&l->tcp, fd);
-    if (rv == 0)
-        rv = uv_listen((uv_stream_t *)&l->tcp, 1024, on_connection);
+    /* Accepting is done here, not by uv_listen: out of descriptors libuv
+     * accepts and closes every waiting connection, and cannot pause. */
+    rv = fd;
+    if (fd >= 0) {
+        l->fd = fd;
+        rv = listen(fd, 1024) == 0 ? uv_poll_init_socket(&w->loop, &l->poll, fd) : -errno;
+        if (rv == 0) {
+            l->has_poll = 1;
+            l->poll.data = l;
+            rv = uv_poll_start(&l->poll, UV_READABLE, on_readable);
+        }
+    }
     if (rv != 0) {
         GW_LOG_ERROR("listener %s: %s", l->name, uv_strerror(rv));
         return rv;
@@ -316,11 +359,16 @@ void gw_listener_stop(gw_listener_t *l)
         return;
     l->is_listening = 0;
     GW_LOG_INFO("listener %s: %llu connections, %llu failed TLS handshakes, %llu bad PROXY "
-                "headers",
+                "headers, %llu accept pauses",
                 l->name, (unsigned long long)l->naccepted,
                 (unsigned long long)l->origin.nhandshake_failures,
-                (unsigned long long)l->origin.nproxy_failures);
-    uv_close((uv_handle_t *)&l->tcp, NULL);
+                (unsigned long long)l->origin.nproxy_failures, (unsigned long long)l->npauses);
+    if (l->has_poll)
+        uv_close((uv_handle_t *)&l->poll, NULL);
+    if (l->fd >= 0)
+        close(l->fd); /* the poll handle has let go of it: closing stops it at once */
+    l->fd = -1;
+    uv_close((uv_handle_t *)&l->pause_timer, NULL);
     for (size_t i = 0; i < l->nwatches; i++)
         uv_close((uv_handle_t *)&l->watches[i], NULL);
     if (l->has_reload_timer)

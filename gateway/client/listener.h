@@ -17,7 +17,10 @@
 #include "gateway/tls/tls.h"
 
 typedef struct gw_listener {
-    uv_tcp_t tcp;
+    int fd;                 /* the listening socket (-1 once stopped) */
+    uv_poll_t poll;         /* readable: connections wait */
+    int has_poll;           /* poll is initialised and must be closed */
+    uv_timer_t pause_timer; /* accepting resumes when it fires */
     gw_ctx_t *w;
     const cfg_listener_t *cfg;
     gw_client_origin_t origin;                   /* what its connections see of it */
@@ -28,6 +31,7 @@ typedef struct gw_listener {
     uv_timer_t reload_timer; /* gathers a burst of file events into one reload */
     int has_reload_timer;
     uint64_t naccepted;       /* counted for the shutdown summary */
+    uint64_t npauses;         /* accept failures that paused accepting */
     gw_log_limit_t log_limit; /* refusals and accept errors: once a second */
 } gw_listener_t;
 

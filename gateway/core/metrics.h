@@ -69,6 +69,7 @@ typedef struct gw_metrics {
     gw_mhist_t queue_wait[GW_M_URGENCIES];
     gw_mgauge_t client_conns[GW_M_CONN_PROTOCOLS];
     gw_mcounter_t client_conns_total;
+    gw_mcounter_t accept_pauses; /* accept failed (out of descriptors): accepting paused */
     gw_mgauge_t client_streams[GW_M_PROTOCOLS];
     gw_mcounter_t received_bytes, sent_bytes; /* client request and response bodies */
     gw_mcounter_t tls_handshakes, tls_handshake_failures, tls_resumptions;

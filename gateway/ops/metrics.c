@@ -326,6 +326,9 @@ static void put_clients(page_t *p, const view_t *v)
                                         (size_t)k * sizeof(gw_mgauge_t)));
     put_counter(p, v, "h2gw_client_connections_total", "Client connections accepted.",
                 offsetof(gw_metrics_t, client_conns_total));
+    put_counter(p, v, "h2gw_accept_pauses_total",
+                "Times accepting paused because accept failed (out of descriptors or memory).",
+                offsetof(gw_metrics_t, accept_pauses));
     family(p, "h2gw_client_streams", "gauge",
            "Open client requests (HTTP/2 streams, HTTP/1.1 requests), by protocol.");
     for (int k = 0; k < GW_M_PROTOCOLS; k++)

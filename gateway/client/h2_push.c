@@ -78,10 +78,11 @@ static int was_pushed(const gw_h2_push_t *p, uint64_t h)
 }
 
 /* The exchange of a pushed GET for path, its head built from the parent's
- * scheme, authority and inherited fields. NULL when it cannot be built. */
+ * scheme, authority and inherited fields, at the Link's urgency hint (-1:
+ * none). NULL when it cannot be built. */
 static gw_exchange_t *pushed_exchange(gw_exchange_t *parent, const char *scheme, size_t scheme_len,
                                       const char *authority, size_t authority_len, const char *path,
-                                      size_t path_len)
+                                      size_t path_len, int urgency_hint)
 {
     proto_header_t fields[NINHERITED];
     size_t nfields = 0;
@@ -128,7 +129,12 @@ static gw_exchange_t *pushed_exchange(gw_exchange_t *parent, const char *scheme,
     x->tls_version = parent->tls_version;
     x->sni = parent->sni;
     x->weight = parent->weight;
-    x->wait.sched.urgency = 7; /* never ahead of what the client asked for */
+    /* A u= hint is taken, but never ahead of the request the push came
+     * with; without one a push goes after everything the client asked for. */
+    int parent_urgency = parent->wait.sched.urgency;
+    x->wait.sched.urgency = (uint8_t)(urgency_hint < 0                ? 7
+                                      : urgency_hint < parent_urgency ? parent_urgency
+                                                                      : urgency_hint);
     x->is_req_end = 1;
     return x;
 }
@@ -147,13 +153,13 @@ static int may_push(const nghttp2_session *session, const gw_exchange_t *x, int 
 /* One qualifying target: a PUSH_PROMISE and its exchange. */
 static void promise(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t *parent,
                     const char *scheme, size_t scheme_len, const char *authority,
-                    size_t authority_len, const char *path, size_t path_len)
+                    size_t authority_len, const char *path, size_t path_len, int urgency_hint)
 {
     uint64_t h = path_hash(path, path_len);
     if (path_len > PUSH_PATH_MAX || was_pushed(p, h))
         return;
-    gw_exchange_t *x =
-        pushed_exchange(parent, scheme, scheme_len, authority, authority_len, path, path_len);
+    gw_exchange_t *x = pushed_exchange(parent, scheme, scheme_len, authority, authority_len, path,
+                                       path_len, urgency_hint);
     if (x == NULL)
         return;
     nghttp2_nv nv[3 + NINHERITED] = {
@@ -218,8 +224,8 @@ void gw_h2_push_on_head(gw_h2_push_t *p, nghttp2_session *session, gw_exchange_t
             if (l.is_preload && !l.is_nopush)
                 path = proto_link_local_path(&l, authority, authority_len, &path_len);
             if (path != NULL)
-                promise(p, session, x, scheme, scheme_len, authority, authority_len, path,
-                        path_len);
+                promise(p, session, x, scheme, scheme_len, authority, authority_len, path, path_len,
+                        l.urgency);
         }
     }
 }
@@ -267,8 +273,8 @@ void gw_h2_push_on_frame_send(gw_h2_push_t *p, nghttp2_session *session, const n
         gw_exchange_free(x);
         return;
     }
-    /* For RFC 9218 clients its DATA also goes after everything else. */
-    nghttp2_extpri extpri = {.urgency = 7, .inc = 0};
+    /* For RFC 9218 clients its DATA is sent at the same urgency. */
+    nghttp2_extpri extpri = {.urgency = x->wait.sched.urgency, .inc = 0};
     nghttp2_session_change_extpri_stream_priority(session, x->stream_id, &extpri, 0);
     gw_exchange_start(x, pool);
 }

@@ -222,6 +222,23 @@ def test_pushes_wait_behind_client_requests(origin, gateway):
         assert all(c.responses[p].status == 200 for _, p, _ in c.pushes)
 
 
+def test_push_takes_the_links_urgency_hint(origin, gateway):
+    """A Link's u= hint sets the push's urgency (never ahead of the request
+    that brought it): with one backend connection the hinted push, listed
+    last, is fetched before the two without a hint (urgency 7)."""
+    gw = gateway(origin, "--backend-max-connections", "1", "--push-max-per-connection", "4")
+    links = "</delay/101>; rel=preload, </delay/102>; rel=preload, </delay/103>; rel=preload; u=1"
+    with PushClient(gw.port) as c:
+        c.request("GET", page(links), headers=[("priority", "u=0")])
+        c.run_until(lambda: len(c.pushes) == 3, what="three pushes")
+        paths = {p: fields[b":path"] for _, p, fields in c.pushes}
+        c.run_until(lambda: any(c.responses[p].done for p in paths), what="a push")
+        done = [paths[p] for p in paths if c.responses[p].done]
+        assert done == [b"/delay/103"], done
+        c.run_all()
+        assert all(c.responses[p].status == 200 for p in paths)
+
+
 def test_early_hints_from_link(origin, gateway):
     gw = gateway(origin, "--early-hints-from-link", "on", "--server-push", "off")
     with PushClient(gw.port) as c:

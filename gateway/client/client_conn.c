@@ -170,6 +170,19 @@ static int seal_tls_output(gw_client_conn_t *c)
     return 0;
 }
 
+/* An idle connection told to go away (HTTP/2: GOAWAY with 2^31-1 and a
+ * PING) hears it again this much later: HTTP/2's final GOAWAY goes out
+ * whether or not the client answered the PING, so a client that answers
+ * nothing is closed too. */
+#define IDLE_GOAWAY_STEP_MS 1000
+
+static void on_idle_goaway_step(uv_timer_t *timer)
+{
+    gw_client_conn_t *c = timer->data;
+    c->proto->on_drain(c);
+    gw_client_conn_mark_dirty(c);
+}
+
 static void on_idle_timeout(uv_timer_t *timer)
 {
     gw_client_conn_t *c = timer->data;
@@ -183,6 +196,7 @@ static void on_idle_timeout(uv_timer_t *timer)
     }
     c->proto->on_drain(c); /* HTTP/2: GOAWAY, then close once it is out */
     gw_client_conn_mark_dirty(c);
+    uv_timer_start(&c->timer, on_idle_goaway_step, IDLE_GOAWAY_STEP_MS, 0);
 }
 
 /* The client idle timeout runs while no request is in progress; the TLS
@@ -287,6 +301,13 @@ static void write_out(gw_client_conn_t *c)
             return;
         }
         if (c->out_len == 0) {
+            if (c->is_done && c->is_tls && !c->is_close_notify_sent) {
+                /* The TLS client hears the end is deliberate, not a cut
+                 * (a close-delimited body is complete only with it). */
+                c->is_close_notify_sent = 1;
+                if (gw_tls_conn_close_notify(&c->tls) == 0)
+                    continue; /* sealed and written by the next round */
+            }
             if (c->is_done)
                 linger_close(c);
             return;

@@ -86,7 +86,8 @@ struct gw_client_conn {
     unsigned is_read_paused : 1;  /* the protocol stopped reading (gw_client_conn_pause_read) */
     unsigned is_eof : 1;          /* the client sent EOF; nothing more will be read */
     unsigned is_lingering : 1;    /* done: FIN sent, input dropped until the client's FIN */
-    uint8_t sniff[24];            /* first bytes, kept until the protocol is known */
+    unsigned is_close_notify_sent : 1; /* TLS: the last output is the close_notify */
+    uint8_t sniff[24];                 /* first bytes, kept until the protocol is known */
     size_t sniff_len;
 };
 

@@ -179,8 +179,24 @@ int gw_tls_conn_read(gw_tls_conn_t *t, uint8_t *buf, size_t cap)
     int e = SSL_get_error(t->ssl, n);
     if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE)
         return 0;
+    if (e != SSL_ERROR_ZERO_RETURN) /* not the peer's close_notify */
+        t->is_fatal = 1;
     ERR_clear_error();
     return -1;
+}
+
+int gw_tls_conn_close_notify(gw_tls_conn_t *t)
+{
+    if (t->ssl == NULL || !t->is_handshake_done || t->is_fatal)
+        return -1;
+    /* 0: ours is out, the peer's not yet seen; 1: both done. The peer's is
+     * not waited for (RFC 8446 6.1: a close_notify ends one direction). */
+    if (SSL_shutdown(t->ssl) < 0) {
+        t->is_fatal = 1;
+        ERR_clear_error();
+        return -1;
+    }
+    return 0;
 }
 
 /* Record overhead beyond the plaintext: header, tag and content type
@@ -203,6 +219,7 @@ int gw_tls_conn_write(gw_tls_conn_t *t, const uint8_t *data, size_t len)
     while (len > 0) {
         int n = SSL_write(t->ssl, data, (int)len);
         if (n <= 0) {
+            t->is_fatal = 1;
             ERR_clear_error();
             return -1;
         }

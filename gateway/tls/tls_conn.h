@@ -23,6 +23,7 @@ typedef struct gw_tls_conn {
     size_t out_len, out_off, out_cap;
     gw_tls_ctx_t *ctx;
     int is_handshake_done;
+    int is_fatal; /* a fatal error: OpenSSL forbids a close_notify after one */
 } gw_tls_conn_t;
 
 /* Prepares t for a new server-side connection. Returns 0 or -1. */
@@ -50,6 +51,12 @@ int gw_tls_conn_handshake(gw_tls_conn_t *t, const char **why);
  * more plaintext is available now, or -1 when the connection is over
  * (close_notify or a fatal error). */
 int gw_tls_conn_read(gw_tls_conn_t *t, uint8_t *buf, size_t cap);
+
+/* Queues a close_notify alert (pending output, like a write): the peer
+ * learns the end is deliberate, so a body delimited by the close is known
+ * complete. Returns 0, or -1 when none can be sent (no handshake, or after
+ * a fatal error). */
+int gw_tls_conn_close_notify(gw_tls_conn_t *t);
 
 /* Encrypts len bytes of plaintext. Returns 0 or -1. */
 int gw_tls_conn_write(gw_tls_conn_t *t, const uint8_t *data, size_t len);

@@ -926,6 +926,28 @@ def test_client_idle_timeout_h2_goaway_then_close(origin, gw):
         assert 0.7 <= secs < 2.5, "idle close after %.2fs (client-idle-timeout 1s)" % secs
 
 
+def test_client_idle_timeout_closes_an_h2_client_that_answers_nothing(origin, gw):
+    """An idle HTTP/2 client that never acknowledges the gateway's SETTINGS
+    or its PING still gets the final GOAWAY a second after the first (the
+    two-step GOAWAY does not wait for the PING forever), and is closed."""
+    g = gw("--backend", addr(origin), "--client-idle-timeout", "300ms")
+    s = socket.create_connection(("127.0.0.1", g.port), timeout=5 * SLOW)
+    try:
+        s.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        secs, data = wait_eof(s, 10)
+        assert secs is not None, "an idle HTTP/2 client that answers nothing is never closed"
+        goaways = []
+        while len(data) >= 9:
+            length = int.from_bytes(data[:3], "big")
+            if data[3] == 7:
+                payload = data[9:9 + length]
+                goaways.append((int.from_bytes(payload[:4], "big"), payload[4:8]))
+            data = data[9 + length:]
+        assert goaways == [(2**31 - 1, b"\0\0\0\0"), (0, b"\0\0\0\0")], goaways
+    finally:
+        s.close()
+
+
 def test_client_idle_timeout_h1_keepalive_close(origin, gw):
     g = gw("--backend", addr(origin), "--client-idle-timeout", "1s")
     s = socket.create_connection(("127.0.0.1", g.port), timeout=5)

@@ -130,6 +130,43 @@ def test_http11_over_tls_without_alpn(origin, h2gw, pki):
     assert echo_values(e, "x-forwarded-proto") == ["https"]
 
 
+def read_to_close_notify(port, ctx, request):
+    """Sends request over TLS and reads to the end, refusing a TCP close
+    without a close_notify (a cut a client cannot tell from a truncation)."""
+    raw = tcp_connect(port)
+    s = ctx.wrap_socket(raw, server_hostname="default.test", suppress_ragged_eofs=False)
+    s.settimeout(10 * SLOW)
+    try:
+        s.sendall(request)
+        got = b""
+        while True:
+            chunk = s.recv(65536)  # SSLEOFError on a close without close_notify
+            if not chunk:
+                return got
+            got += chunk
+    finally:
+        s.close()
+
+
+def test_close_notify_ends_a_tls_connection(origin, h2gw, pki):
+    """Every orderly close of a TLS client connection ends with a
+    close_notify: after an HTTP/1.1 "connection: close" answer, an HTTP/1.0
+    one, and an idle HTTP/2 connection's GOAWAY."""
+    gw = start_tls(h2gw, origin, pki, "--client-idle-timeout", "300ms")
+    h1 = client_context(pki, alpn=("http/1.1",))
+    for version in (b"HTTP/1.1", b"HTTP/1.0"):
+        got = read_to_close_notify(gw.port, h1, b"GET /echo?close HTTP/1.1\r\nHost: default.test"
+                                   b"\r\nConnection: close\r\n\r\n".replace(b"HTTP/1.1", version))
+        head, _, body = got.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200 "), got
+        assert json.loads(body)["target"] == "/echo?close"
+    h2 = client_context(pki, alpn=("h2",))
+    preface = (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+               b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")  # an empty SETTINGS
+    got = read_to_close_notify(gw.port, h2, preface)
+    assert b"\x07\x00\x00\x00\x00\x00" in got, got  # a GOAWAY (type 7) on stream 0
+
+
 def test_client_without_alpn_completes_the_handshake(origin, h2gw, pki):
     """No ALPN (or none we speak) is HTTP/1.1; the handshake completes and
     the gateway goes on serving HTTP/2 clients."""

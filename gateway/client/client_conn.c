@@ -251,23 +251,46 @@ static void on_shutdown(uv_shutdown_t *req, int status)
  * a reset, which can destroy the last answer (a GOAWAY, an HTTP/1.1 response
  * with "connection: close") before the client has read it.
  */
-static void linger_close(gw_client_conn_t *c)
+/* Sends FIN once the writes queued are out. Returns 0, or -1 (c is closed). */
+static int shutdown_write(gw_client_conn_t *c)
 {
-    if (c->is_lingering)
-        return;
-    c->is_lingering = 1;
-    uv_shutdown_t *req = c->is_eof ? NULL : malloc(sizeof(*req));
-    if (req == NULL) { /* the client has closed its side already, or no memory */
+    if (c->is_write_shut)
+        return 0;
+    c->is_write_shut = 1;
+    uv_shutdown_t *req = malloc(sizeof(*req));
+    if (req == NULL) {
         gw_client_conn_close(c);
-        return;
+        return -1;
     }
     req->data = c;
     if (uv_shutdown(req, (uv_stream_t *)&c->tcp, on_shutdown) != 0) {
         free(req);
         gw_client_conn_close(c);
-        return;
+        return -1;
     }
     /* From here on req is freed by on_shutdown, also when the close cancels it. */
+    return 0;
+}
+
+void gw_client_conn_shutdown_write(gw_client_conn_t *c)
+{
+    if (c->is_write_shut_wanted)
+        return;
+    c->is_write_shut_wanted = 1;
+    gw_client_conn_mark_dirty(c);
+}
+
+static void linger_close(gw_client_conn_t *c)
+{
+    if (c->is_lingering)
+        return;
+    c->is_lingering = 1;
+    if (c->is_eof) { /* the client has closed its side already */
+        gw_client_conn_close(c);
+        return;
+    }
+    if (shutdown_write(c) != 0)
+        return;
     if (c->is_read_paused && uv_read_start((uv_stream_t *)&c->tcp, gw_ctx_alloc_cb, on_read) != 0) {
         gw_client_conn_close(c);
         return;
@@ -301,7 +324,8 @@ static void write_out(gw_client_conn_t *c)
             return;
         }
         if (c->out_len == 0) {
-            if (c->is_done && c->is_tls && !c->is_close_notify_sent) {
+            int is_ending = c->is_done || c->is_write_shut_wanted;
+            if (is_ending && c->is_tls && !c->is_close_notify_sent) {
                 /* The TLS client hears the end is deliberate, not a cut
                  * (a close-delimited body is complete only with it). */
                 c->is_close_notify_sent = 1;
@@ -310,6 +334,8 @@ static void write_out(gw_client_conn_t *c)
             }
             if (c->is_done)
                 linger_close(c);
+            else if (c->is_write_shut_wanted)
+                shutdown_write(c);
             return;
         }
         /* Most writes complete at once: uv_try_write spares the write

@@ -87,6 +87,8 @@ struct gw_client_conn {
     unsigned is_eof : 1;          /* the client sent EOF; nothing more will be read */
     unsigned is_lingering : 1;    /* done: FIN sent, input dropped until the client's FIN */
     unsigned is_close_notify_sent : 1; /* TLS: the last output is the close_notify */
+    unsigned is_write_shut_wanted : 1; /* gw_client_conn_shutdown_write: FIN once written */
+    unsigned is_write_shut : 1;        /* FIN sent; reading goes on */
     uint8_t sniff[24];                 /* first bytes, kept until the protocol is known */
     size_t sniff_len;
 };
@@ -103,6 +105,12 @@ int gw_client_conn_out(gw_client_conn_t *c, const void *data, size_t len);
  * (no copy through a buffer of its own). Returns where they go, or NULL
  * when out of memory. */
 uint8_t *gw_client_conn_out_space(gw_client_conn_t *c, size_t len);
+
+/* Ends what goes to the client (TLS: close_notify, then FIN) once the
+ * output queued so far is written, while reading goes on: a tunnel whose
+ * backend ended its side. The connection still ends when the protocol is
+ * done. Idempotent. */
+void gw_client_conn_shutdown_write(gw_client_conn_t *c);
 
 /* Asks for a flush at the end of this loop turn. */
 void gw_client_conn_mark_dirty(gw_client_conn_t *c);

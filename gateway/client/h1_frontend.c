@@ -449,6 +449,19 @@ static int switch_to_h2(gw_client_conn_t *c, h1_client_t *h)
     return 1;
 }
 
+/* A tunnel whose backend ended its side ends the client's too (FIN), and
+ * stays for what the client still sends: until the client's own EOF, and
+ * until the backend has taken every byte of it. */
+static int is_tunnel_half_open(gw_client_conn_t *c, h1_client_t *h)
+{
+    if (!h->is_tunnel || h->x == NULL || h->x->tunnel == NULL)
+        return 0;
+    if (c->is_eof && gw_tunnel_pending(h->x->tunnel) == 0)
+        return 0;
+    gw_client_conn_shutdown_write(c);
+    return 1;
+}
+
 static int h1_conn_on_flush(gw_client_conn_t *c)
 {
     h1_client_t *h = c->proto_state;
@@ -478,7 +491,7 @@ static int h1_conn_on_flush(gw_client_conn_t *c)
             break;
         /* The answer is complete (and the request read, unless we close). */
         if (!h->is_keep_alive)
-            return 0;
+            return is_tunnel_half_open(c, h) ? 1 : 0;
         end_request(h);
         if (++finished == MAX_REQUESTS_PER_FLUSH) {
             gw_client_conn_mark_dirty(c); /* the rest in the next turn */

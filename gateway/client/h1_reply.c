@@ -208,7 +208,10 @@ static void fe_on_fail(gw_exchange_t *x, int status, uint32_t rst_code, const ch
 static void fe_on_req_body_written(gw_exchange_t *x, size_t n)
 {
     (void)n;
-    gw_h1_update_reading(gw_h1_client_of(x));
+    h1_client_t *h = gw_h1_client_of(x);
+    gw_h1_update_reading(h);
+    if (h->is_tunnel && h->is_resp_done)
+        gw_client_conn_mark_dirty(h->conn); /* a half-open tunnel may be done */
 }
 
 /* ---- output ---- */

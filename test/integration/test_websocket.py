@@ -258,16 +258,54 @@ def test_h2_other_protocol_not_implemented(ws_backend, gateway):
 # HTTP/1.1 clients: Upgrade: websocket
 
 
-def h1_upgrade(port, path="/ws", key=None, extra=b"", behind=b""):
-    """Sends a WebSocket handshake; returns (sock, status line, fields, rest)."""
+def h1_upgrade(port, path="/ws", key=None, extra=b"", behind=b"", wrap=None):
+    """Sends a WebSocket handshake (over wrap(socket), e.g. TLS, if given);
+    returns (sock, status line, fields, rest)."""
     key = key or base64.b64encode(os.urandom(16))
     s = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
+    if wrap is not None:
+        s = wrap(s)
     s.sendall(b"GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n"
               b"Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
               b"%s\r\n%s" % (path.encode(), key, extra, behind))
     head, rest = read_head(s, 10 * SLOW)
     first, fields = parse_head(head)
     return s, key, first, fields, rest
+
+
+@pytest.mark.parametrize("tls", [False, True], ids=["cleartext", "tls"])
+def test_h1_backend_half_close_keeps_client_side_open(ws_backend, gateway, pki, tls):
+    """The backend ends its side first: the client reads its last bytes and
+    the gateway's FIN (over TLS a close_notify first), and what it still
+    sends reaches the backend until its own FIN (as with RFC 8441's
+    END_STREAM)."""
+    import ssl
+    from tlsutil import client_context, tls_flags
+    gw = gateway(ws_backend.port, *(tls_flags(pki, "default") if tls else ()))
+    wrap = None
+    if tls:
+        ctx = client_context(pki, alpn=("http/1.1",))
+        wrap = lambda raw: ctx.wrap_socket(raw, server_hostname="default.test",  # noqa: E731
+                                           suppress_ragged_eofs=False)
+    s, _, first, _, rest = h1_upgrade(gw.port, path="/halfclose", wrap=wrap)
+    try:
+        assert first == "HTTP/1.1 101 Switching Protocols"
+        got = rest
+        while True:
+            data = s.recv(65536)
+            if not data:
+                break
+            got += data
+        assert FrameReader().feed(got) == [(2, b"bye")]
+        s.sendall(frame(b"after 1"))
+        s.sendall(frame(b"after 2"))
+        s.shutdown(socket.SHUT_WR)
+        assert ws_backend.wait_ended(1, 5)
+        assert ws_backend.after_halfclose == [b"after 1", b"after 2"]
+        s.settimeout(5 * SLOW)
+        assert s.recv(100) == b""
+    finally:
+        s.close()
 
 
 def echo_over_socket(s, msgs, rest=b""):

@@ -758,11 +758,15 @@ def test_upload_to_stalled_backend_memory_is_bounded(gateway):
 
 def test_sigterm_with_idle_and_busy_h1_connections(origin, gateway):
     gw = gateway(origin)
+    origin.reset_stats()
     idle = H1(gw.port)
     assert idle.request("GET", "/echo").status == 200
     busy = H1(gw.port)
     busy.send(raw_request("GET", "/delay/500"))
-    time.sleep(0.1 * SLOW)
+    deadline = time.monotonic() + 5 * SLOW
+    while origin.stats()["requests"] < 2:  # the busy request is in flight
+        assert time.monotonic() < deadline, origin.stats()
+        time.sleep(0.01)
     gw.proc.proc.send_signal(15)
     # The request in flight is answered and closes the connection; the idle
     # connection closes.

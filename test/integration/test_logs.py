@@ -87,7 +87,10 @@ def test_sigusr1_reopens_the_access_log(tmp_path, origin, gw):
         rotated = tmp_path / "access.log.1"
         os.rename(log, rotated)
         os.kill(g.pid, signal.SIGUSR1)
-        time.sleep(0.3)
+        deadline = time.monotonic() + 5 * SLOW
+        while not log.exists():  # reopened by its name: created anew
+            assert time.monotonic() < deadline, "SIGUSR1 did not reopen the access log"
+            time.sleep(0.01)
         c.get("/echo?after").assert_ok()
     lines = wait_lines(log, 1)
     assert len(lines) == 1 and "/echo?after" in lines[0], lines

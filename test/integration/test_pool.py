@@ -84,7 +84,10 @@ def test_idle_timeout_closes_pooled_connection(origin, gateway):
 
 
 def test_backend_closed_idle_connection_is_not_reused(origin, gateway):
-    gw = gateway(origin, "--backend-max-connections", "1", "--backend-idle-timeout", "60s")
+    from test_admin import admin_get, admin_port
+    gw = gateway(origin, "--backend-max-connections", "1", "--backend-idle-timeout", "60s",
+                 "--admin", "127.0.0.1:0")
+    idle = 'h2gw_upstream_connections{backend="default",state="idle"} '
     with gw.client() as c:
         for i in range(2):
             r = c.get("/drop-idle")  # answered, then the origin closes the idle connection
@@ -92,7 +95,11 @@ def test_backend_closed_idle_connection_is_not_reused(origin, gateway):
             assert bytes(r.body) == b"ok\n"
             s = origin.wait_open_connections(0, 3)
             assert s["open_connections"] == 0, s
-            time.sleep(0.2 * SLOW)  # let the gateway read the EOF
+            # The gateway has read the EOF: the connection left its pool.
+            deadline = time.monotonic() + 5 * SLOW
+            while idle + "0\n" not in admin_get(admin_port(gw), "/metrics")[1]:
+                assert time.monotonic() < deadline, "the dropped connection stayed idle"
+                time.sleep(0.01)
             # Not idempotent, so it could not be retried: the gateway must
             # have dropped the dead connection from the pool.
             r = c.fetch("POST", "/echo?i=%d" % i, body=b"after drop")

@@ -25,6 +25,7 @@ class OrderClient(H2Client):
 
     def __init__(self, port, rfc9218=False, **kw):
         self.finished = []
+        self.ping_acks = 0
         self.headed = []  # response heads, in arrival order: the dispatch order
         super().__init__(port, **kw)
         if rfc9218:
@@ -51,6 +52,16 @@ class OrderClient(H2Client):
             self.finished.append(ev.stream_id)
         if isinstance(ev, h2.events.ResponseReceived):
             self.headed.append(ev.stream_id)
+        if isinstance(ev, h2.events.PingAckReceived):
+            self.ping_acks += 1
+
+    def round_trip(self):
+        """A PING and its ACK: the gateway has read (and queued) everything
+        this client sent before it."""
+        acks = self.ping_acks
+        self.conn.ping(b"12345678")
+        self.flush()
+        self.run_until(lambda: self.ping_acks > acks, timeout=5, what="the PING ACK")
 
     def request_with_priority(self, path, weight=None, depends_on=None, exclusive=False,
                               headers=()):
@@ -87,11 +98,9 @@ def occupy_backend(c, ms=300):
 
 
 def wait_queued(c, blocker):
-    """Give the gateway time to queue what was sent (well under the blocker's
-    delay), by a round trip on the same connection: a PING."""
-    c.conn.ping(b"12345678")
-    c.flush()
-    c.run_until(lambda: True, timeout=0.2)
+    """Waits until the gateway has queued what was sent, by a round trip on
+    the same connection: a PING."""
+    c.round_trip()
 
 
 def run_all(c, sids):
@@ -129,7 +138,7 @@ def test_fairness_across_client_connections(origin, gateway):
     b = OrderClient(gw.port)
     blocker = occupy_backend(a, 400)
     many = [a.request("GET", "/delay/50") for _ in range(10)]
-    a.run_until(lambda: True, timeout=0.2)
+    a.round_trip()
     one = b.request("GET", "/delay/50")
     b_done = b.run([one], timeout=60)[0]
     b_done.assert_ok()
@@ -223,7 +232,7 @@ def test_reserved_connection_serves_urgent_requests_only(origin, gateway):
     gw = gateway(origin, "--backend-max-connections", "2", "--priority-reserved-connections", "1")
     c = OrderClient(gw.port, rfc9218=True)
     low = [c.request("GET", "/delay/200", headers=[("priority", "u=7")]) for _ in range(4)]
-    c.run_until(lambda: True, timeout=0.1)
+    c.round_trip()
     urgent = c.request("GET", "/delay/200", headers=[("priority", "u=0")])
     r = c.run([urgent], timeout=30)[0]
     r.assert_ok()

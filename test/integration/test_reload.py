@@ -109,8 +109,13 @@ def test_sighup_switches_route_while_an_old_stream_finishes(tmp_path, origins, g
     old = H2Client(p.port)
     assert old.get("/echo").status == 200
     a.reset_stats()
-    slow = old.request("GET", "/delay/1500")
-    old.pump(0.3)  # the request is on its way to backend a
+    # Long enough to outlast the reload and four requests on a slow machine.
+    delay_ms = 1500 * SLOW
+    slow = old.request("GET", "/delay/%d" % delay_ms)
+    deadline = time.monotonic() + 5 * SLOW
+    while requests_seen(a) < 1:  # the request reached backend a
+        assert time.monotonic() < deadline, "the slow request never reached backend a"
+        old.pump(0.02)
 
     write(path, conf_text(a.port, b.port, "b"))
     reload(p)
@@ -121,9 +126,9 @@ def test_sighup_switches_route_while_an_old_stream_finishes(tmp_path, origins, g
     old.get("/echo").assert_ok()
     # The old pool serves its exchange in flight: not closed yet.
     assert "pools of a previous configuration are unused" not in p.stderr_text()
-    resp = old.run([slow], timeout=10)[0]
+    resp = old.run([slow], timeout=10 + delay_ms / 1000)[0]
     resp.assert_ok()
-    assert bytes(resp.body) == b"delayed 1500\n"
+    assert bytes(resp.body) == b"delayed %d\n" % delay_ms
     assert requests_seen(a) == 1  # the /delay request only
     assert requests_seen(b) == 4
     # Its last exchange done, the old pool is closed (and freed after).

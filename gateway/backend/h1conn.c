@@ -209,18 +209,22 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     /* HTTPS: the handshake runs under the connect timeout. */
-    const char *name = c->cfg->tls_sni != NULL ? c->cfg->tls_sni : c->sni;
-    if (gw_tls_conn_init_client(&c->tls, c->cfg->tls, name, c->cfg->tls_verify ? name : NULL) !=
-        0) {
-        connected(c, GW_E_NOMEM, "out of memory starting TLS to the backend");
-        return;
-    }
-    c->is_tls = 1;
     const char *tls_why = NULL;
-    if (gw_tls_conn_handshake(&c->tls, &tls_why) < 0 || write_tls_pending(c) != 0) {
-        connected(c, GW_E_TLS, tls_why != NULL ? tls_why : "TLS write failed");
-        return;
+    gw_err_t err = gw_h1conn_start_tls(c->cfg, c->sni, &c->tls, (uv_stream_t *)&c->tcp, &tls_why);
+    c->is_tls = err != GW_E_NOMEM;
+    if (err != GW_OK)
+        connected(c, err, tls_why);
+}
+
+gw_err_t gw_h1conn_start_tls(const gw_h1conn_cfg_t *cfg, const char *server_name,
+                             gw_tls_conn_t *tls, uv_stream_t *stream, const char **why)
+{
+    const char *name = cfg->tls_sni != NULL ? cfg->tls_sni : server_name;
+    if (gw_tls_conn_init_client(tls, cfg->tls, name, cfg->tls_verify ? name : NULL) != 0) {
+        *why = "out of memory starting TLS to the backend";
+        return GW_E_NOMEM;
     }
+    return gw_tls_conn_handshake_step(tls, stream, why) < 0 ? GW_E_TLS : GW_OK;
 }
 
 /* ---- requests ---- */
@@ -578,11 +582,7 @@ static void on_tls_bytes(gw_h1conn_t *c, const uint8_t *data, size_t len)
     }
     if (!c->is_tls_ready) {
         const char *why = NULL;
-        int rv = gw_tls_conn_handshake(&c->tls, &why);
-        if (write_tls_pending(c) != 0 && rv >= 0) {
-            rv = -1;
-            why = "write failed";
-        }
+        int rv = gw_tls_conn_handshake_step(&c->tls, (uv_stream_t *)&c->tcp, &why);
         if (rv < 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "TLS handshake with the backend failed: %s", why);

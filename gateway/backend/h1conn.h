@@ -143,6 +143,14 @@ struct gw_h1conn {
     unsigned is_tls_ready : 1;
 };
 
+/* HTTPS to a server of the backend, for every connection made to it (the
+ * pooled ones here and tunnels): TLS for tls_sni, else server_name,
+ * verified when asked, with the ClientHello on its way over stream.
+ * Returns GW_OK; GW_E_NOMEM when it could not start (tls is left empty);
+ * GW_E_TLS (*why says why; tls is to be freed). */
+gw_err_t gw_h1conn_start_tls(const gw_h1conn_cfg_t *cfg, const char *server_name,
+                             gw_tls_conn_t *tls, uv_stream_t *stream, const char **why);
+
 /* Starts a connection to addr. name is the server's host, for TLS SNI and
  * verification. The owner hears on_connected. Returns NULL when out of
  * memory or when the socket cannot even be made (*err says which: a local

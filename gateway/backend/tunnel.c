@@ -319,17 +319,11 @@ static void on_connect(uv_connect_t *req, int status)
         return;
     }
     /* HTTPS: the TLS handshake runs under the connect timeout. */
-    const char *name = t->cfg->tls_sni != NULL ? t->cfg->tls_sni : t->sni;
-    if (gw_tls_conn_init_client(&t->tls, t->cfg->tls, name, t->cfg->tls_verify ? name : NULL) !=
-        0) {
-        fail(t, GW_E_NOMEM, "out of memory starting TLS to the backend");
-        return;
-    }
-    t->is_tls = 1;
     const char *tls_why = NULL;
-    if (gw_tls_conn_handshake(&t->tls, &tls_why) < 0 ||
-        gw_tls_conn_send_pending(&t->tls, (uv_stream_t *)&t->tcp) != 0)
-        fail(t, GW_E_TLS, tls_why != NULL ? tls_why : "TLS write failed");
+    gw_err_t err = gw_h1conn_start_tls(t->cfg, t->sni, &t->tls, (uv_stream_t *)&t->tcp, &tls_why);
+    t->is_tls = err != GW_E_NOMEM;
+    if (err != GW_OK)
+        fail(t, err, tls_why);
 }
 
 static int resp_on_head(void *ud, int status, const proto_header_t *f, size_t n)
@@ -507,11 +501,7 @@ static void on_tls_bytes(gw_tunnel_t *t, const uint8_t *data, size_t len)
     }
     if (!t->is_tls_ready) {
         const char *why = NULL;
-        int rv = gw_tls_conn_handshake(&t->tls, &why);
-        if (gw_tls_conn_send_pending(&t->tls, (uv_stream_t *)&t->tcp) != 0 && rv >= 0) {
-            rv = -1;
-            why = "write failed";
-        }
+        int rv = gw_tls_conn_handshake_step(&t->tls, (uv_stream_t *)&t->tcp, &why);
         if (rv < 0) {
             char msg[160];
             snprintf(msg, sizeof(msg), "TLS handshake with the backend failed: %s", why);

@@ -291,6 +291,16 @@ int gw_tls_conn_send_pending(gw_tls_conn_t *t, uv_stream_t *stream)
     return rv;
 }
 
+int gw_tls_conn_handshake_step(gw_tls_conn_t *t, uv_stream_t *stream, const char **why)
+{
+    int rv = gw_tls_conn_handshake(t, why);
+    if (gw_tls_conn_send_pending(t, stream) != 0 && rv >= 0) {
+        *why = "write failed";
+        return -1;
+    }
+    return rv;
+}
+
 const char *gw_tls_conn_version(const gw_tls_conn_t *t)
 {
     return t->ssl != NULL ? SSL_get_version(t->ssl) : NULL;

@@ -47,6 +47,11 @@ int gw_tls_conn_put_cipher(gw_tls_conn_t *t, const uint8_t *data, size_t len);
  * bytes from the peer, -1 on failure (reason in *why, static). */
 int gw_tls_conn_handshake(gw_tls_conn_t *t, const char **why);
 
+/* The handshake step of a connection whose records go straight to stream
+ * (gw_tls_conn_send_pending): advances it and sends what it produced (an
+ * alert too, on failure). Returns as gw_tls_conn_handshake. */
+int gw_tls_conn_handshake_step(gw_tls_conn_t *t, uv_stream_t *stream, const char **why);
+
 /* Decrypts up to cap bytes into buf. Returns the count (> 0), 0 when no
  * more plaintext is available now, or -1 when the connection is over
  * (close_notify or a fatal error). */

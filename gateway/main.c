@@ -45,7 +45,7 @@ static int run_workers(const cfg_t *cfg, uint64_t nofile, int argc, char **argv)
         }
         if (ninit == 0) {
             for (size_t i = 0; i < workers[0].nlisteners; i++)
-                ports[i] = gw_listener_port(&workers[0].listeners[i]);
+                ports[i] = gw_listener_port(workers[0].listeners[i]);
         }
     }
     if (status != 0) {

@@ -98,12 +98,11 @@ static void listener_str(const cfg_listener_t *l, char *buf, size_t cap)
     snprintf(buf, cap, "[listen%s%s]", l->name[0] ? " " : "", l->name);
 }
 
-/* What a reload cannot change: the sockets and threads made at start.
- * Listeners are matched by name. */
+/* What a reload cannot change: the threads and the admin listener made at
+ * start. */
 static int check_unchanged(const cfg_t *cfg, const cfg_t *running, FILE *err)
 {
     int nerr = 0;
-    char s[CFG_NAME_MAX + 16], a1[CFG_HOST_MAX + 16], a2[CFG_HOST_MAX + 16];
     if (cfg->workers != running->workers) {
         fprintf(err, "h2gw: workers cannot change on reload (%u, running %u): restart to apply\n",
                 cfg->workers, running->workers);
@@ -114,32 +113,35 @@ static int check_unchanged(const cfg_t *cfg, const cfg_t *running, FILE *err)
         fprintf(err, "h2gw: the admin address cannot change on reload: restart to apply\n");
         nerr++;
     }
+    return nerr;
+}
+
+/* New sockets are opened while the running ones still listen, so a new
+ * address that a running listener holds (one this reload removes or
+ * moves) cannot be bound yet: said here, with the reason, rather than as
+ * an address in use. Port 0 is never held. */
+static int check_addresses_free(const cfg_t *cfg, const cfg_t *running, FILE *err)
+{
+    int nerr = 0;
+    char s[CFG_NAME_MAX + 16], r[CFG_NAME_MAX + 16], a[CFG_HOST_MAX + 16];
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         const cfg_listener_t *l = &cfg->listeners[i];
-        const cfg_listener_t *r = gw_reload_find_listener(running, l->name);
-        listener_str(l, s, sizeof(s));
-        if (r == NULL) {
-            print_where(cfg, l->line, err);
-            fprintf(err, "%s is new: listeners cannot be added on reload: restart to apply\n", s);
-            nerr++;
-        } else if (!same_addr(&l->addr, &r->addr)) {
-            format_addr(&l->addr, a1, sizeof(a1));
-            format_addr(&r->addr, a2, sizeof(a2));
+        if (l->addr.port == 0 || gw_reload_kept_listener(running, l) != NULL)
+            continue;
+        for (size_t k = 0; k < running->nlisteners; k++) {
+            const cfg_listener_t *held = &running->listeners[k];
+            if (!same_addr(&l->addr, &held->addr))
+                continue;
+            listener_str(l, s, sizeof(s));
+            listener_str(held, r, sizeof(r));
+            format_addr(&l->addr, a, sizeof(a));
             print_where(cfg, l->line, err);
             fprintf(err,
-                    "%s address %s (running %s): a listener's address cannot change on "
-                    "reload: restart to apply\n",
-                    s, a1, a2);
+                    "%s address %s is held by the running %s until this reload is applied: "
+                    "move it in two reloads\n",
+                    s, a, r);
             nerr++;
         }
-    }
-    for (size_t i = 0; i < running->nlisteners; i++) {
-        if (gw_reload_find_listener(cfg, running->listeners[i].name) != NULL)
-            continue;
-        listener_str(&running->listeners[i], s, sizeof(s));
-        fprintf(err, "h2gw: %s is gone: listeners cannot be removed on reload: restart to apply\n",
-                s);
-        nerr++;
     }
     return nerr;
 }
@@ -151,6 +153,12 @@ const cfg_listener_t *gw_reload_find_listener(const cfg_t *cfg, const char *name
             return &cfg->listeners[i];
     }
     return NULL;
+}
+
+const cfg_listener_t *gw_reload_kept_listener(const cfg_t *running, const cfg_listener_t *l)
+{
+    const cfg_listener_t *r = gw_reload_find_listener(running, l->name);
+    return r != NULL && same_addr(&r->addr, &l->addr) ? r : NULL;
 }
 
 /* Logs each line of what a checker printed. */
@@ -176,7 +184,8 @@ const cfg_t *gw_reload_load(int argc, char **argv, const cfg_t *running)
     if (rv == CFG_RUN)
         is_ok = gw_reload_check_tls(cfg, err) == 0;
     if (rv == CFG_RUN)
-        is_ok = check_unchanged(cfg, running, err) == 0 && is_ok;
+        is_ok = check_unchanged(cfg, running, err) + check_addresses_free(cfg, running, err) == 0 &&
+                is_ok;
     else if (rv == CFG_EXIT_OK)
         fprintf(err, "h2gw: the arguments at start no longer run a gateway\n");
 done:

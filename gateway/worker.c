@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "gateway/client/client_conn.h"
 #include "gateway/core/cfg_ref.h"
@@ -207,8 +208,8 @@ static int is_ready(void *arg, char *why, size_t cap)
         return 0;
     }
     for (size_t i = 0; i < w->nlisteners; i++) {
-        if (!w->listeners[i].is_listening) {
-            snprintf(why, cap, "listener %s is not open", w->listeners[i].name);
+        if (!w->listeners[i]->is_listening) {
+            snprintf(why, cap, "listener %s is not open", w->listeners[i]->name);
             return 0;
         }
     }
@@ -231,7 +232,7 @@ static int scrape_metrics(void *arg, char **body, size_t *len)
     uint32_t n = w->peers != NULL ? w->npeers : 1;
     size_t ncerts = 0;
     for (size_t i = 0; i < w->nlisteners; i++)
-        ncerts += w->listeners[i].origin.tls != NULL ? w->listeners[i].cfg->ncerts : 0;
+        ncerts += w->listeners[i]->origin->tls != NULL ? w->listeners[i]->cfg->ncerts : 0;
     const gw_metrics_t **workers = calloc(n, sizeof(*workers));
     gw_metrics_cert_t *certs = calloc(ncerts + 1, sizeof(*certs));
     int rv = -1;
@@ -240,7 +241,7 @@ static int scrape_metrics(void *arg, char **body, size_t *len)
             workers[i] = &all[i].ctx.metrics;
         size_t k = 0;
         for (size_t i = 0; i < w->nlisteners; i++) {
-            const gw_tls_ctx_t *tls = w->listeners[i].origin.tls;
+            const gw_tls_ctx_t *tls = w->listeners[i]->origin->tls;
             for (size_t c = 0; tls != NULL && k < ncerts; c++, k++) {
                 if (gw_tls_ctx_cert(tls, c, &certs[k].subject, &certs[k].not_after) != 0)
                     break;
@@ -297,6 +298,7 @@ static void on_reap_timer(uv_timer_t *timer)
             (g->access_log == NULL || !g->access_log->is_writing)) {
             *link = g->next;
             free_generation(g);
+            GW_LOG_INFO("worker %d: a previous configuration is freed", w->ctx.index);
             continue;
         }
         if (!g->is_closed) {
@@ -325,23 +327,52 @@ static void retire(gw_worker_t *w, gw_generation_t *g)
     uv_timer_start(&w->reap_timer, on_reap_timer, REAP_INTERVAL_MS, REAP_INTERVAL_MS);
 }
 
-/* Swaps the worker to cfg: new pools for its backends, the listeners and
- * the access log follow it; exchanges in flight keep the old pools (and
- * through them the old snapshot) until they end. On failure the worker
- * keeps running on the old snapshot. Takes over the caller's reference on
- * cfg either way. */
-static int apply_config(gw_worker_t *w, const cfg_t *cfg)
+static void free_handoff(gw_handoff_t *h)
+{
+    if (h == NULL)
+        return;
+    for (size_t i = 0; i < h->nfds; i++) {
+        if (h->fds[i] >= 0)
+            close(h->fds[i]);
+    }
+    gw_cfg_ref_release(h->cfg);
+    free(h);
+}
+
+/* The index in w->listeners of the running listener named name, or -1. */
+static ssize_t find_running(const gw_worker_t *w, const char *name)
+{
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i] != NULL && strcmp(w->listeners[i]->cfg->name, name) == 0)
+            return (ssize_t)i;
+    }
+    return -1;
+}
+
+/* Swaps the worker to the handed-off snapshot: new pools for its backends,
+ * listeners started on the new sockets, the others and the access log
+ * follow it; exchanges in flight keep the old pools (and through them the
+ * old snapshot) until they end, and connections accepted by a listener
+ * that closes here keep its origin (gateway/client/client_conn.h). On
+ * failure the worker keeps running on the old snapshot, and the sockets
+ * not taken are closed with the handoff. */
+static int apply_config(gw_worker_t *w, gw_handoff_t *h)
 {
     gw_ctx_t *ctx = &w->ctx;
     const cfg_t *running = ctx->cfg;
+    const cfg_t *cfg = h->cfg;
     gw_generation_t *old = calloc(1, sizeof(*old));
     gw_pool_t *pools = calloc(cfg->nbackends, sizeof(*pools));
+    gw_listener_t **listeners = calloc(cfg->nlisteners + 1, sizeof(*listeners));
+    ssize_t *kept = calloc(cfg->nlisteners + 1, sizeof(*kept));
     gw_access_log_t *log = NULL;
     size_t n = 0;
     int rv = UV_ENOMEM;
-    if (old == NULL || pools == NULL)
+    gw_cfg_ref_hold(cfg);
+    if (old == NULL || pools == NULL || listeners == NULL || kept == NULL)
         goto fail;
-    /* gw_pool_init reads the gateway options through the context. */
+    /* gw_pool_init reads the gateway options through the context, and a
+     * new listener's origin holds the snapshot it finds there. */
     ctx->cfg = cfg;
     for (; n < cfg->nbackends; n++) {
         if ((rv = gw_pool_init(&pools[n], ctx, &cfg->backends[n])) != 0) {
@@ -363,6 +394,29 @@ static int apply_config(gw_worker_t *w, const cfg_t *cfg)
             goto undo;
         }
     }
+    /* Listeners last, so that nothing after a new one announces itself
+     * can undo it but another new one failing. */
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const cfg_listener_t *l = &cfg->listeners[i];
+        if (h->fds[i] < 0) {
+            /* Worker 0 found it running at the same address; so does
+             * every worker whose reloads have all been applied. */
+            if ((kept[i] = find_running(w, l->name)) < 0) {
+                GW_LOG_ERROR("worker %d: listener %s is not running here", ctx->index,
+                             l->name[0] ? l->name : "(unnamed)");
+                rv = UV_ENOENT;
+                goto undo;
+            }
+            continue;
+        }
+        kept[i] = -1;
+        int fd = h->fds[i];
+        h->fds[i] = -1; /* the listener's from here on, also on failure */
+        if ((rv = gw_listener_start(&listeners[i], ctx, l, fd)) != 0)
+            goto undo;
+        if (ctx->index == 0)
+            GW_LOG_WARN("listener %s: opened by the reload", listeners[i]->name);
+    }
 
     old->cfg = running;
     old->pools = w->pools;
@@ -376,17 +430,38 @@ static int apply_config(gw_worker_t *w, const cfg_t *cfg)
     ctx->access_log = log;
     ctx->max_clients = client_budget(cfg, w->nofile);
     gw_ctx_set_via(ctx);
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        /* Same names, same addresses: gw_reload_load refused anything else. */
-        const cfg_listener_t *l = gw_reload_find_listener(cfg, w->listeners[i].cfg->name);
-        if (l != NULL)
-            gw_listener_update(&w->listeners[i], l);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (kept[i] < 0)
+            continue;
+        listeners[i] = w->listeners[kept[i]];
+        w->listeners[kept[i]] = NULL;
+        gw_listener_update(listeners[i], &cfg->listeners[i]);
     }
+    /* What no new listener continues: its connections go on, the socket
+     * closes now. */
+    for (size_t i = 0; i < w->nlisteners; i++) {
+        if (w->listeners[i] == NULL)
+            continue;
+        if (ctx->index == 0)
+            GW_LOG_WARN("listener %s: closed by the reload; its connections finish",
+                        w->listeners[i]->name);
+        gw_listener_close(w->listeners[i]);
+    }
+    free(w->listeners);
+    w->listeners = listeners;
+    w->nlisteners = cfg->nlisteners;
+    free(kept);
     return 0;
 
 undo:
     ctx->cfg = running;
     free(log);
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (listeners[i] != NULL)
+            gw_listener_close(listeners[i]);
+    }
+    free(listeners);
+    free(kept);
     /* The pools made so far go as a retired generation would: closed now,
      * freed once their handles have closed. */
     for (size_t i = 0; i < n; i++)
@@ -397,6 +472,8 @@ undo:
 fail:
     free(old);
     free(pools);
+    free(listeners);
+    free(kept);
     gw_cfg_ref_release(cfg);
     return rv;
 }
@@ -404,23 +481,25 @@ fail:
 static void on_reload_async(uv_async_t *async)
 {
     gw_worker_t *w = async->data;
-    const cfg_t *cfg = atomic_exchange(&w->pending_cfg, NULL);
-    if (cfg == NULL)
+    gw_worker_t *leader = w->leader;
+    gw_handoff_t *h = atomic_exchange(&w->pending, NULL);
+    if (h == NULL)
         return;
-    if (w->is_drain_pending || w->ctx.is_draining) {
-        gw_cfg_ref_release(cfg);
-        return;
-    }
-    size_t nbackends = cfg->nbackends, nroutes = cfg->nroutes;
-    int rv = apply_config(w, cfg);
-    if (rv != 0) {
+    size_t nbackends = h->cfg->nbackends, nroutes = h->cfg->nroutes;
+    int rv = UV_ECANCELED; /* draining: the reload is dropped */
+    if (!w->is_drain_pending && !w->ctx.is_draining)
+        rv = apply_config(w, h);
+    free_handoff(h);
+    if (rv != 0 && rv != UV_ECANCELED) {
         GW_LOG_ERROR("worker %d: reload failed (%s): keeping the running configuration",
                      w->ctx.index, uv_strerror(rv));
         gw_metrics_config_reload(&w->ctx.metrics, 0);
-        return;
     }
-    GW_LOG_DEBUG("worker %d: on the new configuration", w->ctx.index);
-    if (atomic_fetch_sub(&w->leader->reload_left, 1) == 1) {
+    if (rv != 0)
+        atomic_store(&leader->is_reload_failed, 1);
+    else
+        GW_LOG_DEBUG("worker %d: on the new configuration", w->ctx.index);
+    if (atomic_fetch_sub(&leader->reload_left, 1) == 1 && !atomic_load(&leader->is_reload_failed)) {
         /* At the default log level too: an operator asked for it. The
          * last worker to swap counts it, in its own metrics. */
         GW_LOG_WARN("configuration reloaded (%zu backends, %zu routes)", nbackends, nroutes);
@@ -428,24 +507,76 @@ static void on_reload_async(uv_async_t *async)
     }
 }
 
+/* Opens, for every worker, the sockets of cfg's listeners that need new
+ * ones (new, or moved), all before any worker swaps: one that cannot be
+ * bound refuses the reload as a whole while the running listeners go on
+ * untouched. Sockets touch no loop, so this thread opens the others'
+ * too, as at start; each worker starts accepting on its own on its thread.
+ * As at start the first socket of each is worker 0's: it binds alone
+ * first, and the others join the port it got (port 0). */
+static int open_sockets(const gw_worker_t *w, const cfg_t *cfg, gw_handoff_t **hs, uint32_t n)
+{
+    for (uint32_t k = 0; k < n; k++) {
+        if ((hs[k] = calloc(1, sizeof(*hs[k]) + cfg->nlisteners * sizeof(int))) == NULL)
+            return UV_ENOMEM;
+        gw_cfg_ref_hold(cfg);
+        hs[k]->cfg = cfg;
+        hs[k]->nfds = cfg->nlisteners;
+        for (size_t i = 0; i < cfg->nlisteners; i++)
+            hs[k]->fds[i] = -1;
+    }
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        const cfg_listener_t *l = &cfg->listeners[i];
+        if (gw_reload_kept_listener(w->ctx.cfg, l) != NULL)
+            continue;
+        uint16_t port = 0;
+        for (uint32_t k = 0; k < n; k++) {
+            int fd = gw_listener_bind(l, port, cfg->workers > 1, k == 0);
+            if (fd < 0)
+                return fd;
+            hs[k]->fds[i] = fd;
+            if (k == 0)
+                port = gw_listener_fd_port(fd);
+        }
+    }
+    return 0;
+}
+
 void gw_worker_reload(gw_worker_t *w)
 {
+    if (atomic_load(&w->reload_left) > 0) {
+        /* Its sockets are not every worker's yet: a new reload would
+         * compare against listeners that are about to change. */
+        GW_LOG_WARN("reload refused: the previous one is still being applied; send SIGHUP "
+                    "again");
+        gw_metrics_config_reload(&w->ctx.metrics, 0);
+        return;
+    }
+    gw_worker_t *all = w->peers != NULL ? w->peers : w;
+    uint32_t n = w->peers != NULL ? w->npeers : 1;
     const cfg_t *cfg = gw_reload_load(w->argc, w->argv, w->ctx.cfg);
-    if (cfg == NULL) {
+    gw_handoff_t **hs = cfg != NULL ? calloc(n, sizeof(*hs)) : NULL;
+    int rv = hs != NULL ? open_sockets(w, cfg, hs, n) : UV_EINVAL;
+    if (rv != 0) {
+        if (rv == UV_ENOMEM)
+            GW_LOG_ERROR("reload: out of memory");
+        for (uint32_t i = 0; hs != NULL && i < n; i++)
+            free_handoff(hs[i]);
+        free(hs);
+        gw_cfg_ref_release(cfg);
         GW_LOG_ERROR("reload failed: keeping the running configuration");
         gw_metrics_config_reload(&w->ctx.metrics, 0);
         return;
     }
     gw_log_set_level(cfg->log_level);
-    gw_worker_t *all = w->peers != NULL ? w->peers : w;
-    uint32_t n = w->peers != NULL ? w->npeers : 1;
+    atomic_store(&w->is_reload_failed, 0);
     atomic_store(&w->reload_left, n);
     for (uint32_t i = 0; i < n; i++) {
-        gw_cfg_ref_hold(cfg);
-        /* A reload the worker has not taken yet is replaced by this one. */
-        gw_cfg_ref_release(atomic_exchange(&all[i].pending_cfg, cfg));
+        /* Nothing is pending: a reload is refused until all took the last. */
+        free_handoff(atomic_exchange(&all[i].pending, hs[i]));
         uv_async_send(&all[i].reload_async);
     }
+    free(hs);
     gw_cfg_ref_release(cfg);
 }
 
@@ -459,7 +590,7 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
     ctx->index = index;
     w->nofile = nofile;
     w->leader = w;
-    atomic_init(&w->pending_cfg, NULL);
+    atomic_init(&w->pending, NULL);
     ctx->max_clients = client_budget(cfg, nofile);
     if (index == 0 && ctx->max_clients < cfg->max_connections)
         GW_LOG_WARN("descriptor limit %llu: at most %u client connections per worker (not %u); "
@@ -519,7 +650,7 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
         }
     }
     w->pools = calloc(cfg->nbackends, sizeof(*w->pools));
-    w->listeners = calloc(cfg->nlisteners, sizeof(*w->listeners));
+    w->listeners = calloc(cfg->nlisteners + 1, sizeof(*w->listeners));
     if (w->pools == NULL || w->listeners == NULL)
         return UV_ENOMEM;
     for (size_t i = 0; i < cfg->nbackends; i++) {
@@ -528,10 +659,13 @@ int gw_worker_init(gw_worker_t *w, const cfg_t *cfg, int index, const uint16_t *
         w->npools++;
     }
     for (size_t i = 0; i < cfg->nlisteners; i++) {
-        w->nlisteners++;
-        if ((rv = gw_listener_start(&w->listeners[i], ctx, &cfg->listeners[i],
-                                    ports != NULL ? ports[i] : 0)) != 0)
+        const cfg_listener_t *l = &cfg->listeners[i];
+        int fd = gw_listener_bind(l, ports != NULL ? ports[i] : 0, cfg->workers > 1, index == 0);
+        if (fd < 0)
+            return fd;
+        if ((rv = gw_listener_start(&w->listeners[i], ctx, l, fd)) != 0)
             return rv;
+        w->nlisteners++;
     }
     if (index == 0 && cfg->has_admin) {
         gw_admin_ops_t ops = {
@@ -549,7 +683,7 @@ void gw_worker_drain(gw_worker_t *w)
         return;
     ctx->is_draining = 1;
     for (size_t i = 0; i < w->nlisteners; i++)
-        gw_listener_stop(&w->listeners[i]);
+        gw_listener_stop(w->listeners[i]);
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_close_idle(&w->pools[i]);
     for (gw_generation_t *g = w->retired; g != NULL; g = g->next) {
@@ -600,8 +734,10 @@ int gw_worker_teardown(gw_worker_t *w)
     atomic_store(&w->is_running, 0);
     gw_admin_stop(w->admin);
     w->admin = NULL;
+    /* Each frees itself once its handles have closed, in the runs below. */
     for (size_t i = 0; i < w->nlisteners; i++)
-        gw_listener_stop(&w->listeners[i]);
+        gw_listener_close(w->listeners[i]);
+    w->nlisteners = 0;
     proto_queue_t *n;
     while ((n = proto_queue_first(&ctx->clients)) != NULL)
         gw_client_conn_close(proto_container_of(n, gw_client_conn_t, all_node));
@@ -621,10 +757,6 @@ int gw_worker_teardown(gw_worker_t *w)
         gw_access_log_close(ctx->access_log);
         free(ctx->access_log);
     }
-    for (size_t i = 0; i < w->nlisteners; i++) {
-        gw_tls_ctx_unref(w->listeners[i].origin.tls);
-        free(w->listeners[i].watches);
-    }
     free(w->listeners);
     for (size_t i = 0; i < w->npools; i++)
         gw_pool_free(&w->pools[i]);
@@ -634,7 +766,7 @@ int gw_worker_teardown(gw_worker_t *w)
         w->retired = g->next;
         free_generation(g);
     }
-    gw_cfg_ref_release(atomic_exchange(&w->pending_cfg, NULL));
+    free_handoff(atomic_exchange(&w->pending, NULL));
     gw_cfg_ref_release(ctx->cfg);
     ctx->cfg = NULL;
     return rv;

@@ -28,9 +28,19 @@ typedef struct gw_generation {
     struct gw_generation *next;
 } gw_generation_t;
 
+/* A reload on its way to one worker: the new snapshot and, for each of its
+ * listeners, the socket worker 0 opened for this worker (-1: the running
+ * listener of that name keeps its own). The worker takes the sockets it
+ * starts listeners on; freeing closes the others. */
+typedef struct gw_handoff {
+    const cfg_t *cfg; /* one reference */
+    size_t nfds;
+    int fds[]; /* one per listener of cfg */
+} gw_handoff_t;
+
 typedef struct gw_worker {
-    gw_ctx_t ctx;             /* first: the modules see only this */
-    gw_listener_t *listeners; /* one per configured listener */
+    gw_ctx_t ctx;              /* first: the modules see only this */
+    gw_listener_t **listeners; /* one per configured listener, each the worker's */
     size_t nlisteners;
     gw_pool_t *pools; /* one per configured backend */
     size_t npools;
@@ -52,16 +62,18 @@ typedef struct gw_worker {
     gw_admin_t *admin;
     struct gw_worker *peers;
     uint32_t npeers;
-    /* Reload (SIGHUP, read by worker 0 on its thread): worker 0 hands every
-     * worker the new snapshot in pending_cfg (a reference each) and wakes it
-     * with reload_async; the worker swaps its pools, listeners and log and
-     * keeps the old ones in retired until they are unused. */
+    /* Reload (SIGHUP, read by worker 0 on its thread): worker 0 opens the
+     * sockets of new and moved listeners for every worker, hands each worker
+     * the new snapshot and its sockets in pending and wakes it with
+     * reload_async; the worker swaps its pools, listeners and log and keeps
+     * the old pools in retired until they are unused. */
     int argc; /* worker 0: the process's arguments, read again on reload */
     char **argv;
-    struct gw_worker *leader; /* worker 0, for every worker: counts the swaps */
-    atomic_uint reload_left;  /* worker 0: workers yet to swap to the last reload */
+    struct gw_worker *leader;    /* worker 0, for every worker: counts the swaps */
+    atomic_uint reload_left;     /* worker 0: workers yet to take the last reload */
+    atomic_int is_reload_failed; /* worker 0: a worker could not swap to it */
     uv_async_t reload_async;
-    _Atomic(const cfg_t *) pending_cfg;
+    _Atomic(gw_handoff_t *) pending;
     gw_generation_t *retired;
     uv_timer_t reap_timer; /* closes and frees retired generations */
     uint64_t nofile;
@@ -85,8 +97,10 @@ int gw_worker_run(gw_worker_t *w);
  * failed gw_worker_init(). Returns uv_loop_close()'s result. */
 int gw_worker_teardown(gw_worker_t *w);
 
-/* Reads the configuration again and, when it is valid, hands it to every
- * worker (worker 0 only; SIGHUP calls it). Logs the outcome. */
+/* Reads the configuration again and, when it is valid and the sockets of
+ * new and moved listeners could all be opened, hands it to every worker
+ * (worker 0 only; SIGHUP calls it). Refused while the previous reload is
+ * still being taken. Logs the outcome. */
 void gw_worker_reload(gw_worker_t *w);
 
 /* Starts a graceful drain: stop accepting, GOAWAY to every client, finish

@@ -5,6 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "gateway/core/cfg_ref.h"
 #include "gateway/core/log.h"
 #include "gateway/core/metrics.h"
 #include "proto/proxy_protocol.h"
@@ -41,6 +42,36 @@ static void set_peer(gw_client_conn_t *c, const struct sockaddr_storage *ss)
 
 static void on_flush_task(gw_task_t *t);
 
+gw_client_origin_t *gw_client_origin_new(const cfg_t *snapshot, const cfg_listener_t *cfg)
+{
+    gw_client_origin_t *o = calloc(1, sizeof(*o));
+    if (o == NULL)
+        return NULL;
+    gw_cfg_ref_hold(snapshot);
+    o->snapshot = snapshot;
+    o->cfg = cfg;
+    o->refs = 1;
+    return o;
+}
+
+void gw_client_origin_set_cfg(gw_client_origin_t *o, const cfg_t *snapshot,
+                              const cfg_listener_t *cfg)
+{
+    gw_cfg_ref_hold(snapshot);
+    gw_cfg_ref_release(o->snapshot);
+    o->snapshot = snapshot;
+    o->cfg = cfg;
+}
+
+void gw_client_origin_release(gw_client_origin_t *o)
+{
+    if (o == NULL || --o->refs > 0)
+        return;
+    gw_tls_ctx_unref(o->tls);
+    gw_cfg_ref_release(o->snapshot);
+    free(o);
+}
+
 int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, int fd)
 {
     gw_client_conn_t *c = calloc(1, sizeof(*c));
@@ -54,6 +85,7 @@ int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, int fd)
     c->tcp.data = c->timer.data = c->wreq.data = c;
     c->w = w;
     c->origin = origin;
+    origin->refs++;
     gw_task_init(&c->flush_task, on_flush_task);
     proto_queue_insert_tail(&w->clients, &c->all_node);
     w->nclients++;
@@ -570,6 +602,7 @@ static void on_close(uv_handle_t *handle)
     free(c->out);
     free(c->plain);
     free(c->proxy_buf);
+    gw_client_origin_release(c->origin);
     gw_metrics_gauge_add(&w->metrics.client_conns[c->metrics_protocol], -1);
     free(c);
     w->nclients--;

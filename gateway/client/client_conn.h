@@ -20,10 +20,17 @@
 
 typedef struct gw_client_conn gw_client_conn_t;
 
-/* What a connection sees of the listener that accepted it. */
+/* What a connection sees of the listener that accepted it. The listener
+ * and every connection it accepted each hold a reference: a reload may
+ * close the listener while its connections go on, and they keep reading
+ * cfg (so the origin holds the snapshot cfg points into) and counting
+ * failures here until the last of them has closed. Only its worker's
+ * thread touches it. */
 typedef struct gw_client_origin {
-    const cfg_listener_t *cfg;
-    gw_tls_ctx_t *tls;            /* NULL for cleartext; swapped on reload */
+    const cfg_listener_t *cfg; /* a listener of snapshot */
+    const cfg_t *snapshot;     /* one reference (gateway/core/cfg_ref.h) */
+    gw_tls_ctx_t *tls;         /* NULL for cleartext; swapped on reload */
+    unsigned refs;
     uint64_t nhandshake_failures; /* failed or timed-out TLS handshakes */
     uint64_t nproxy_failures;     /* invalid PROXY protocol headers */
     /* The protocol before any byte is read, and the one ALPN chose. */
@@ -93,8 +100,22 @@ struct gw_client_conn {
     size_t sniff_len;
 };
 
+/* A new origin for a listener of snapshot (which it holds a reference
+ * on), with one reference: the caller's. NULL when out of memory. */
+gw_client_origin_t *gw_client_origin_new(const cfg_t *snapshot, const cfg_listener_t *cfg);
+
+/* The listener follows cfg, one of snapshot's listeners (a reload): the
+ * reference moves from the old snapshot to snapshot. */
+void gw_client_origin_set_cfg(gw_client_origin_t *o, const cfg_t *snapshot,
+                              const cfg_listener_t *cfg);
+
+/* Drops one reference; the last frees the origin, its TLS context and its
+ * reference on the snapshot. NULL is ignored. */
+void gw_client_origin_release(gw_client_origin_t *o);
+
 /* Takes a socket a listener accepted (the connection owns it from here on,
- * even on failure) and starts reading. Returns 0 or a negative uv error. */
+ * even on failure) and starts reading. The connection holds a reference on
+ * origin until it is freed. Returns 0 or a negative uv error. */
 int gw_client_conn_start(gw_ctx_t *w, gw_client_origin_t *origin, int fd);
 
 /* Appends output for the next write (encrypted first on TLS). Returns 0 or

@@ -1,11 +1,14 @@
 """Reload and drain (issue 11): SIGHUP reads the configuration file again
 (flags given at start stay on top) and swaps every worker to it while
 exchanges in flight finish on the old one; a broken file keeps the running
-configuration; --check refuses keys given twice; a port another process
-holds refuses the start."""
+configuration; listeners are opened, moved and closed by a reload while
+the connections they accepted finish, and an address that cannot be bound
+refuses the reload as a whole; --check refuses keys given twice; a port
+another process holds refuses the start."""
 
 import os
 import signal
+import socket
 import subprocess
 import time
 
@@ -15,6 +18,7 @@ pytest.register_assert_rewrite("tlsutil")
 
 from conftest import (
     H2GW_BIN,
+    LISTEN_RE,
     SLOW,
     H2Client,
     Proc,
@@ -206,31 +210,162 @@ def test_reload_applies_to_every_worker(tmp_path, origins, gw):
     assert requests_seen(b) == 8
 
 
-def test_listener_address_change_is_refused(tmp_path, origins, gw):
+def free_port():
+    """A port nobody listens on right now (the kernel's pick, released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def listening_ports(p):
+    """Every port the gateway announced on stdout, in order."""
+    return [int(m) for m in LISTEN_RE.findall(p.stdout)]
+
+
+def wait_listening(p, count, timeout=5):
+    """The ports of the first `count` "listening on" lines, once there."""
+    deadline = time.monotonic() + timeout * SLOW
+    while len(listening_ports(p)) < count:
+        assert time.monotonic() < deadline, "no %d 'listening on' lines: %r" % (count, p.stdout)
+        time.sleep(0.02)
+    return listening_ports(p)[:count]
+
+
+def assert_refused(port):
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5 * SLOW).close()
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_listener_address_change_applies_while_a_request_finishes(tmp_path, origins, gw,
+                                                                   workers):
     a, b = origins
     path = tmp_path / "gw.conf"
     write(path, conf_text(a.port, b.port, "a"))
-    p = gw(path)
-    write(path, conf_text(a.port, b.port, "b").replace("127.0.0.1:0", "127.0.0.2:0"))
+    p = gw(path, "--workers", workers, "--log-level", "info")
+    # The first snapshot lives until exit: the old listener is to follow
+    # one that a reload frees.
+    reload(p)
+    old_port = p.port
+    old = H2Client(old_port)
+    delay_ms = 1500 * SLOW
+    slow = old.request("GET", "/delay/%d" % delay_ms)
+    deadline = time.monotonic() + 5 * SLOW
+    while requests_seen(a) < 1:  # in flight on the old listener
+        assert time.monotonic() < deadline, "the slow request never reached backend a"
+        old.pump(0.02)
+
+    new_port = free_port()
+    write(path, conf_text(a.port, b.port, "a").replace("127.0.0.1:0",
+                                                       "127.0.0.1:%d" % new_port))
+    reload(p, 2)
+    assert wait_listening(p, 2)[1] == new_port
+    with H2Client(new_port) as c:
+        c.get("/echo").assert_ok()
+    assert_refused(old_port)
+    resp = old.run([slow], timeout=10 + delay_ms / 1000)[0]
+    resp.assert_ok()
+    assert bytes(resp.body) == b"delayed %d\n" % delay_ms
+    # The connection outlives its listener, and the snapshot it was
+    # accepted under is no worker's any more: a new request on it is served.
+    wait_log(p, "a previous configuration is freed", 2 * int(workers))
+    old.get("/echo").assert_ok()
+    assert "listener 127.0.0.1:0: closed by the reload" in p.stderr_text(), p.stderr_text()
+
+
+def test_listener_added_then_removed(tmp_path, origins, gw, pki):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    base = conf_text(a.port, b.port, "a")
+    write(path, base)
+    p = gw(path, "--workers", "2", "--log-level", "info")
+    # A new listener whose key is another certificate's: refused at its
+    # line, nothing opened.
+    write(path, base + ("[listen x]\n"                   # 10
+                        "address = 127.0.0.1:0\n"        # 11
+                        "tls_cert = %s\n"                # 12
+                        "tls_key = %s\n"                 # 13
+                        % (pki.crt("a"), pki.key("b"))))
     os.kill(p.pid, signal.SIGHUP)
     wait_log(p, FAILED)
-    assert ("%s:1: [listen] address 127.0.0.2:0 (running 127.0.0.1:0): a listener's address "
-            "cannot change on reload: restart to apply" % path) in p.stderr_text(), p.stderr_text()
+    assert "%s:13: key '%s' does not match certificate" % (path, pki.key("b")) \
+        in p.stderr_text(), p.stderr_text()
+    assert listening_ports(p) == [p.port]
+
+    write(path, base + "[listen x]\naddress = 127.0.0.1:0\n")
+    reload(p)
+    x_port = wait_listening(p, 2)[1]
+    assert x_port != p.port
+    x = H2Client(x_port)
+    x.get("/echo").assert_ok()
     with H2Client(p.port) as c:
         c.get("/echo").assert_ok()
-    assert requests_seen(a) == 1
-    # A listener more, or one fewer: refused too, each named.
-    write(path, conf_text(a.port, b.port, "b") + "[listen extra]\naddress = 127.0.0.1:0\n")
-    os.kill(p.pid, signal.SIGHUP)
-    wait_log(p, FAILED, 2)
-    assert "%s:10: [listen extra] is new" % path in p.stderr_text(), p.stderr_text()
-    write(path, conf_text(a.port, b.port, "b").replace("[listen]", "[listen renamed]"))
-    os.kill(p.pid, signal.SIGHUP)
-    wait_log(p, FAILED, 3)
-    assert "[listen] is gone" in p.stderr_text(), p.stderr_text()
+    assert "listener x 127.0.0.1:0: opened by the reload" in p.stderr_text()
+
+    write(path, base)
+    reload(p, 2)
+    assert_refused(x_port)
     with H2Client(p.port) as c:
         c.get("/echo").assert_ok()
-    assert requests_seen(a) == 2
+    # Once the snapshot of the removed listener is no worker's any more,
+    # its connection still serves: it holds what it reads of the listener.
+    wait_log(p, "a previous configuration is freed", 4)
+    x.get("/echo").assert_ok()
+    assert listening_ports(p) == [p.port, x_port]
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_reload_to_a_held_address_is_refused(tmp_path, origins, gw, workers):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    base = conf_text(a.port, b.port, "a")
+    write(path, base)
+    p = gw(path, "--workers", workers)
+    held = socket.socket()
+    try:
+        held.bind(("127.0.0.1", 0))
+        held.listen(8)
+        port = held.getsockname()[1]
+        # The moved listener and a new one: the new one cannot bind, so
+        # neither change is applied.
+        write(path, base.replace("127.0.0.1:0", "127.0.0.1:%d" % free_port())
+              + "[listen x]\naddress = 127.0.0.1:%d\n" % port)
+        os.kill(p.pid, signal.SIGHUP)
+        wait_log(p, FAILED)
+        err = p.stderr_text()
+        assert ("listener x 127.0.0.1:%d: address 127.0.0.1:%d is already in use by another "
+                "process" % (port, port)) in err, err
+        assert RELOADED not in err
+        with H2Client(p.port) as c:
+            c.get("/echo").assert_ok()
+        assert listening_ports(p) == [p.port]
+    finally:
+        held.close()
+    # Nothing was left half done: freed, the address is taken.
+    reload(p)
+    assert port in wait_listening(p, 3)
+    with H2Client(port) as c:
+        c.get("/echo").assert_ok()
+    assert_refused(p.port)
+
+
+def test_address_moved_between_listeners_is_refused_at_its_line(tmp_path, origins, gw):
+    a, b = origins
+    path = tmp_path / "gw.conf"
+    port = free_port()
+    base = conf_text(a.port, b.port, "a").replace("127.0.0.1:0", "127.0.0.1:%d" % port)
+    write(path, base)
+    p = gw(path)
+    assert p.port == port
+    # Renamed: a new listener on the address the running one holds.
+    write(path, base.replace("[listen]", "[listen renamed]"))
+    os.kill(p.pid, signal.SIGHUP)
+    wait_log(p, FAILED)
+    assert ("%s:1: [listen renamed] address 127.0.0.1:%d is held by the running [listen] until "
+            "this reload is applied: move it in two reloads" % (path, port)) \
+        in p.stderr_text(), p.stderr_text()
+    with H2Client(port) as c:
+        c.get("/echo").assert_ok()
 
 
 def test_sighup_reloads_certificates(tmp_path, origins, gw, pki):

@@ -1,10 +1,11 @@
 /*
  * Listeners: own the listening sockets and their handles (the poll, the
  * accept pause, certificate watches); accept client connections, and
- * choose each connection's protocol. A TLS listener picks it by ALPN after the handshake (h2, else
- * HTTP/1.1); a cleartext one sniffs the first bytes (the HTTP/2 preface
- * means HTTP/2 with prior knowledge, a plausible HTTP/1.x request line
- * HTTP/1.1, which may still upgrade to h2c, anything else is closed).
+ * choose each connection's protocol. A TLS listener picks it by ALPN after
+ * the handshake (h2, else HTTP/1.1); a cleartext one sniffs the first
+ * bytes (the HTTP/2 preface means HTTP/2 with prior knowledge, a plausible
+ * HTTP/1.x request line HTTP/1.1, which may still upgrade to h2c, anything
+ * else is closed).
  */
 #ifndef GW_LISTENER_H
 #define GW_LISTENER_H

@@ -576,7 +576,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     atexit(teardown);
 
     g.gw_addr = (struct sockaddr_in){.sin_family = AF_INET,
-                                     .sin_port = htons(gw_listener_port(&g.worker.listeners[0])),
+                                     .sin_port = htons(gw_listener_port(g.worker.listeners[0])),
                                      .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     return 0;
 }

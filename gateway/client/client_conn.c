@@ -252,8 +252,8 @@ static void update_idle_timer(gw_client_conn_t *c)
 static void output_written(gw_client_conn_t *c)
 {
     c->out_len = 0;
-    if (c->is_tls)
-        gw_tls_conn_release_buffers(&c->tls);
+    if (c->is_tls && !c->is_closing)
+        gw_tls_conn_release_buffers(&c->tls, c->proto->is_idle == NULL || c->proto->is_idle(c));
     if (c->out_cap > KEEP_OUT_CAP) {
         free(c->out);
         c->out = NULL;

@@ -570,6 +570,7 @@ static int h2_conn_on_read(gw_client_conn_t *c, const uint8_t *data, size_t len)
     size_t fed = 0, pos = 0;
 
     h->is_awaiting_preface = 0;
+    h->is_mem_dirty = 1;
     /* Frame by frame where it matters: a DATA or HEADERS frame is judged
      * after nghttp2 has processed everything before it. */
     while (pos < len) {
@@ -604,6 +605,14 @@ static int h2_conn_on_flush(gw_client_conn_t *c)
             break;
         if (gw_client_conn_out(c, data, (size_t)n) != 0)
             return -1;
+    }
+    /* Quiet: no request, nothing to send, the last frame copied out. Most
+     * connections at the edge spend their life like this, and the session's
+     * frame buffer and empty stream map are then pages of nothing. */
+    if (h->is_mem_dirty && proto_queue_empty(&h->exchanges) &&
+        !nghttp2_session_want_write(h->session)) {
+        gw_h2_mem_release(&h->mem);
+        h->is_mem_dirty = 0;
     }
     if (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session))
         return 0;
@@ -661,9 +670,12 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     h2_client_t *h = calloc(1, sizeof(*h));
     nghttp2_session_callbacks *cbs = NULL;
     nghttp2_option *opt = NULL;
+    int rv;
     if (h == NULL)
         return NULL;
     h->conn = c;
+    gw_h2_mem_init(&h->mem);
+    h->is_mem_dirty = 1; /* the SETTINGS about to be sent */
     proto_queue_init(&h->exchanges);
     proto_h2_watch_init(&h->watch, 0);
 
@@ -692,7 +704,10 @@ static h2_client_t *session_new(gw_client_conn_t *c)
     nghttp2_option_set_builtin_recv_extension_type(opt, NGHTTP2_PRIORITY_UPDATE);
     nghttp2_option_set_server_fallback_rfc7540_priorities(opt, 1);
 
-    if (nghttp2_session_server_new3(&h->session, cbs, h, opt, gw_h2_mem()) != 0)
+    gw_h2_mem_begin_session(&h->mem);
+    rv = nghttp2_session_server_new3(&h->session, cbs, h, opt, gw_h2_mem_get(&h->mem));
+    gw_h2_mem_end_session(&h->mem);
+    if (rv != 0)
         goto fail;
     nghttp2_option_del(opt);
     nghttp2_session_callbacks_del(cbs);

@@ -1,92 +1,157 @@
 #include "gateway/client/h2_mem.h"
 
-#include <stddef.h>
+#include <malloc.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
-/* Blocks this large or larger get their own pages. */
+/* Blocks this large or larger get their own pages whatever they hold. */
 #define MAP_MIN (16 * 1024)
 
-/* Every block starts with this header, so free and realloc know where it
- * came from; 16 bytes keep the user's pointer aligned for any type. */
-typedef struct block {
-    size_t size; /* the user's size */
-    size_t is_mapped;
-} block_t;
+/* Mapped blocks carry no header: a page-aligned start leaves every page
+ * past the first untouched until nghttp2 writes it, and the registry in
+ * gw_h2_mem_t says which pointers are mappings. */
 
-#define HDR sizeof(block_t)
-
-static void *block_alloc(size_t size, int is_zeroed)
+static size_t page_size(void)
 {
-    block_t *b;
-    if (size >= MAP_MIN) {
-        void *p =
-            mmap(NULL, size + HDR, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-        if (p == MAP_FAILED)
-            return NULL;
-        b = p; /* anonymous pages are zero already */
-        b->is_mapped = 1;
-    } else {
-        b = is_zeroed ? calloc(1, size + HDR) : malloc(size + HDR);
-        if (b == NULL)
-            return NULL;
-        b->is_mapped = 0;
+    return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static size_t mapped_len(size_t size)
+{
+    size_t pg = page_size();
+    return (size + pg - 1) / pg * pg;
+}
+
+static gw_h2_mapped_t *find_mapped(gw_h2_mem_t *m, void *p)
+{
+    for (size_t i = 0; i < m->nmapped; i++) {
+        if (m->mapped[i].p == p)
+            return &m->mapped[i];
     }
-    b->size = size;
-    return (char *)b + HDR;
+    return NULL;
+}
+
+static void *block_alloc(gw_h2_mem_t *m, size_t size, int is_zeroed)
+{
+    /* Zero-filled blocks of a page or more are mapped too: anonymous pages
+     * are zero without being touched, and stay out of the resident set
+     * until the first write (an empty stream map is only ever read). */
+    int is_large = size >= MAP_MIN || (is_zeroed && size >= page_size());
+    if (!is_large || m->nmapped == GW_H2_MEM_MAX_MAPPED)
+        return is_zeroed ? calloc(1, size) : malloc(size);
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    m->mapped[m->nmapped++] = (gw_h2_mapped_t){p, size, m->is_creating && !is_zeroed};
+    return p;
 }
 
 static void h2_free(void *ptr, void *ud)
 {
-    (void)ud;
+    gw_h2_mem_t *m = ud;
     if (ptr == NULL)
         return;
-    block_t *b = (block_t *)((char *)ptr - HDR);
-    if (b->is_mapped)
-        munmap(b, b->size + HDR);
-    else
-        free(b);
+    gw_h2_mapped_t *e = find_mapped(m, ptr);
+    if (e == NULL) {
+        free(ptr);
+        return;
+    }
+    munmap(e->p, e->size);
+    *e = m->mapped[--m->nmapped];
 }
 
 static void *h2_malloc(size_t size, void *ud)
 {
-    (void)ud;
-    return block_alloc(size, 0);
+    return block_alloc(ud, size, 0);
 }
 
 static void *h2_calloc(size_t nmemb, size_t size, void *ud)
 {
-    (void)ud;
-    if (size != 0 && nmemb > SIZE_MAX / size - 1)
+    if (size != 0 && nmemb > SIZE_MAX / size)
         return NULL;
-    return block_alloc(nmemb * size, 1);
+    return block_alloc(ud, nmemb * size, 1);
 }
 
 static void *h2_realloc(void *ptr, size_t size, void *ud)
 {
+    gw_h2_mem_t *m = ud;
     if (ptr == NULL)
-        return h2_malloc(size, ud);
-    block_t *b = (block_t *)((char *)ptr - HDR);
-    if (!b->is_mapped && size < MAP_MIN) {
-        block_t *nb = realloc(b, size + HDR);
-        if (nb == NULL)
-            return NULL;
-        nb->size = size;
-        return (char *)nb + HDR;
-    }
-    void *p = block_alloc(size, 0);
+        return block_alloc(m, size, 0);
+    gw_h2_mapped_t *e = find_mapped(m, ptr);
+    size_t old = e != NULL ? e->size : malloc_usable_size(ptr);
+    if (e == NULL && (size < MAP_MIN || m->nmapped == GW_H2_MEM_MAX_MAPPED))
+        return realloc(ptr, size);
+    /* A moved block is never the frame buffer of a session being created:
+     * is_scratch is not carried over (keeping bytes is always safe). */
+    void *p = block_alloc(m, size, 0);
     if (p == NULL)
         return NULL;
-    memcpy(p, ptr, b->size < size ? b->size : size);
-    h2_free(ptr, ud);
+    memcpy(p, ptr, old < size ? old : size);
+    h2_free(ptr, m);
     return p;
 }
 
-static nghttp2_mem mem = {NULL, h2_malloc, h2_free, h2_calloc, h2_realloc};
-
-nghttp2_mem *gw_h2_mem(void)
+void gw_h2_mem_init(gw_h2_mem_t *m)
 {
-    return &mem;
+    memset(m, 0, sizeof(*m));
+    m->mem = (nghttp2_mem){m, h2_malloc, h2_free, h2_calloc, h2_realloc};
+}
+
+nghttp2_mem *gw_h2_mem_get(gw_h2_mem_t *m)
+{
+    return &m->mem;
+}
+
+void gw_h2_mem_begin_session(gw_h2_mem_t *m)
+{
+    m->is_creating = 1;
+}
+
+void gw_h2_mem_end_session(gw_h2_mem_t *m)
+{
+    m->is_creating = 0;
+}
+
+static int is_zero_page(const uint8_t *p, size_t len)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)p;
+    for (size_t i = 0; i < len / sizeof(*w); i++) {
+        if (w[i] != 0)
+            return 0;
+    }
+    return 1;
+}
+
+static size_t discard(void *p, size_t len)
+{
+    return len > 0 && madvise(p, len, MADV_DONTNEED) == 0 ? len : 0;
+}
+
+size_t gw_h2_mem_release(gw_h2_mem_t *m)
+{
+    size_t pg = page_size(), total = 0;
+    for (size_t i = 0; i < m->nmapped; i++) {
+        uint8_t *p = m->mapped[i].p;
+        size_t len = mapped_len(m->mapped[i].size);
+        if (m->mapped[i].is_scratch) {
+            total += discard(p, len);
+            continue;
+        }
+        /* Runs of zero pages, one madvise each. The bytes past size up to
+         * the page end are never written, so they are zero too. */
+        size_t run = 0;
+        for (size_t off = 0; off < len; off += pg) {
+            if (is_zero_page(p + off, pg)) {
+                run += pg;
+                continue;
+            }
+            total += discard(p + off - run, run);
+            run = 0;
+        }
+        total += discard(p + len - run, run);
+    }
+    return total;
 }

@@ -11,6 +11,7 @@
 
 #include "gateway/client/client_conn.h"
 #include "gateway/client/h2_glitch.h"
+#include "gateway/client/h2_mem.h"
 #include "gateway/client/h2_push.h"
 #include "gateway/exchange.h"
 #include "proto/fields.h"
@@ -35,6 +36,9 @@ typedef struct h2_client {
     proto_h2_watch_t watch;
     int32_t peer_reset_id; /* the stream of the RST_STREAM being received */
     gw_h2_push_t push;     /* server push from Link rel=preload (h2_push.c) */
+    gw_h2_mem_t mem;       /* the session's allocator; outlives the session */
+    /* Input came since the session last gave back its idle pages. */
+    int is_mem_dirty;
 } h2_client_t;
 
 /* A request's fields as nghttp2 hands them over, copied (nghttp2's buffers

@@ -85,10 +85,11 @@ int gw_tls_conn_send_pending(gw_tls_conn_t *t, uv_stream_t *stream);
 const char *gw_tls_conn_version(const gw_tls_conn_t *t);
 const char *gw_tls_conn_sni(const gw_tls_conn_t *t);
 
-/* Gives back the memory BIOs' grown buffers when both are drained (after
- * the handshake flight, after a burst): an idle connection keeps only
- * what OpenSSL itself needs. */
-void gw_tls_conn_release_buffers(gw_tls_conn_t *t);
+/* Gives back the input memory BIO's grown buffer when it is drained
+ * (after the handshake flight, after a burst); with is_quiet (nothing in
+ * progress on the connection) a small one too: an idle connection keeps
+ * only what OpenSSL itself needs. */
+void gw_tls_conn_release_buffers(gw_tls_conn_t *t, int is_quiet);
 
 /* Application protocol agreed by ALPN: "h2", "http/1.1" or "" (none). */
 void gw_tls_conn_alpn(const gw_tls_conn_t *t, char *out, size_t cap);

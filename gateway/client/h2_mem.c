@@ -105,9 +105,18 @@ nghttp2_mem *gw_h2_mem_get(gw_h2_mem_t *m)
     return &m->mem;
 }
 
+/* Which block is the frame buffer (the large one a new session takes) was
+ * read from nghttp2 1.52's source: with another version no block is taken
+ * for scratch, and only pages of zeros are given back (always safe). */
+static int is_known_layout(void)
+{
+    const nghttp2_info *v = nghttp2_version(0);
+    return v != NULL && (v->version_num >> 8) == 0x0134;
+}
+
 void gw_h2_mem_begin_session(gw_h2_mem_t *m)
 {
-    m->is_creating = 1;
+    m->is_creating = is_known_layout();
 }
 
 void gw_h2_mem_end_session(gw_h2_mem_t *m)

@@ -34,8 +34,9 @@ static void on_kick(uv_idle_t *idle)
     (void)idle; /* its being active is the point: the next poll does not block */
 }
 
-/* How often load is compared with its peak, and how far it must fall. */
-#define TRIM_INTERVAL_MS 2000
+/* How often idle connections give back their buffers and load is
+ * compared with its peak, and how far it must fall. */
+#define TRIM_INTERVAL_MS 1000
 #define TRIM_MIN_PEAK 8
 
 /* malloc keeps freed memory for reuse (main.c raises its trim threshold so
@@ -45,6 +46,9 @@ static void on_trim_timer(uv_timer_t *timer)
 {
     gw_worker_t *w = timer->data;
     gw_ctx_t *ctx = &w->ctx;
+    /* Connections with nothing in progress give back their idle buffers. */
+    for (proto_queue_t *n = ctx->clients.next; n != &ctx->clients; n = n->next)
+        gw_client_conn_trim(proto_container_of(n, gw_client_conn_t, all_node));
     if ((w->peak_clients >= TRIM_MIN_PEAK && ctx->nclients <= w->peak_clients / 2) ||
         (w->peak_exchanges >= TRIM_MIN_PEAK && ctx->nexchanges <= w->peak_exchanges / 2)) {
         malloc_trim(0);

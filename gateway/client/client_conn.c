@@ -253,7 +253,7 @@ static void output_written(gw_client_conn_t *c)
 {
     c->out_len = 0;
     if (c->is_tls && !c->is_closing)
-        gw_tls_conn_release_buffers(&c->tls, c->proto->is_idle == NULL || c->proto->is_idle(c));
+        gw_tls_conn_release_buffers(&c->tls, 0);
     if (c->out_cap > KEEP_OUT_CAP) {
         free(c->out);
         c->out = NULL;
@@ -331,6 +331,17 @@ static void linger_close(gw_client_conn_t *c)
     c->is_idle_timing = 0;
     uv_timer_stop(&c->timer);
     uv_timer_start(&c->timer, on_linger_timeout, LINGER_MS, 0);
+}
+
+void gw_client_conn_trim(gw_client_conn_t *c)
+{
+    if (c->proto == NULL || c->is_closing || c->is_lingering || c->is_done || c->is_writing ||
+        c->out_len > 0 || (c->proto->is_idle != NULL && !c->proto->is_idle(c)))
+        return;
+    if (c->is_tls)
+        gw_tls_conn_release_buffers(&c->tls, 1);
+    if (c->proto->on_trim != NULL)
+        c->proto->on_trim(c);
 }
 
 /* Rounds of gather-and-write per connection and loop turn: a connection

@@ -60,6 +60,11 @@ typedef struct gw_client_proto {
      * (the protocol ends it later through on_flush), negative to close now.
      * NULL: close now. */
     int (*on_eof)(gw_client_conn_t *c);
+    /* Optional. The worker's periodic sweep found the connection with
+     * nothing in progress and nothing to write: give back what an idle
+     * connection does not need. Done here rather than each time a request
+     * ends, where it would cost a client sending one request at a time. */
+    void (*on_trim)(gw_client_conn_t *c);
 } gw_client_proto_t;
 
 struct gw_client_conn {
@@ -132,6 +137,11 @@ uint8_t *gw_client_conn_out_space(gw_client_conn_t *c, size_t len);
  * backend ended its side. The connection still ends when the protocol is
  * done. Idempotent. */
 void gw_client_conn_shutdown_write(gw_client_conn_t *c);
+
+/* The worker's periodic sweep: a connection with no request in progress
+ * and no output pending gives back its idle buffers (TLS input, and what
+ * the protocol's on_trim frees). */
+void gw_client_conn_trim(gw_client_conn_t *c);
 
 /* Asks for a flush at the end of this loop turn. */
 void gw_client_conn_mark_dirty(gw_client_conn_t *c);

@@ -606,14 +606,6 @@ static int h2_conn_on_flush(gw_client_conn_t *c)
         if (gw_client_conn_out(c, data, (size_t)n) != 0)
             return -1;
     }
-    /* Quiet: no request, nothing to send, the last frame copied out. Most
-     * connections at the edge spend their life like this, and the session's
-     * frame buffer and empty stream map are then pages of nothing. */
-    if (h->is_mem_dirty && proto_queue_empty(&h->exchanges) &&
-        !nghttp2_session_want_write(h->session)) {
-        gw_h2_mem_release(&h->mem);
-        h->is_mem_dirty = 0;
-    }
     if (!nghttp2_session_want_read(h->session) && !nghttp2_session_want_write(h->session))
         return 0;
     return 1;
@@ -647,6 +639,18 @@ static void h2_conn_on_destroy(gw_client_conn_t *c)
     c->proto_state = NULL;
 }
 
+/* Quiet: no request, and nothing to send (so the last frame was copied
+ * out). Most connections at the edge spend their life like this, and the
+ * session's frame buffer and empty stream map are then pages of nothing. */
+static void h2_conn_on_trim(gw_client_conn_t *c)
+{
+    h2_client_t *h = c->proto_state;
+    if (h != NULL && h->is_mem_dirty && !nghttp2_session_want_write(h->session)) {
+        gw_h2_mem_release(&h->mem);
+        h->is_mem_dirty = 0;
+    }
+}
+
 static int h2_conn_is_idle(gw_client_conn_t *c)
 {
     h2_client_t *h = c->proto_state;
@@ -660,6 +664,7 @@ const gw_client_proto_t gw_h2_client_proto = {
     .on_drain = h2_conn_on_drain,
     .on_destroy = h2_conn_on_destroy,
     .is_idle = h2_conn_is_idle,
+    .on_trim = h2_conn_on_trim,
 };
 
 /* Creates c's HTTP/2 session and queues the server SETTINGS. The caller

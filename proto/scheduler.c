@@ -25,6 +25,7 @@ typedef struct proto_sched_bucket {
     const void *owner;
     uint8_t urgency;
     uint64_t vtime; /* pass of the last dispatch: where new flows start */
+    uint32_t run;   /* dispatches in a row at the head of its ring */
     proto_queue_t ring_node;
     proto_sched_flow_t *flows;
     size_t len;
@@ -42,6 +43,7 @@ int proto_sched_init(proto_sched_t *s, int mode, uint64_t max_wait_ms,
     s->table_size = 64;
     s->nbuckets = 0;
     s->len = 0;
+    s->quantum = 1;
     s->table = calloc(s->table_size, sizeof(*s->table));
     return s->table != NULL ? 0 : -1;
 }
@@ -324,8 +326,15 @@ proto_sched_entry_t *proto_sched_dequeue(proto_sched_t *s, uint64_t now_ms, int 
             b->vtime = g->pass;
     }
     f->pass += STRIDE / f->weight;
-    proto_queue_remove(&b->ring_node);
-    proto_queue_insert_tail(&s->levels[b->urgency], &b->ring_node);
+    /* The bucket at the head of its ring keeps its turn for a run of
+     * `quantum` dispatches; one served out of turn (aging, a parent) goes
+     * to the back at once, as a run of its own. */
+    int is_head = proto_queue_first(&s->levels[b->urgency]) == &b->ring_node;
+    if (!is_head || ++b->run >= s->quantum) {
+        b->run = 0;
+        proto_queue_remove(&b->ring_node);
+        proto_queue_insert_tail(&s->levels[b->urgency], &b->ring_node);
+    }
     proto_sched_remove(s, e);
     return e;
 }

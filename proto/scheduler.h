@@ -8,7 +8,8 @@
  *
  * Order of dispatch in PROTO_SCHED_PRIORITY mode:
  *   1. lowest urgency number first (RFC 9218: 0 is most urgent);
- *   2. within one urgency, round robin across client connections;
+ *   2. within one urgency, round robin across client connections, in runs
+ *      of up to `quantum` dispatches per connection (deficit round robin);
  *   3. within one connection and urgency, stride scheduling across weights
  *      (weight 256 gets 8 dispatches for each one of weight 32), arrival
  *      order among equal weights;
@@ -57,11 +58,19 @@ typedef struct proto_sched {
     struct proto_sched_bucket **table;        /* (owner, urgency) -> bucket */
     size_t table_size, nbuckets;
     size_t len;
+    uint32_t quantum; /* dispatches a connection gets in a row; 1 by default */
 } proto_sched_t;
 
 /* Prepares an empty scheduler. Returns 0 or -1 (out of memory). */
 int proto_sched_init(proto_sched_t *s, int mode, uint64_t max_wait_ms,
                      proto_sched_parent_fn parent_of);
+
+/* Sets how many entries of one connection (and urgency) go in a row
+ * before the next connection's turn (at least 1). */
+static inline void proto_sched_set_quantum(proto_sched_t *s, uint32_t quantum)
+{
+    s->quantum = quantum > 0 ? quantum : 1;
+}
 
 /* Frees the scheduler's own memory; entries still queued are forgotten. */
 void proto_sched_free(proto_sched_t *s);

@@ -9,6 +9,10 @@
 /* Reserved connections (priority_reserved_connections) serve urgency 0..2:
  * what a browser marks as render-blocking (HTML, CSS, fonts). */
 #define URGENT_MAX 2
+/* Longest run of dispatches one client connection gets in a row (see
+ * gw_pool_init): 8 already puts the client-side reads and writes of F in
+ * make bench at about one per eight requests; 16 measured no better. */
+#define SCHED_RUN_MAX 8
 
 _Static_assert(CFG_NAME_MAX <= GW_M_NAME_MAX, "a backend name fits its metrics' name");
 
@@ -83,6 +87,16 @@ int gw_pool_init(gw_pool_t *p, gw_ctx_t *w, const cfg_backend_t *bcfg)
             &p->sched, bcfg->scheduling == CFG_SCHED_FIFO ? PROTO_SCHED_FIFO : PROTO_SCHED_PRIORITY,
             bcfg->priority_max_wait_ms, sched_parent_of) != 0)
         return UV_ENOMEM;
+    /* A connection's waiting requests go out in runs, so that their
+     * responses come back together and leave in one write to the client
+     * (and its next requests arrive in one read): one request from each of
+     * 64 connections per turn cost a write and a read per request, 30 %
+     * more CPU per request through a pool of 16. A run fills at most one
+     * round of a server's connections, so a newcomer still waits about one
+     * round per connection ahead of it, as with a pool of one. */
+    proto_sched_set_quantum(&p->sched, bcfg->max_connections < SCHED_RUN_MAX
+                                           ? bcfg->max_connections
+                                           : SCHED_RUN_MAX);
     uv_timer_init(&w->loop, &p->queue_timer);
     uv_timer_init(&w->loop, &p->resolve_timer);
     p->queue_timer.data = p->resolve_timer.data = p;

@@ -82,12 +82,13 @@ typedef struct seq_case {
 
 /* Queues c's entries in index order at t=0 and dequeues them all; FIFO mode
  * must give arrival order whatever the priorities. */
-static void run_seq_case(const seq_case_t *c, int mode)
+static void run_seq_case_runs(const seq_case_t *c, int mode, uint32_t quantum)
 {
     proto_sched_entry_t e[16];
     proto_sched_t s;
 
     assert_int_equal(proto_sched_init(&s, mode, NO_AGING, NULL), 0);
+    proto_sched_set_quantum(&s, quantum);
     for (size_t i = 0; i < c->n; i++) {
         entry_set(&e[i], owner(c->owner[i]), c->urgency[i],
                   c->weight[i] != 0 ? c->weight[i] : DEFAULT_WEIGHT);
@@ -103,6 +104,11 @@ static void run_seq_case(const seq_case_t *c, int mode)
     }
     assert_drained(&s);
     proto_sched_free(&s);
+}
+
+static void run_seq_case(const seq_case_t *c, int mode)
+{
+    run_seq_case_runs(c, mode, 1);
 }
 
 /* One owner, one weight: urgency decides, arrival order breaks ties. */
@@ -163,6 +169,34 @@ static const seq_case_t owner_cases[] = {
      {0, 3, 1, 4, 2, 5}},
 };
 
+/* Runs of up to 3 dispatches per owner before the next owner's turn. */
+static const seq_case_t run_cases[] = {
+    {"three owners in blocks",
+     12,
+     {0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2},
+     {3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3},
+     {0},
+     {0, 1, 2, 4, 5, 6, 8, 9, 10, 3, 7, 11}},
+    {"a short backlog ends its run early",
+     9,
+     {0, 0, 0, 0, 0, 0, 1, 2, 2},
+     {3, 3, 3, 3, 3, 3, 3, 3, 3},
+     {0},
+     {0, 1, 2, 6, 7, 8, 3, 4, 5}},
+    {"levels still come first",
+     8,
+     {0, 0, 0, 0, 1, 1, 1, 1},
+     {3, 3, 3, 3, 1, 1, 3, 3},
+     {0},
+     {4, 5, 0, 1, 2, 6, 7, 3}},
+    {"weights within a run",
+     6,
+     {0, 0, 0, 1, 1, 1},
+     {3, 3, 3, 3, 3, 3},
+     {256, 256, 1, 16, 16, 16},
+     {0, 1, 2, 3, 4, 5}},
+};
+
 static void test_urgency_order(void **state)
 {
     (void)state;
@@ -175,6 +209,49 @@ static void test_owner_round_robin(void **state)
     (void)state;
     for (size_t i = 0; i < COUNT(owner_cases); i++)
         run_seq_case(&owner_cases[i], PROTO_SCHED_PRIORITY);
+}
+
+static void test_owner_runs(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < COUNT(run_cases); i++)
+        run_seq_case_runs(&run_cases[i], PROTO_SCHED_PRIORITY, 3);
+    /* FIFO is arrival order whatever the runs. */
+    for (size_t i = 0; i < COUNT(run_cases); i++)
+        run_seq_case_runs(&run_cases[i], PROTO_SCHED_FIFO, 3);
+}
+
+/* An owner served out of turn (its entry aged) does not cut the run of the
+ * owner at the head of the ring. */
+static void test_owner_runs_out_of_turn(void **state)
+{
+    static const int want[][5] = {{0, 3, 1, 4, 2}, {0, 3, 1, 2, 4}}; /* quantum 1, 4 */
+    static const uint32_t quanta[] = {1, 4};
+
+    (void)state;
+    for (size_t q = 0; q < COUNT(quanta); q++) {
+        proto_sched_entry_t e[5];
+        proto_sched_t s;
+        assert_int_equal(proto_sched_init(&s, PROTO_SCHED_PRIORITY, 100, NULL), 0);
+        proto_sched_set_quantum(&s, quanta[q]);
+        /* Owner 0 comes first (head of the ring); owner 1's e[3] is the
+         * second oldest and ages at t=100. */
+        entry_set(&e[0], owner(0), 3, DEFAULT_WEIGHT);
+        entry_set(&e[3], owner(1), 3, DEFAULT_WEIGHT);
+        entry_set(&e[1], owner(0), 3, DEFAULT_WEIGHT);
+        entry_set(&e[2], owner(0), 3, DEFAULT_WEIGHT);
+        entry_set(&e[4], owner(1), 3, DEFAULT_WEIGHT);
+        enqueue(&s, &e[0], 0);
+        enqueue(&s, &e[3], 0);
+        enqueue(&s, &e[1], 50);
+        enqueue(&s, &e[2], 50);
+        enqueue(&s, &e[4], 50);
+        assert_int_equal(dequeue_index(&s, e, 5, 60, ALL), want[q][0]);
+        for (int i = 1; i < 5; i++)
+            assert_int_equal(dequeue_index(&s, e, 5, 100, ALL), want[q][i]);
+        assert_drained(&s);
+        proto_sched_free(&s);
+    }
 }
 
 /* A connection with a long backlog does not hold back a newcomer. */
@@ -1008,6 +1085,8 @@ int main(void)
         cmocka_unit_test(test_urgency_order),
         cmocka_unit_test(test_owner_round_robin),
         cmocka_unit_test(test_owner_newcomer),
+        cmocka_unit_test(test_owner_runs),
+        cmocka_unit_test(test_owner_runs_out_of_turn),
         cmocka_unit_test(test_fifo_order),
         cmocka_unit_test(test_fifo_head_of_line),
         cmocka_unit_test(test_weights),

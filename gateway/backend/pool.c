@@ -94,9 +94,8 @@ int gw_pool_init(gw_pool_t *p, gw_ctx_t *w, const cfg_backend_t *bcfg)
      * more CPU per request through a pool of 16. A run fills at most one
      * round of a server's connections, so a newcomer still waits about one
      * round per connection ahead of it, as with a pool of one. */
-    proto_sched_set_quantum(&p->sched, bcfg->max_connections < SCHED_RUN_MAX
-                                           ? bcfg->max_connections
-                                           : SCHED_RUN_MAX);
+    proto_sched_set_quantum(&p->sched, bcfg->max_connections < SCHED_RUN_MAX ? bcfg->max_connections
+                                                                             : SCHED_RUN_MAX);
     uv_timer_init(&w->loop, &p->queue_timer);
     uv_timer_init(&w->loop, &p->resolve_timer);
     p->queue_timer.data = p->resolve_timer.data = p;

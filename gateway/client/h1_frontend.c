@@ -26,6 +26,7 @@
 #include "gateway/core/ctx.h"
 #include "proto/buf.h"
 #include "proto/h1_request_parser.h"
+#include "proto/h1_start.h"
 #include "proto/upgrade.h"
 
 /* Unparsed bytes kept while a request is served; reads stop beyond. */

@@ -12,7 +12,7 @@
 #include "gateway/client/h1_frontend.h"
 #include "gateway/client/h2_frontend.h"
 #include "gateway/core/log.h"
-#include "proto/h1_request_parser.h"
+#include "proto/h1_start.h"
 
 static const char h2_preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 #define H2_PREFACE_LEN (sizeof(h2_preface) - 1)

@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "proto/h1_request_parser.h"
+#include "proto/h1_start.h"
 
 /* ---- event recorder ---- */
 

@@ -265,7 +265,11 @@ static void start_exchange(h2_client_t *h, gw_exchange_t *x, int is_end_stream)
         req.nextra = 1;
     }
     field_view(r, &r->method, &req.method, &req.method_len);
-    field_view(r, &r->scheme, &req.scheme, &req.scheme_len);
+    /* X-Forwarded-Proto and Forwarded say how the request reached us: the
+     * connection decides, as for HTTP/1.1 clients, not the :scheme a
+     * cleartext client may set to "https". */
+    req.scheme = c->is_tls ? "https" : "http";
+    req.scheme_len = c->is_tls ? 5 : 4;
     field_view(r, &r->path, &req.path, &req.path_len);
     if (r->has_authority)
         field_view(r, &r->authority, &req.authority, &req.authority_len);

@@ -486,14 +486,14 @@ class H2Client:
     # -- sending
 
     def request(self, method, path, headers=(), body=None, chunks=None, end=True,
-                authority=None, content_length=None):
+                authority=None, content_length=None, scheme="http"):
         """Queue a request; returns its stream id. body: bytes sent with a
         content-length header (unless content_length=False); chunks: a list of
         bytes sent as separate DATA runs, without content-length."""
         sid = self.conn.get_next_available_stream_id()
         hdrs = [
             (b":method", method.encode()),
-            (b":scheme", b"http"),
+            (b":scheme", scheme.encode()),
             (b":authority", (authority or self.authority).encode()),
             (b":path", path.encode()),
         ]

@@ -34,6 +34,18 @@ def test_echo_get_forwarding_headers(origin, gateway):
     assert e["trailers"] == []
 
 
+def test_forwarded_proto_is_the_connections_not_the_clients_scheme(origin, gateway):
+    """A cleartext HTTP/2 client that claims :scheme https must not make the
+    backend believe the request came over TLS (secure cookies, redirects)."""
+    gw = gateway(origin)
+    with gw.client() as c:
+        (r,) = c.run([c.request("GET", "/echo", scheme="https")])
+    r.assert_ok()
+    e = r.json()
+    assert echo_header_values(e, "x-forwarded-proto") == ["http"]
+    assert echo_header_values(e, "forwarded") == ["for=127.0.0.1;proto=http"]
+
+
 def test_other_methods_and_authority(origin, gateway):
     gw = gateway(origin)
     with gw.client() as c:

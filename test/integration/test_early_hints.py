@@ -1,9 +1,12 @@
 """Interim (1xx) responses from the backend: 103 Early Hints and the like
 reach HTTP/2 clients as informational HEADERS and HTTP/1.1 clients as
 interim responses, before the final one; at most 8 per exchange; never to
-HTTP/1.0 clients; 100 Continue stays between the gateway and the backend."""
+HTTP/1.0 clients. A backend's 100 Continue reaches HTTP/2 clients; for
+HTTP/1.1 clients the gateway answers Expect itself."""
 
 import socket
+import subprocess
+import time
 
 from conftest import SLOW
 
@@ -76,14 +79,31 @@ def test_h2_status_103_and_102(origin, gateway):
             assert [dict(i)[b":status"] for i in r.informational] == [str(code).encode()]
 
 
-def test_h2_100_continue_is_not_relayed(origin, gateway):
+def test_h2_100_continue_is_relayed(origin, gateway):
+    """An HTTP/2 client that sent Expect gets the backend's 100 (else it
+    waits out its own timer before sending the body: curl waits 1 s)."""
     gw = gateway(origin)
     with gw.client() as c:
         r = c.fetch("POST", "/continue", body=b"some body",
                     headers=[("expect", "100-continue")])
         r.assert_ok()
         assert bytes(r.body) == b"after continue\n"
-        assert r.informational == [], r.informational
+        assert [dict(i)[b":status"] for i in r.informational] == [b"100"], r.informational
+
+
+def test_h2_curl_expect_100_continue_does_not_wait(origin, gateway):
+    gw = gateway(origin)
+    body = b"x" * (300 * 1024)
+    start = time.monotonic()
+    out = subprocess.run(
+        ["curl", "-sS", "--http2-prior-knowledge", "-H", "Expect: 100-continue",
+         "--expect100-timeout", "30", "--data-binary", "@-", "-o", "-",
+         "http://127.0.0.1:%d/continue" % gw.port],
+        input=body, capture_output=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == b"after continue\n", out.stdout
+    # With the 30 s expect timeout, only a relayed 100 lets curl send in time.
+    assert time.monotonic() - start < 10 * SLOW
 
 
 def test_h1_103_interim_response(origin, gateway):

@@ -30,6 +30,7 @@ struct admin_conn {
     admin_conn_t *prev, *next;
     int nclosing; /* handles closed so far (tcp, timer); freed at 2 */
     int is_answered;
+    int is_head; /* HEAD: the head GET would get, without its body */
     size_t len;
     char in[ADMIN_HEAD_MAX];
     char out[512]; /* the head, and a short body */
@@ -97,7 +98,8 @@ int gw_admin_answer(const gw_admin_ops_t *ops, const char *line, size_t len, cha
         snprintf(body, cap, "not found\n");
         return 404;
     }
-    if (m != 3 || memcmp(line, "GET", 3) != 0) {
+    /* HEAD too: load balancers' health checks often use it. */
+    if (!(m == 3 && memcmp(line, "GET", 3) == 0) && !(m == 4 && memcmp(line, "HEAD", 4) == 0)) {
         snprintf(body, cap, "method not allowed\n");
         return 405;
     }
@@ -162,7 +164,8 @@ static void respond(admin_conn_t *c, int status, const char *body)
                      "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
                      "Cache-Control: no-store\r\n%sConnection: close\r\n\r\n%s",
                      status, reason_phrase(status), type, body_len,
-                     status == 405 ? "Allow: GET\r\n" : "", c->page != NULL ? "" : body);
+                     status == 405 ? "Allow: GET, HEAD\r\n" : "",
+                     c->page != NULL || c->is_head ? "" : body);
     if (n < 0 || (size_t)n >= sizeof(c->out)) {
         conn_close(c);
         return;
@@ -170,8 +173,8 @@ static void respond(admin_conn_t *c, int status, const char *body)
     uv_buf_t bufs[2] = {uv_buf_init(c->out, (unsigned)n),
                         uv_buf_init(c->page, (unsigned)c->page_len)};
     c->write_req.data = c;
-    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs, c->page != NULL ? 2 : 1,
-                 on_written) != 0)
+    if (uv_write(&c->write_req, (uv_stream_t *)&c->tcp, bufs,
+                 c->page != NULL && !c->is_head ? 2 : 1, on_written) != 0)
         conn_close(c);
 }
 
@@ -210,6 +213,7 @@ static void on_read(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf)
     if (line_len > 0 && c->in[line_len - 1] == '\r')
         line_len--;
     char body[300];
+    c->is_head = line_len > 5 && memcmp(c->in, "HEAD ", 5) == 0;
     const gw_admin_ops_t *ops = &c->admin->ops;
     int status = gw_admin_answer(ops, c->in, line_len, body, sizeof(body));
     if (status == GW_ADMIN_METRICS) {

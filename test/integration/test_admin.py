@@ -50,6 +50,9 @@ def test_livez_and_readyz_ok(origin, gateway):
     assert admin_get(port, "/readyz") == (200, "ready\n")
     assert admin_get(port, "/nope")[0] == 404
     assert admin_get(port, "/livez", "POST")[0] == 405
+    # HEAD, as load balancers' checks send it: GET's status, no body.
+    assert admin_get(port, "/livez", "HEAD") == (200, "")
+    assert admin_get(port, "/readyz", "HEAD") == (200, "")
     # Never proxied: the origin saw nothing.
     assert origin.stats()["requests"] == 0
 

@@ -618,12 +618,8 @@ static int conn_on_head(void *ud, int status, const proto_header_t *f, size_t n)
 static int conn_on_info(void *ud, int status, const proto_header_t *f, size_t n)
 {
     gw_exchange_t *x = ud;
-    /* The HTTP/1.1 frontend answers Expect itself, so a 100 Continue
-     * stays between it and the backend; an HTTP/2 client gets the
-     * backend's, or it would wait out its own timer before sending the
-     * body (curl: a second). Past GW_INFO_MAX the backend's hints cost the
-     * client nothing. */
-    if ((status == 100 && strcmp(x->protocol, "h2") != 0) || x->fe->on_info == NULL)
+    /* Past GW_INFO_MAX the backend's hints cost the client nothing. */
+    if (x->fe->on_info == NULL)
         return 0;
     if (x->ninfo >= GW_INFO_MAX) {
         if (x->ninfo == GW_INFO_MAX)

@@ -158,13 +158,15 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
 }
 
 /* An interim response ("HTTP/1.1 103 Early Hints" and its fields) staged
- * before the final head; HTTP/1.0 clients know none (RFC 9110 15.2). */
+ * before the final head; HTTP/1.0 clients know none (RFC 9110 15.2). The
+ * backend's 100 Continue is not the client's: this frontend answers
+ * Expect itself. */
 static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
 {
     h1_client_t *h = gw_h1_client_of(x);
     char line[64];
 
-    if (h->http_minor == 0 || h->is_resp_started)
+    if (h->http_minor == 0 || h->is_resp_started || status == 100)
         return 0;
     int rv = stage(h, line,
                    (size_t)snprintf(line, sizeof(line), "HTTP/1.1 %d %s\r\n", status,

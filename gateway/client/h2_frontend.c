@@ -59,8 +59,6 @@ static int request_add_field(h2_request_t *r, const uint8_t *name, size_t name_l
     }
     if (proto_fields_name_is(fs, f, ":method"))
         r->method = *f;
-    else if (proto_fields_name_is(fs, f, ":scheme"))
-        r->scheme = *f;
     else if (proto_fields_name_is(fs, f, ":path"))
         r->path = *f;
     else if (proto_fields_name_is(fs, f, ":protocol")) {

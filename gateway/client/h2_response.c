@@ -108,7 +108,8 @@ static int fe_on_head(gw_exchange_t *x, int status, const proto_header_t *f, siz
 }
 
 /* An interim response: a HEADERS frame with its 1xx :status and no
- * END_STREAM, before the final one (RFC 9113 8.1). */
+ * END_STREAM, before the final one (RFC 9113 8.1). A 100 Continue too: an
+ * HTTP/2 client that sent Expect waits for it before sending its body. */
 static int fe_on_info(gw_exchange_t *x, int status, const proto_header_t *f, size_t n)
 {
     h2_client_t *h = gw_h2_client_of(x);

@@ -47,7 +47,7 @@ typedef struct h2_client {
  * way. */
 typedef struct h2_request {
     proto_fields_t fs; /* every field, pseudo-header fields included */
-    proto_field_t method, scheme, authority, path;
+    proto_field_t method, authority, path;
     proto_field_t protocol; /* RFC 8441 :protocol */
     int has_protocol;
     size_t nregular; /* fields that are not pseudo-header fields */
